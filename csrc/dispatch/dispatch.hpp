@@ -1,0 +1,38 @@
+// Runtime choice between the builds of the kernels for different instruction sets.
+#pragma once
+
+#include <cstdint>
+
+#include "fastopt/config.hpp"
+
+namespace fastopt::dispatch {
+
+template <class T>
+using OptimizerStep = void (*)(const OptimConfig&, OptimScalars&, double, T*, const T*,
+                               T* const*, int64_t) noexcept;
+
+struct KernelTable {
+    const char* name;
+    OptimizerStep<float> optimizer_step_f32;
+    OptimizerStep<double> optimizer_step_f64;
+
+    template <class T>
+    OptimizerStep<T> optimizer_step() const noexcept {
+        if constexpr (sizeof(T) == 4) return optimizer_step_f32;
+        else return optimizer_step_f64;
+    }
+};
+
+extern const KernelTable baseline_table;
+#if FASTOPT_HAVE_AVX2_VARIANT
+extern const KernelTable avx2_table;
+#endif
+
+// The table in use: the widest the CPU supports, unless set_target chose another.
+const KernelTable& kernels() noexcept;
+// Names of the builds this CPU can run, widest last.
+const char* const* available_targets(int* count) noexcept;
+// Select a build by name; false when unknown or unsupported by this CPU.
+bool set_target(const char* name) noexcept;
+
+}  // namespace fastopt::dispatch

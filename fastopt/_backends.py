@@ -1,0 +1,74 @@
+"""The one place where fastopt chooses between its implementations.
+
+``"cpp"`` is the compiled module ``fastopt._core``; ``"numpy"`` is the reference in
+``fastopt.reference``. ``"auto"`` means the environment variable ``FASTOPT_BACKEND`` when it is
+set, else cpp when the compiled module imports, else numpy (with one warning).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+from .reference import optim as _reference_optim
+
+try:
+    from . import _core
+except ImportError as exc:  # a source checkout without a build, or a broken install
+    _core = None
+    _CORE_ERROR = str(exc)
+else:
+    _CORE_ERROR = ""
+
+BACKENDS = ("cpp", "numpy")
+_warned_fallback = False
+
+
+def resolve(backend: str = "auto") -> str:
+    """Name of the implementation that ``backend`` stands for; ``ValueError`` if unknown,
+    ``ImportError`` if it is named explicitly but cannot run here."""
+    global _warned_fallback
+    if backend == "auto":
+        backend = os.environ.get("FASTOPT_BACKEND", "auto").strip().lower() or "auto"
+        if backend == "auto":
+            if _core is not None:
+                return "cpp"
+            if not _warned_fallback:
+                _warned_fallback = True
+                warnings.warn(
+                    f"fastopt's compiled module is unavailable ({_CORE_ERROR}); using the "
+                    "slow NumPy reference. Reinstall fastopt to get the compiled kernels.",
+                    RuntimeWarning, stacklevel=3)
+            return "numpy"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be 'auto' or one of {', '.join(map(repr, BACKENDS))}; "
+                         f"got {backend!r}")
+    if backend == "cpp" and _core is None:
+        raise ImportError(f"backend 'cpp' is unavailable: {_CORE_ERROR}")
+    return backend
+
+
+def _cpp_optimizer_step(kind, hyper, params, grad, state, names):
+    config = _core.OptimConfig()
+    config.kind = getattr(_core.Optim, kind)
+    for key, value in hyper.items():
+        setattr(config, key, value)
+    arrays = {name: state[name] for name in names}
+    step, mu_product = _core.optimizer_step(
+        config, params, grad, arrays, int(state["step"]),
+        float(state.get("mu_product", 1.0)), float(hyper["lr"]))
+    state["step"] = step
+    if "mu_product" in state:
+        state["mu_product"] = mu_product
+
+
+def _numpy_optimizer_step(kind, hyper, params, grad, state, names):
+    _reference_optim.step(kind, hyper, params, grad, state)
+
+
+def optimizer_step(backend: str = "auto"):
+    """``f(kind, hyper, params, grad, state, names)``: one in-place optimizer update."""
+    name = resolve(backend)
+    if name == "cpp":
+        return _cpp_optimizer_step
+    return _numpy_optimizer_step

@@ -1,0 +1,42 @@
+"""Type stub of fastopt's private compiled module (csrc/bindings)."""
+
+from enum import Enum
+
+import numpy as np
+
+class Optim(Enum):
+    sgd: int
+    adagrad: int
+    rmsprop: int
+    adadelta: int
+    adam: int
+    nadam: int
+    radam: int
+
+class OptimConfig:
+    kind: Optim
+    lr: float
+    weight_decay: float
+    decoupled_weight_decay: bool
+    momentum: float
+    dampening: float
+    nesterov: bool
+    lr_decay: float
+    initial_accumulator_value: float
+    alpha: float
+    centered: bool
+    rho: float
+    beta1: float
+    beta2: float
+    amsgrad: bool
+    momentum_decay: float
+    eps: float
+    def __init__(self) -> None: ...
+
+def state_size(config: OptimConfig) -> int: ...
+def optimizer_step(config: OptimConfig, params: np.ndarray, grad: np.ndarray,
+                   state: dict[str, np.ndarray], step: int, mu_product: float,
+                   lr: float) -> tuple[int, float]: ...
+def cpu_target() -> str: ...
+def cpu_targets() -> list[str]: ...
+def set_cpu_target(name: str) -> None: ...
