@@ -30,10 +30,7 @@ __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW"
 def _real(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"Invalid {name} value: {value}")
-    return value
+    return float(value)
 
 
 def _flag(name, value):
@@ -44,14 +41,14 @@ def _flag(name, value):
 
 def _learning_rate(lr):
     lr = _real("lr", lr)
-    if not 0.0 <= lr:
+    if not 0.0 <= lr < math.inf:
         raise ValueError(f"Invalid learning rate: {lr}")
     return lr
 
 
 def _non_negative(name, value, label=None):
     value = _real(name, value)
-    if not 0.0 <= value:
+    if not 0.0 <= value < math.inf:
         raise ValueError(f"Invalid {label or name} value: {value}")
     return value
 
@@ -195,6 +192,8 @@ class SGD(Optimizer):
         self.lr = _learning_rate(lr)
         self.momentum = _non_negative("momentum", momentum)
         self.dampening = _real("dampening", dampening)
+        if not math.isfinite(self.dampening):
+            raise ValueError(f"Invalid dampening value: {self.dampening}")
         self.weight_decay = _non_negative("weight_decay", weight_decay)
         self.nesterov = _flag("nesterov", nesterov)
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
