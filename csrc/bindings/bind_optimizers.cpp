@@ -23,7 +23,7 @@ void run_step(const OptimConfig& c, OptimScalars& s, double lr, py::array& param
     T* p = static_cast<T*>(params.mutable_data());
     const T* g = static_cast<const T*>(grad.data());
     const int64_t n = static_cast<int64_t>(params.size());
-    const auto step = dispatch::kernels().optimizer_step<T>();
+    const auto step = dispatch::kernels().of<T>().optimizer_step;
     py::gil_scoped_release release;
     step(c, s, lr, p, g, bufs, n);
 }

@@ -11,15 +11,31 @@ template <class T>
 using OptimizerStep = void (*)(const OptimConfig&, OptimScalars&, double, T*, const T*,
                                T* const*, int64_t) noexcept;
 
+template <class T>
+using RunEpoch = EpochOutcome (*)(const ModelSpec&, const Dataset<T>&, const OptimConfig&,
+                                  OptimScalars&, T*, T* const*, const EpochSpec&, Workspace<T>&,
+                                  StopCheck&) noexcept;
+
+template <class T>
+using Objective = double (*)(const ModelSpec&, const Dataset<T>&, const T*, Workspace<T>&,
+                             StopCheck&) noexcept;
+
+template <class T>
+struct TypedKernels {
+    OptimizerStep<T> optimizer_step;
+    RunEpoch<T> run_epoch;
+    Objective<T> objective;
+};
+
 struct KernelTable {
     const char* name;
-    OptimizerStep<float> optimizer_step_f32;
-    OptimizerStep<double> optimizer_step_f64;
+    TypedKernels<float> f32;
+    TypedKernels<double> f64;
 
     template <class T>
-    OptimizerStep<T> optimizer_step() const noexcept {
-        if constexpr (sizeof(T) == 4) return optimizer_step_f32;
-        else return optimizer_step_f64;
+    const TypedKernels<T>& of() const noexcept {
+        if constexpr (sizeof(T) == 4) return f32;
+        else return f64;
     }
 };
 

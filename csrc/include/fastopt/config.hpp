@@ -1,4 +1,8 @@
 // Plain data shared by the kernels, the dispatch table and the bindings.
+//
+// Kernel headers are compiled once per instruction set; any function defined here would exist
+// once per build under the same name, and the linker could keep an AVX2 copy for everyone. So
+// this header holds types without member functions, and its few helpers have internal linkage.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +40,7 @@ struct OptimScalars {
 };
 
 // Number of per-parameter state arrays the kernel of `c` reads and writes.
-inline int state_size(const OptimConfig& c) noexcept {
+[[maybe_unused]] static inline int state_size(const OptimConfig& c) noexcept {
     switch (c.kind) {
         case Optim::sgd: return c.momentum != 0.0 ? 1 : 0;
         case Optim::adagrad: return 1;
@@ -48,5 +52,83 @@ inline int state_size(const OptimConfig& c) noexcept {
     }
     return 0;
 }
+
+enum class Model : int32_t { linear, logistic, softmax };
+enum class Penalty : int32_t { none, l2, l1, elasticnet };
+
+// What is fitted. Parameters are one flat vector: W (n_outputs x n_features, row-major), then
+// the n_outputs intercepts when fit_intercept.
+struct ModelSpec {
+    Model model = Model::linear;
+    int64_t n_features = 0;
+    int64_t n_outputs = 1;
+    bool fit_intercept = true;
+    Penalty penalty = Penalty::none;
+    double alpha = 0.0;
+    double l1_ratio = 0.15;
+};
+
+[[maybe_unused]] static inline int64_t n_params(const ModelSpec& s) noexcept {
+    return s.n_outputs * (s.n_features + (s.fit_intercept ? 1 : 0));
+}
+
+// Weight of the L1 term inside the penalty (the rest is L2).
+[[maybe_unused]] static inline double l1_share(const ModelSpec& s) noexcept {
+    switch (s.penalty) {
+        case Penalty::l1: return 1.0;
+        case Penalty::elasticnet: return s.l1_ratio;
+        default: return 0.0;
+    }
+}
+
+// Rows of X, read-only. `mean`/`inv_std` (length d, or null) standardise on the fly.
+template <class T>
+struct Dataset {
+    const T* X;
+    const double* y;              // target, 0/1 label, or class index
+    const double* sample_weight;  // null: all ones
+    const double* mean;
+    const double* inv_std;
+    int64_t n;
+};
+
+// Scratch memory the caller allocates once: no allocation inside the loops.
+template <class T>
+struct Workspace {
+    static constexpr int64_t chunk = 512;  // rows per pass of the batch loops
+    double* params;                       // n_params: the parameters as double
+    double* grad;                         // n_params
+    T* grad_t;                            // n_params: the gradient in the parameters' type
+    double* scores;                       // chunk * n_outputs
+    double* row;                          // n_features: one standardised row
+    int64_t* rows;                        // chunk
+};
+
+// `poll` is called between chunks of rows once `budget` elements of X were read since the
+// last call; returning true abandons the work (Ctrl-C).
+struct StopCheck {
+    bool (*poll)(void*) noexcept = nullptr;
+    void* context = nullptr;
+    int64_t budget = int64_t(1) << 22;
+    int64_t since_poll = 0;
+    bool stopped = false;
+};
+
+enum class EpochStatus : int32_t { ok = 0, nonfinite = 1, interrupted = 2 };
+
+struct EpochSpec {
+    int64_t batch_size;
+    bool shuffle;
+    uint64_t seed;
+    uint64_t epoch;
+    const double* lrs;  // one learning rate per update of the epoch
+};
+
+struct EpochOutcome {
+    double loss_sum = 0.0;  // sum over rows of the minibatch objective (divide by n)
+    int64_t steps = 0;
+    EpochStatus status = EpochStatus::ok;
+    int64_t failed_step = -1;
+};
 
 }  // namespace fastopt

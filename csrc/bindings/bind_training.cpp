@@ -1,0 +1,251 @@
+// Python entry points for training: one epoch, and the full objective with its gradient.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "bindings/array_checks.hpp"
+#include "dispatch/dispatch.hpp"
+#include "fastopt/config.hpp"
+
+namespace py = pybind11;
+
+namespace fastopt::bindings {
+namespace {
+
+// Ctrl-C: called from the GIL-free loop now and then; Python's handler only sets a flag, so
+// take the GIL and let it run. The KeyboardInterrupt it raises stays pending for the caller.
+bool poll_signals(void*) noexcept {
+    py::gil_scoped_acquire gil;
+    return PyErr_CheckSignals() != 0;
+}
+
+py::array require_vector(const py::handle& obj, const std::string& what, int64_t length) {
+    py::array a = as_ndarray(obj, what);
+    if (!a.dtype().is(py::dtype::of<double>()))
+        throw py::type_error(what + " must have dtype float64, got " + dtype_name(a));
+    if (a.ndim() != 1 || a.shape(0) != length)
+        throw py::value_error(what + " must have shape (" + std::to_string(length) + ",), got " +
+                              shape_str(a));
+    require_c_contiguous(a, what);
+    return a;
+}
+
+const double* optional_vector(const py::handle& obj, const std::string& what, int64_t length) {
+    if (obj.is_none()) return nullptr;
+    return static_cast<const double*>(require_vector(obj, what, length).data());
+}
+
+struct Inputs {
+    py::array X;
+    py::array params;
+    bool f32;
+    int64_t n;
+};
+
+Inputs check_inputs(const ModelSpec& spec, const py::handle& X_obj, const py::handle& y_obj,
+                    const py::handle& params_obj) {
+    py::array X = as_ndarray(X_obj, "X");
+    const bool f32 = X.dtype().is(py::dtype::of<float>());
+    if (!f32 && !X.dtype().is(py::dtype::of<double>()))
+        throw py::type_error("X must have dtype float32 or float64, got " + dtype_name(X));
+    if (X.ndim() != 2 || X.shape(1) != spec.n_features)
+        throw py::value_error("X must have shape (n, " + std::to_string(spec.n_features) +
+                              "), got " + shape_str(X));
+    require_c_contiguous(X, "X");
+    const int64_t n = X.shape(0);
+    if (n < 1) throw py::value_error("X has no rows");
+    py::array y = require_vector(y_obj, "y", n);
+    if (spec.model == Model::softmax) {
+        const double* labels = static_cast<const double*>(y.data());
+        for (int64_t i = 0; i < n; ++i)
+            if (!(labels[i] >= 0 && labels[i] < double(spec.n_outputs) &&
+                  labels[i] == std::floor(labels[i])))
+                throw py::value_error("y must hold class indices in [0, " +
+                                      std::to_string(spec.n_outputs) + ")");
+    }
+    py::array params = as_ndarray(params_obj, "params");
+    if (!params.dtype().is(X.dtype()))
+        throw py::type_error("params has dtype " + dtype_name(params) + " but X has dtype " +
+                             dtype_name(X) + "; they must match");
+    if (params.ndim() != 1 || params.shape(0) != n_params(spec))
+        throw py::value_error("params must have shape (" + std::to_string(n_params(spec)) +
+                              ",), got " + shape_str(params));
+    require_c_contiguous(params, "params");
+    return {X, params, f32, n};
+}
+
+ModelSpec checked_spec(ModelSpec spec) {
+    if (spec.n_features < 1 || spec.n_outputs < 1)
+        throw py::value_error("n_features and n_outputs must be >= 1");
+    if (spec.model != Model::softmax && spec.n_outputs != 1)
+        throw py::value_error("linear and logistic models have one output");
+    return spec;
+}
+
+template <class T>
+struct Scratch {
+    std::vector<double> params, grad, scores, row;
+    std::vector<T> grad_t;
+    std::vector<int64_t> rows;
+    Workspace<T> ws;
+
+    explicit Scratch(const ModelSpec& s)
+        : params(n_params(s)), grad(n_params(s)),
+          scores(Workspace<T>::chunk * s.n_outputs), row(s.n_features),
+          grad_t(n_params(s)), rows(Workspace<T>::chunk),
+          ws{params.data(), grad.data(), grad_t.data(), scores.data(), row.data(), rows.data()} {}
+};
+
+template <class T>
+Dataset<T> dataset(const Inputs& in, const py::handle& y, const double* weights,
+                   const double* mean, const double* inv_std) {
+    return {static_cast<const T*>(in.X.data()),
+            static_cast<const double*>(py::reinterpret_borrow<py::array>(y).data()), weights,
+            mean, inv_std, in.n};
+}
+
+template <class T>
+EpochOutcome epoch_impl(const ModelSpec& spec, Inputs& in, const py::handle& y,
+                        const double* weights, const double* mean, const double* inv_std,
+                        const OptimConfig& opt, OptimScalars& scalars,
+                        std::vector<py::array>& state, const EpochSpec& e) {
+    Scratch<T> scratch(spec);
+    T* bufs[3] = {nullptr, nullptr, nullptr};
+    for (size_t i = 0; i < state.size(); ++i) bufs[i] = static_cast<T*>(state[i].mutable_data());
+    T* w = static_cast<T*>(in.params.mutable_data());
+    const Dataset<T> data = dataset<T>(in, y, weights, mean, inv_std);
+    StopCheck stop;
+    stop.poll = &poll_signals;
+    const auto kernel = dispatch::kernels().of<T>().run_epoch;
+    EpochOutcome out;
+    {
+        py::gil_scoped_release release;
+        out = kernel(spec, data, opt, scalars, w, bufs, e, scratch.ws, stop);
+    }
+    if (out.status == EpochStatus::interrupted) {
+        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        throw py::error_already_set();
+    }
+    return out;
+}
+
+py::tuple run_epoch(const ModelSpec& spec_in, const py::handle& X, const py::handle& y,
+                    const py::handle& sample_weight, const py::handle& mean,
+                    const py::handle& inv_std, const py::handle& params,
+                    const OptimConfig& opt, const py::dict& state_arrays, int64_t step,
+                    double mu_product, int64_t batch_size, bool shuffle, uint64_t seed,
+                    uint64_t epoch, const py::handle& lrs_obj) {
+    const ModelSpec spec = checked_spec(spec_in);
+    Inputs in = check_inputs(spec, X, y, params);
+    require_writeable(in.params, "params");
+    if (batch_size < 1) throw py::value_error("batch_size must be >= 1");
+    const int64_t steps = (in.n + batch_size - 1) / batch_size;
+    py::array lrs = require_vector(lrs_obj, "lrs", steps);
+    const double* weights = optional_vector(sample_weight, "sample_weight", in.n);
+    const double* mu = optional_vector(mean, "mean", spec.n_features);
+    const double* inv = optional_vector(inv_std, "inv_std", spec.n_features);
+    if ((mu == nullptr) != (inv == nullptr))
+        throw py::value_error("mean and inv_std go together");
+
+    if (static_cast<int>(state_arrays.size()) != state_size(opt))
+        throw py::value_error("this optimizer needs " + std::to_string(state_size(opt)) +
+                              " state arrays, got " + std::to_string(state_arrays.size()));
+    std::vector<py::array> state;
+    std::vector<Span> spans{span_of(in.params, "params"), span_of(in.X, "X")};
+    for (auto item : state_arrays) {
+        const std::string what = "state['" + py::str(item.first).cast<std::string>() + "']";
+        py::array a = as_ndarray(item.second, what);
+        require_like(a, what, in.params, "params");
+        require_c_contiguous(a, what);
+        require_writeable(a, what);
+        spans.push_back(span_of(a, what));
+        state.push_back(std::move(a));
+    }
+    require_disjoint(spans);
+
+    OptimScalars scalars{step, mu_product};
+    const EpochSpec e{batch_size, shuffle, seed, epoch, static_cast<const double*>(lrs.data())};
+    const EpochOutcome out =
+        in.f32 ? epoch_impl<float>(spec, in, y, weights, mu, inv, opt, scalars, state, e)
+               : epoch_impl<double>(spec, in, y, weights, mu, inv, opt, scalars, state, e);
+    return py::make_tuple(out.loss_sum, out.steps, static_cast<int>(out.status),
+                          out.failed_step, scalars.step, scalars.mu_product);
+}
+
+template <class T>
+double objective_impl(const ModelSpec& spec, const Inputs& in, const py::handle& y,
+                      const double* weights, const double* mean, const double* inv_std,
+                      py::array_t<double>& grad) {
+    Scratch<T> scratch(spec);
+    const Dataset<T> data = dataset<T>(in, y, weights, mean, inv_std);
+    StopCheck stop;
+    stop.poll = &poll_signals;
+    const auto kernel = dispatch::kernels().of<T>().objective;
+    const T* w = static_cast<const T*>(in.params.data());
+    double value;
+    {
+        py::gil_scoped_release release;
+        value = kernel(spec, data, w, scratch.ws, stop);
+    }
+    if (stop.stopped) {
+        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        throw py::error_already_set();
+    }
+    std::copy(scratch.grad.begin(), scratch.grad.end(), grad.mutable_data());
+    return value;
+}
+
+py::tuple objective(const ModelSpec& spec_in, const py::handle& X, const py::handle& y,
+                    const py::handle& sample_weight, const py::handle& mean,
+                    const py::handle& inv_std, const py::handle& params) {
+    const ModelSpec spec = checked_spec(spec_in);
+    Inputs in = check_inputs(spec, X, y, params);
+    const double* weights = optional_vector(sample_weight, "sample_weight", in.n);
+    const double* mu = optional_vector(mean, "mean", spec.n_features);
+    const double* inv = optional_vector(inv_std, "inv_std", spec.n_features);
+    if ((mu == nullptr) != (inv == nullptr))
+        throw py::value_error("mean and inv_std go together");
+    py::array_t<double> grad(n_params(spec));
+    const double value = in.f32 ? objective_impl<float>(spec, in, y, weights, mu, inv, grad)
+                                : objective_impl<double>(spec, in, y, weights, mu, inv, grad);
+    return py::make_tuple(value, grad);
+}
+
+}  // namespace
+
+void register_training(py::module_& m) {
+    py::enum_<Model>(m, "Model")
+        .value("linear", Model::linear)
+        .value("logistic", Model::logistic)
+        .value("softmax", Model::softmax);
+    py::enum_<Penalty>(m, "Penalty")
+        .value("none", Penalty::none)
+        .value("l2", Penalty::l2)
+        .value("l1", Penalty::l1)
+        .value("elasticnet", Penalty::elasticnet);
+    py::class_<ModelSpec>(m, "ModelSpec")
+        .def(py::init<>())
+        .def_readwrite("model", &ModelSpec::model)
+        .def_readwrite("n_features", &ModelSpec::n_features)
+        .def_readwrite("n_outputs", &ModelSpec::n_outputs)
+        .def_readwrite("fit_intercept", &ModelSpec::fit_intercept)
+        .def_readwrite("penalty", &ModelSpec::penalty)
+        .def_readwrite("alpha", &ModelSpec::alpha)
+        .def_readwrite("l1_ratio", &ModelSpec::l1_ratio);
+
+    m.def("run_epoch", &run_epoch, py::arg("spec"), py::arg("X"), py::arg("y"),
+          py::arg("sample_weight"), py::arg("mean"), py::arg("inv_std"), py::arg("params"),
+          py::arg("optimizer"), py::arg("state"), py::arg("step"), py::arg("mu_product"),
+          py::arg("batch_size"), py::arg("shuffle"), py::arg("seed"), py::arg("epoch"),
+          py::arg("lrs"),
+          "One epoch in place. Returns (loss_sum, steps, status, failed_step, step, mu_product);"
+          " status 0 ok, 1 non-finite loss or parameters at failed_step.");
+    m.def("objective", &objective, py::arg("spec"), py::arg("X"), py::arg("y"),
+          py::arg("sample_weight"), py::arg("mean"), py::arg("inv_std"), py::arg("params"),
+          "Full objective over all rows and its float64 gradient.");
+}
+
+}  // namespace fastopt::bindings

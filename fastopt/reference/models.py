@@ -1,0 +1,180 @@
+r"""NumPy reference of the three models: losses, minibatch gradients, penalties, one epoch.
+
+Objective
+---------
+Parameters are one flat vector ``w = [W.ravel(), b]``: ``W`` of shape ``(K, d)`` (``K = 1`` for
+linear and logistic regression, ``K`` classes for softmax) followed by the ``K`` intercepts
+(absent when ``fit_intercept=False``). Scores are ``f(x) = W x~ + b`` where ``x~ = x`` or, with
+standardisation, ``x~ = (x - mean) * inv_std`` computed on the fly. With sample weights
+``s_i`` (normalised by the caller to mean 1 over the training rows; all ones when not given),
+the objective on a set of rows ``B`` is
+
+.. math::
+    L_B(w) = \frac{1}{|B|} \sum_{i \in B} s_i\, \ell(y_i, f(x_i)) + \alpha\, P(W)
+
+and the full objective is ``L`` over all ``n`` rows. Losses:
+
+- linear: :math:`\ell = \tfrac12 (f - y)^2`
+- logistic (``y`` in {0, 1}): :math:`\ell = \log(1 + e^{f}) - y f`, computed as
+  ``max(f, 0) + log1p(exp(-|f|)) - y f`` (finite for any finite f)
+- softmax (``y`` a class index): :math:`\ell = \log \sum_k e^{f_k} - f_y` (log-sum-exp shifted
+  by the largest score)
+
+Penalty (never on ``b``): l2 :math:`\tfrac12 \lVert W \rVert_2^2`; l1 :math:`\lVert W \rVert_1`;
+elasticnet :math:`\rho \lVert W \rVert_1 + \tfrac{1 - \rho}{2} \lVert W \rVert_2^2` with
+``rho = l1_ratio`` (scikit-learn's SGD convention); its (sub)gradient uses ``sign(0) = 0``.
+
+Precision: everything is computed in float64; for float32 parameters the gradient is rounded to
+float32 just before the optimizer update, which then runs in float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import optim as _optim
+from .shuffle import permutation
+
+__all__ = ["ModelSpec", "scores", "losses_and_residuals", "penalty", "batch_gradient",
+           "objective", "run_epoch", "EpochResult"]
+
+MODELS = ("linear", "logistic", "softmax")
+PENALTIES = (None, "l2", "l1", "elasticnet")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What is being fitted: the model, its output count K, intercept and penalty."""
+
+    model: str
+    n_features: int
+    n_outputs: int = 1
+    fit_intercept: bool = True
+    penalty: str | None = None
+    alpha: float = 0.0
+    l1_ratio: float = 0.15
+
+    @property
+    def n_params(self) -> int:
+        return self.n_outputs * (self.n_features + int(self.fit_intercept))
+
+    def unpack(self, w):
+        """``(W, b)`` views of the flat parameter vector (``b`` is zeros without intercept)."""
+        k, d = self.n_outputs, self.n_features
+        coef = w[: k * d].reshape(k, d)
+        intercept = w[k * d:] if self.fit_intercept else np.zeros(k, dtype=w.dtype)
+        return coef, intercept
+
+
+def _standardized_rows(X, rows, mean, inv_std):
+    Xb = np.asarray(X[rows], dtype=np.float64)
+    if mean is not None:
+        Xb = (Xb - mean) * inv_std
+    return Xb
+
+
+def scores(spec, w, Xb):
+    """``f = W x~ + b`` for the (already standardised) rows ``Xb``: shape (m, K)."""
+    coef, intercept = spec.unpack(np.asarray(w, dtype=np.float64))
+    return Xb @ coef.T + intercept
+
+
+def losses_and_residuals(model, f, y):
+    """Per-row loss ``l_i`` (m,) and residual ``dl/df`` (m, K)."""
+    if model == "linear":
+        r = f[:, 0] - y
+        return 0.5 * r * r, r[:, None]
+    if model == "logistic":
+        z = f[:, 0]
+        e = np.exp(-np.abs(z))
+        loss = np.maximum(z, 0.0) + np.log1p(e) - y * z
+        sigmoid = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+        return loss, (sigmoid - y)[:, None]
+    if model == "softmax":
+        labels = y.astype(np.int64)
+        top = f.max(axis=1, keepdims=True)
+        exp = np.exp(f - top)
+        total = exp.sum(axis=1, keepdims=True)
+        lse = top[:, 0] + np.log(total[:, 0])
+        loss = lse - f[np.arange(len(f)), labels]
+        residual = exp / total
+        residual[np.arange(len(f)), labels] -= 1.0
+        return loss, residual
+    raise ValueError(f"unknown model {model!r}")
+
+
+def penalty(spec, w):
+    """``(alpha * P(W), gradient of it w.r.t. the flat w)``, both float64."""
+    grad = np.zeros(spec.n_params)
+    if spec.penalty is None or spec.alpha == 0:
+        return 0.0, grad
+    coef = np.asarray(w[: spec.n_outputs * spec.n_features], dtype=np.float64)
+    l1 = {"l2": 0.0, "l1": 1.0, "elasticnet": spec.l1_ratio}[spec.penalty]
+    value = spec.alpha * (l1 * np.abs(coef).sum() + 0.5 * (1 - l1) * (coef @ coef))
+    grad[: coef.size] = spec.alpha * (l1 * np.sign(coef) + (1 - l1) * coef)
+    return float(value), grad
+
+
+def batch_gradient(spec, X, y, sample_weight, mean, inv_std, w, rows):
+    """``(sum_i s_i l_i, gradient of L_B)`` over ``rows``; the gradient is float64 and includes
+    the penalty."""
+    Xb = _standardized_rows(X, rows, mean, inv_std)
+    loss, residual = losses_and_residuals(spec.model, scores(spec, w, Xb),
+                                          np.asarray(y[rows], dtype=np.float64))
+    s = np.ones(len(rows)) if sample_weight is None else np.asarray(sample_weight[rows],
+                                                                     dtype=np.float64)
+    weighted = residual * s[:, None]
+    m = len(rows)
+    grad = np.empty(spec.n_params)
+    k, d = spec.n_outputs, spec.n_features
+    grad[: k * d] = (weighted.T @ Xb).ravel() / m
+    if spec.fit_intercept:
+        grad[k * d:] = weighted.sum(axis=0) / m
+    grad += penalty(spec, w)[1]
+    return float(s @ loss), grad
+
+
+def objective(spec, X, y, sample_weight, mean, inv_std, w):
+    """Full objective ``L(w)`` over all rows and its float64 gradient."""
+    rows = np.arange(len(X))
+    loss_sum, grad = batch_gradient(spec, X, y, sample_weight, mean, inv_std, w, rows)
+    return loss_sum / len(X) + penalty(spec, w)[0], grad
+
+
+@dataclass
+class EpochResult:
+    """``loss``: mean over the epoch's rows of the minibatch objective, each at the parameters
+    before its update. ``status``: "ok", or "nonfinite" with ``failed_step`` the index (within
+    the epoch) of the first update whose loss or parameters were not finite."""
+
+    loss: float
+    steps: int
+    status: str = "ok"
+    failed_step: int = -1
+
+
+def run_epoch(spec, X, y, sample_weight, mean, inv_std, w, optimizer_kind, hyper, state,
+              lrs, batch_size, shuffle, seed, epoch):
+    """One epoch of minibatch training, updating ``w`` and the optimizer ``state`` in place.
+
+    ``lrs[j]`` is the learning rate of the epoch's update ``j``; rows are visited in the order
+    of :func:`fastopt.reference.shuffle.permutation` (or in order without ``shuffle``).
+    """
+    n = len(X)
+    order = permutation(n, seed, epoch) if shuffle else np.arange(n)
+    total = 0.0
+    steps = -(-n // batch_size)
+    for j in range(steps):
+        rows = order[j * batch_size:(j + 1) * batch_size]
+        loss_sum, grad = batch_gradient(spec, X, y, sample_weight, mean, inv_std, w, rows)
+        batch_objective = loss_sum + penalty(spec, w)[0] * len(rows)
+        if not np.isfinite(batch_objective) or not np.all(np.isfinite(grad)):
+            return EpochResult(total / n, j, "nonfinite", j)
+        _optim.step(optimizer_kind, dict(hyper, lr=float(lrs[j])), w,
+                    grad.astype(w.dtype), state)
+        total += batch_objective
+    if not np.all(np.isfinite(w)):
+        return EpochResult(total / n, steps, "nonfinite", steps - 1)
+    return EpochResult(total / n, steps)
