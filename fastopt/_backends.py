@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 
+from .reference import models as _reference_models
 from .reference import optim as _reference_optim
 
 try:
@@ -49,10 +50,7 @@ def resolve(backend: str = "auto") -> str:
 
 
 def _cpp_optimizer_step(kind, hyper, params, grad, state, names):
-    config = _core.OptimConfig()
-    config.kind = getattr(_core.Optim, kind)
-    for key, value in hyper.items():
-        setattr(config, key, value)
+    config = _cpp_optimizer_config(kind, hyper)
     arrays = {name: state[name] for name in names}
     step, mu_product = _core.optimizer_step(
         config, params, grad, arrays, int(state["step"]),
@@ -72,3 +70,70 @@ def optimizer_step(backend: str = "auto"):
     if name == "cpp":
         return _cpp_optimizer_step
     return _numpy_optimizer_step
+
+
+def _cpp_model_spec(spec):
+    out = _core.ModelSpec()
+    out.model = getattr(_core.Model, spec.model)
+    out.n_features = spec.n_features
+    out.n_outputs = spec.n_outputs
+    out.fit_intercept = spec.fit_intercept
+    out.penalty = getattr(_core.Penalty, spec.penalty or "none")
+    out.alpha = spec.alpha
+    out.l1_ratio = spec.l1_ratio
+    return out
+
+
+def _cpp_optimizer_config(kind, hyper):
+    config = _core.OptimConfig()
+    config.kind = getattr(_core.Optim, kind)
+    for key, value in hyper.items():
+        setattr(config, key, value)
+    return config
+
+
+def _cpp_epoch(problem, state, lrs, batch_size, shuffle):
+    opt = state.optimizer
+    names = opt._state_names()
+    st = state.optimizer_state
+    loss_sum, steps, status, failed, step, mu_product = _core.run_epoch(
+        _cpp_model_spec(problem.spec), problem.X, problem.y, problem.sample_weight,
+        problem.mean, problem.inv_std, state.params,
+        _cpp_optimizer_config(opt._kind, opt._hyperparameters()),
+        {name: st[name] for name in names}, int(st["step"]),
+        float(st.get("mu_product", 1.0)), batch_size, shuffle, state.seed, state.epochs, lrs)
+    st["step"] = step
+    if "mu_product" in st:
+        st["mu_product"] = mu_product
+    return loss_sum / problem.n_samples, steps, status == 0, failed
+
+
+def _numpy_epoch(problem, state, lrs, batch_size, shuffle):
+    opt = state.optimizer
+    result = _reference_models.run_epoch(
+        problem.spec, problem.X, problem.y, problem.sample_weight, problem.mean,
+        problem.inv_std, state.params, opt._kind, opt._hyperparameters(),
+        state.optimizer_state, lrs, batch_size, shuffle, state.seed, state.epochs)
+    return result.loss, result.steps, result.status == "ok", result.failed_step
+
+
+def epoch_function(backend: str = "auto"):
+    """``f(problem, state, lrs, batch_size, shuffle) -> (mean loss, updates, ok, failed_step)``:
+    one epoch, updating ``state.params`` and ``state.optimizer_state`` in place."""
+    return _cpp_epoch if resolve(backend) == "cpp" else _numpy_epoch
+
+
+def _cpp_objective(problem, params):
+    return _core.objective(_cpp_model_spec(problem.spec), problem.X, problem.y,
+                           problem.sample_weight, problem.mean, problem.inv_std, params)
+
+
+def _numpy_objective(problem, params):
+    return _reference_models.objective(problem.spec, problem.X, problem.y,
+                                       problem.sample_weight, problem.mean, problem.inv_std,
+                                       params)
+
+
+def objective_function(backend: str = "auto"):
+    """``f(problem, params) -> (L(params), float64 gradient)`` over all rows."""
+    return _cpp_objective if resolve(backend) == "cpp" else _numpy_objective

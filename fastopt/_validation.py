@@ -1,0 +1,186 @@
+"""Input checks shared by ``fastopt.fit`` and the estimators. Messages follow scikit-learn's
+wording where it has one."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+BLOCK_BYTES = 1 << 20  # a full scan of X works on blocks this large, never a copy of X
+
+
+def row_blocks(X):
+    """Slices of about BLOCK_BYTES (in float64) that cover the rows of X."""
+    width = 8 * max(1, int(np.prod(X.shape[1:])))
+    step = max(1, BLOCK_BYTES // width)
+    return [slice(start, start + step) for start in range(0, len(X), step)]
+
+
+def _describe(array):
+    return f"shape={array.shape}"
+
+
+def check_X(X, *, name="X", allow_float32=True):
+    """``X`` as a 2-D C-contiguous float32/float64 array: the input itself when it already is one
+    (no copy), else a float64 (or float32) C-ordered copy. Refuses NaN/inf, complex, strings,
+    objects, empty input."""
+    if hasattr(X, "__array__") or isinstance(X, (list, tuple)):
+        try:
+            array = np.asarray(X)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} could not be converted to a numeric array: {exc}") from None
+    else:
+        raise TypeError(f"{name} must be an array-like, got {type(X).__name__}")
+    if np.iscomplexobj(array):
+        raise ValueError("Complex data not supported")
+    if array.ndim != 2:
+        raise ValueError(
+            f"Expected 2D array, got {array.ndim}D array instead:\narray={array!r}.\n"
+            "Reshape your data either using array.reshape(-1, 1) if your data has a single "
+            "feature or array.reshape(1, -1) if it contains a single sample.")
+    if array.dtype.kind not in "fiub":
+        if array.dtype.kind in "OUS":
+            try:
+                array = array.astype(np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must be numeric; got dtype {array.dtype} with "
+                                 "non-numeric values (encode strings/categories first)") from None
+        else:
+            raise ValueError(f"{name} has unsupported dtype {array.dtype}")
+    if array.shape[0] < 1:
+        raise ValueError(f"Found array with 0 sample(s) ({_describe(array)}) while a minimum "
+                         "of 1 is required.")
+    if array.shape[1] < 1:
+        raise ValueError(f"Found array with 0 feature(s) ({_describe(array)}) while a minimum "
+                         "of 1 is required.")
+    keep = (np.float32, np.float64) if allow_float32 else (np.float64,)
+    dtype = array.dtype.type if array.dtype.type in keep else np.float64
+    array = np.ascontiguousarray(array, dtype=dtype)
+    assert_all_finite(array, name)
+    return array
+
+
+def assert_all_finite(array, name="X"):
+    """NaN/inf check without allocating a boolean array the size of the input."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(array, dtype=np.float64)):
+            return
+    for rows in row_blocks(array):
+        block = array[rows]
+        if np.isnan(block).any():
+            raise ValueError(f"Input {name} contains NaN.")
+        if not np.isfinite(block).all():
+            raise ValueError(f"Input {name} contains infinity or a value too large for "
+                             f"dtype('{array.dtype}').")
+
+
+def check_consistent_length(*arrays):
+    lengths = [len(a) for a in arrays if a is not None]
+    if len(set(lengths)) > 1:
+        raise ValueError("Found input variables with inconsistent numbers of samples: "
+                         f"{lengths}")
+
+
+def check_target(y, n_samples, *, regression):
+    """1-D target; float64 and finite for regression, any labels for classification."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.ravel()
+    if y.ndim != 1:
+        raise ValueError(f"y should be a 1d array, got an array of shape {y.shape} instead.")
+    check_consistent_length(np.empty(n_samples), y)
+    if regression:
+        if np.iscomplexobj(y):
+            raise ValueError("Complex data not supported")
+        try:
+            y = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError("y must be numeric for regression") from None
+        assert_all_finite(y, "y")
+    else:
+        if y.dtype.kind == "f":
+            assert_all_finite(y, "y")
+        if y.dtype.kind == "c":
+            raise ValueError("Complex data not supported")
+    return y
+
+
+def encode_labels(y):
+    """``(classes, indices)``: the sorted distinct labels and each row's index into them."""
+    try:
+        classes, indices = np.unique(y, return_inverse=True)
+    except TypeError:
+        raise ValueError("y mixes label types that cannot be ordered (e.g. str and int)") from None
+    if len(classes) < 2:
+        raise ValueError("This solver needs samples of at least 2 classes in the data, but the "
+                         f"data contains only one class: {classes.tolist()[0]!r}")
+    return classes, indices.astype(np.float64).ravel()
+
+
+def check_sample_weight(sample_weight, n_samples):
+    """float64 weights rescaled to mean 1 (``None`` when not given or all equal)."""
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, numbers.Number):
+        sample_weight = np.full(n_samples, float(sample_weight))
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    if weights.ndim != 1 or len(weights) != n_samples:
+        raise ValueError(f"sample_weight.shape == {weights.shape}, expected ({n_samples},)!")
+    assert_all_finite(weights, "sample_weight")
+    if (weights < 0).any():
+        raise ValueError("Negative values in data passed to `sample_weight`")
+    total = weights.sum()
+    if total <= 0:
+        raise ValueError("Sample weights must contain at least one non-zero number.")
+    return weights * (n_samples / total)
+
+
+def check_choice(name, value, options):
+    if value not in options:
+        valid = ", ".join(repr(o) for o in options)
+        raise ValueError(f"The '{name}' parameter must be one of {valid}. Got {value!r} instead.")
+    return value
+
+
+def check_int(name, value, minimum, *, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"The '{name}' parameter must be an int >= {minimum}. "
+                         f"Got {value!r} instead.")
+    if value < minimum:
+        raise ValueError(f"The '{name}' parameter must be an int >= {minimum}. "
+                         f"Got {value!r} instead.")
+    return int(value)
+
+
+def check_float(name, value, low, high=np.inf, *, allow_none=False, low_open=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"The '{name}' parameter must be a finite float. Got {value!r} instead.")
+    if value < low or value > high or (low_open and value == low):
+        bracket = "(" if low_open else "["
+        raise ValueError(f"The '{name}' parameter must be a float in {bracket}{low}, {high}]. "
+                         f"Got {value!r} instead.")
+    return float(value)
+
+
+def seed_from(random_state):
+    """A 64-bit shuffle seed from ``None`` (fresh entropy), an int, or a NumPy generator."""
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
+    if isinstance(random_state, bool):
+        raise ValueError(f"random_state must be None, an int or a numpy Generator; got "
+                         f"{random_state!r}")
+    if isinstance(random_state, numbers.Integral):
+        if random_state < 0:
+            raise ValueError(f"random_state must be non-negative, got {random_state}")
+        return int(random_state) & 0xFFFFFFFFFFFFFFFF
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**63 - 1, dtype=np.int64))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**63 - 1))
+    raise ValueError(f"random_state must be None, an int or a numpy Generator; got "
+                     f"{random_state!r}")

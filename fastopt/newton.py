@@ -1,0 +1,109 @@
+"""Newton's method, the reference second-order solver (full batch, exact Hessian).
+
+Each iteration solves ``H d = g`` for the full objective (least squares, so the singular
+Hessians of softmax and of separable data are handled) and takes the largest step
+``w - 2^-k d`` that satisfies the Armijo condition. It stops when the Newton decrement
+``g.d / 2`` falls below ``1e-15 * max(1, |L|)``, or after ``max_iter`` iterations. Gradient and
+objective come from the chosen backend; the Hessian is accumulated in NumPy over row blocks, so X
+is never copied whole.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from . import _backends
+from ._validation import row_blocks
+
+MAX_PARAMS = 3000  # the Hessian is MAX_PARAMS^2 doubles (72 MB) and costs n * p^2 per iteration
+
+
+def hessian(problem, params):
+    """Exact Hessian of the objective at ``params``, in the flat parameter layout."""
+    spec = problem.spec
+    k, d = spec.n_outputs, spec.n_features
+    width = d + int(spec.fit_intercept)
+    coef, intercept = spec.unpack(np.asarray(params, dtype=np.float64))
+    H = np.zeros((k, width, k, width))
+    for rows in row_blocks(problem.X):
+        X = problem.X[rows].astype(np.float64)
+        if problem.mean is not None:
+            X = (X - problem.mean) * problem.inv_std
+        Z = np.hstack([X, np.ones((len(X), 1))]) if spec.fit_intercept else X
+        s = (np.ones(len(X)) if problem.sample_weight is None
+             else problem.sample_weight[rows])
+        scores = X @ coef.T + intercept
+        if spec.model == "linear":
+            curvature = s[:, None, None]
+        elif spec.model == "logistic":
+            p = 1.0 / (1.0 + np.exp(-np.clip(scores[:, 0], -700, 700)))
+            curvature = (s * p * (1 - p))[:, None, None]
+        else:
+            e = np.exp(scores - scores.max(axis=1, keepdims=True))
+            p = e / e.sum(axis=1, keepdims=True)
+            # d p_a / d f_b = p_a (delta_ab - p_b)
+            curvature = s[:, None, None] * (p[:, :, None] * (np.eye(k)[None] - p[:, None, :]))
+        for a in range(k):
+            for b in range(k):
+                H[a, :, b, :] += Z.T @ (curvature[:, a, b][:, None] * Z)
+    H /= problem.n_samples
+    if spec.penalty == "l2" and spec.alpha > 0:
+        for a in range(k):
+            H[a, np.arange(d), a, np.arange(d)] += spec.alpha
+    # order[flat index] = class-major index (c, j), flat layout [W (k x d), intercepts (k)]
+    order = np.empty(k * width, dtype=np.intp)
+    for c in range(k):
+        order[c * d:(c + 1) * d] = c * width + np.arange(d)
+        if spec.fit_intercept:
+            order[k * d + c] = c * width + d
+    H = H.reshape(k * width, k * width)
+    return H[np.ix_(order, order)]
+
+
+def newton_fit(problem, params, *, max_iter, tol, backend="auto", callback=None, verbose=0):
+    """Minimise the objective from ``params``. Returns ``(params, history, converged)``."""
+    spec = problem.spec
+    if spec.penalty in ("l1", "elasticnet") and spec.alpha > 0:
+        raise ValueError("optimizer='newton' needs a smooth objective: use penalty=None or "
+                         f"'l2', not {spec.penalty!r}")
+    if spec.n_params > MAX_PARAMS:
+        raise ValueError(f"optimizer='newton' builds a {spec.n_params} x {spec.n_params} "
+                         f"Hessian; it supports up to {MAX_PARAMS} parameters. Use a "
+                         "first-order optimizer such as 'adam' for this problem.")
+    objective = _backends.objective_function(backend)
+    w = np.asarray(params, dtype=np.float64).copy()
+    history = {"epoch": [], "loss": [], "lr": [], "seconds": [], "steps": []}
+    converged = False
+    value, grad = objective(problem, w.astype(problem.X.dtype))
+    for iteration in range(1, max_iter + 1):
+        start = time.perf_counter()
+        direction = np.linalg.lstsq(hessian(problem, w), grad, rcond=None)[0]
+        decrement = float(grad @ direction)
+        if decrement <= 2e-15 * max(1.0, abs(value)):
+            converged = True
+            break
+        step = 1.0
+        for _ in range(60):
+            candidate = w - step * direction
+            new_value, new_grad = objective(problem, candidate.astype(problem.X.dtype))
+            if np.isfinite(new_value) and new_value <= value - 1e-4 * step * decrement:
+                break
+            step *= 0.5
+        else:
+            break  # no decrease possible in floating point: at the optimum
+        w, value, grad = candidate, new_value, new_grad
+        entry = {"epoch": iteration, "loss": value, "lr": step,
+                 "seconds": time.perf_counter() - start, "steps": iteration}
+        for key, item in entry.items():
+            history[key].append(item)
+        if verbose:
+            print(f"-- Newton iteration {iteration}: loss {value:.10g}, step {step:g}",
+                  file=sys.stderr)
+        if callback is not None and callback(entry) is False:
+            break
+    else:
+        converged = tol is None
+    return w.astype(problem.X.dtype), history, converged or tol is None

@@ -1,0 +1,394 @@
+"""``fastopt.fit``: train a linear, logistic or softmax regression in one call.
+
+The Python loop here is over epochs only; each epoch is one call into the chosen backend
+(``fastopt._backends``), which shuffles, computes minibatch gradients, updates the parameters
+and accumulates the running loss without coming back to Python.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _backends
+from . import _validation as v
+from .newton import newton_fit
+from .optim import Optimizer, make_optimizer
+from .reference.models import MODELS, PENALTIES, ModelSpec
+from .schedules import make_schedule
+
+__all__ = ["fit", "FitResult", "DivergenceError", "ConvergenceWarning"]
+
+try:  # the same class scikit-learn users already filter
+    from sklearn.exceptions import ConvergenceWarning
+except ImportError:  # pragma: no cover - scikit-learn is optional
+    class ConvergenceWarning(UserWarning):
+        """The fit reached its epoch budget before meeting ``tol``."""
+
+
+class DivergenceError(FloatingPointError):
+    """The training loss or the parameters became NaN or infinite."""
+
+
+@dataclass
+class Problem:
+    """Validated training data: X as given (C-contiguous float32/float64, never copied again),
+    y as float64 (targets, 0/1 labels or class indices), weights with mean 1 or None, and the
+    standardisation ``(x - mean) * inv_std`` or None."""
+
+    spec: ModelSpec
+    X: np.ndarray
+    y: np.ndarray
+    sample_weight: np.ndarray | None
+    mean: np.ndarray | None = None
+    inv_std: np.ndarray | None = None
+
+    @property
+    def n_samples(self):
+        return len(self.X)
+
+    def subset(self, rows):
+        weights = None if self.sample_weight is None else self.sample_weight[rows]
+        return Problem(self.spec, np.ascontiguousarray(self.X[rows]), self.y[rows], weights,
+                       self.mean, self.inv_std)
+
+
+@dataclass
+class TrainingState:
+    """Everything that continues across epochs, ``partial_fit`` calls and warm starts."""
+
+    params: np.ndarray
+    optimizer: Optimizer
+    optimizer_state: dict
+    updates: int = 0  # the schedule's t
+    epochs: int = 0   # shuffles drawn so far (the key of the next epoch's permutation)
+    seed: int = 0
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes
+    ----------
+    coef_ : ndarray, (n_features,) for linear, (1, n_features) for logistic, (K, n_features)
+        for softmax — in the original feature space, also with ``standardize=True``.
+    intercept_ : float (linear) or ndarray (1,) / (K,)
+    classes_ : ndarray or None
+    n_iter_ : int, epochs run
+    converged : bool, whether ``tol`` was met (always False with ``tol=None``)
+    history : dict of lists, one entry per epoch: ``epoch``, ``loss`` (mean training objective
+        during the epoch), ``lr`` (learning rate of the epoch's last update), ``seconds`` (wall
+        time of the epoch), ``steps`` (updates so far); ``val_loss`` with early stopping.
+    """
+
+    model: str
+    coef_: np.ndarray
+    intercept_: object
+    classes_: np.ndarray | None
+    n_iter_: int
+    converged: bool
+    history: dict = field(default_factory=dict)
+    state: TrainingState | None = field(default=None, repr=False)
+
+    def decision_function(self, X):
+        X = v.check_X(X)
+        if X.shape[1] != self.coef_.shape[-1]:
+            raise ValueError(f"X has {X.shape[1]} features, but the model was fitted with "
+                             f"{self.coef_.shape[-1]} features.")
+        scores = X @ np.atleast_2d(self.coef_).T + self.intercept_
+        return scores.ravel() if self.model != "softmax" else scores
+
+    def predict_proba(self, X):
+        if self.model == "linear":
+            raise AttributeError("predict_proba is only available for classification models")
+        scores = self.decision_function(X)
+        return probabilities(self.model, scores)
+
+    def predict(self, X):
+        scores = self.decision_function(X)
+        if self.model == "linear":
+            return scores
+        if self.model == "logistic":
+            return self.classes_[(scores > 0).astype(np.intp)]
+        return self.classes_[np.argmax(scores, axis=1)]
+
+
+def probabilities(model, scores):
+    if model == "logistic":
+        p = np.empty_like(scores, dtype=np.float64)
+        positive = scores >= 0
+        e = np.exp(-np.abs(scores))
+        p[positive] = 1.0 / (1.0 + e[positive])
+        p[~positive] = e[~positive] / (1.0 + e[~positive])
+        return np.column_stack([1.0 - p, p])
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Preparing the data
+
+def column_scaling(X):
+    """Per-feature mean and 1/std in float64, computed in row blocks (no copy of X); features
+    with zero variance get 1/std = 1."""
+    n = len(X)
+    total = np.zeros(X.shape[1])
+    for rows in v.row_blocks(X):
+        total += X[rows].sum(axis=0, dtype=np.float64)
+    mean = total / n
+    squares = np.zeros(X.shape[1])
+    for rows in v.row_blocks(X):
+        centered = np.subtract(X[rows], mean, dtype=np.float64)
+        squares += np.einsum("ij,ij->j", centered, centered)
+    std = np.sqrt(squares / n)
+    inv_std = np.ones_like(std)
+    np.divide(1.0, std, out=inv_std, where=std > 1e-12 * np.maximum(np.abs(mean), 1.0))
+    return mean, inv_std
+
+
+def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weight, standardize,
+            classes=None, X_checked=False):
+    """Validate and encode; returns ``(Problem, classes)``."""
+    v.check_choice("model", model, MODELS)
+    v.check_choice("penalty", penalty, PENALTIES)
+    alpha = v.check_float("alpha", alpha, 0.0)
+    l1_ratio = v.check_float("l1_ratio", l1_ratio, 0.0, 1.0)
+    X = X if X_checked else v.check_X(X)
+    y = v.check_target(y, len(X), regression=model == "linear")
+    if model == "linear":
+        targets, n_outputs, classes = y, 1, None
+    else:
+        if classes is None:
+            classes, targets = v.encode_labels(y)
+        else:
+            unknown = np.setdiff1d(np.unique(y), classes)
+            if len(unknown):
+                raise ValueError(f"y contains labels not in classes: {unknown.tolist()}")
+            targets = np.searchsorted(classes, y).astype(np.float64)
+        if model == "logistic" and len(classes) != 2:
+            raise ValueError(f"model='logistic' needs exactly 2 classes, got {len(classes)}; "
+                             "use model='softmax' for more")
+        n_outputs = 1 if model == "logistic" else len(classes)
+    weights = v.check_sample_weight(sample_weight, len(X))
+    spec = ModelSpec(model, X.shape[1], n_outputs, bool(fit_intercept), penalty, alpha, l1_ratio)
+    mean = inv_std = None
+    if standardize:
+        mean, inv_std = column_scaling(X)
+    return Problem(spec, X, np.ascontiguousarray(targets, dtype=np.float64), weights, mean,
+                   inv_std), classes
+
+
+def to_original_space(problem, params):
+    """``(coef (K, d), intercept (K,))`` of the model on raw features."""
+    coef, intercept = problem.spec.unpack(np.asarray(params, dtype=np.float64))
+    coef, intercept = coef.copy(), intercept.copy()
+    if problem.mean is not None:
+        coef = coef * problem.inv_std
+        intercept = intercept - coef @ problem.mean
+    return coef, intercept
+
+
+def from_original_space(problem, coef, intercept, dtype):
+    """The flat parameter vector for ``problem`` from original-space coefficients."""
+    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+    intercept = np.atleast_1d(np.asarray(intercept, dtype=np.float64))
+    if problem.mean is not None:
+        intercept = intercept + coef @ problem.mean
+        coef = coef / problem.inv_std
+    parts = [coef.ravel()] + ([intercept] if problem.spec.fit_intercept else [])
+    return np.ascontiguousarray(np.concatenate(parts), dtype=dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# The epoch loop
+
+class _Progress:
+    """One line per epoch with verbose=1; quiet otherwise."""
+
+    def __init__(self, verbose):
+        self.verbose = verbose
+
+    def epoch(self, entry):
+        if self.verbose:
+            extra = f", val_loss {entry['val_loss']:.6g}" if "val_loss" in entry else ""
+            print(f"-- Epoch {entry['epoch']}: loss {entry['loss']:.6g}{extra}, lr "
+                  f"{entry['lr']:.3g}, {entry['seconds'] * 1e3:.1f} ms, {entry['steps']} "
+                  "updates", file=sys.stderr)
+
+
+def train(problem, state, *, schedule, epochs, batch_size, shuffle, tol, n_iter_no_change,
+          validation=None, backend="auto", callback=None, verbose=0, total_steps=None):
+    """Run up to ``epochs`` epochs on ``state`` (updated in place). Returns
+    ``(history, converged, best_params)``; ``best_params`` is set with validation.
+
+    Raises DivergenceError when the loss or parameters turn non-finite; ``state`` is then left
+    as it was after the last good epoch.
+    """
+    n = problem.n_samples
+    batch = n if batch_size is None else min(batch_size, n)
+    steps_per_epoch = -(-n // batch)
+    run_epoch = _backends.epoch_function(backend)
+    objective = _backends.objective_function(backend)
+    lr_of = make_schedule(schedule, state.optimizer.lr,
+                          total_steps or epochs * steps_per_epoch)
+    history = {"epoch": [], "loss": [], "lr": [], "seconds": [], "steps": []}
+    if validation is not None:
+        history["val_loss"] = []
+    progress = _Progress(verbose)
+    best, stall, converged, best_params, interrupted = math.inf, 0, False, None, False
+    for _ in range(epochs):
+        lrs = np.ascontiguousarray(lr_of(np.arange(state.updates, state.updates + steps_per_epoch)),
+                                   dtype=np.float64)
+        saved = (state.params.copy(), {k: np.copy(a) for k, a in state.optimizer_state.items()})
+        start = time.perf_counter()
+        loss, steps, ok, failed = run_epoch(problem, state, lrs, batch, shuffle and batch < n)
+        seconds = time.perf_counter() - start
+        if not ok:
+            state.params[...] = saved[0]
+            state.optimizer_state.clear()
+            state.optimizer_state.update(saved[1])
+            raise DivergenceError(
+                f"The training loss became non-finite at epoch {state.epochs + 1}, update "
+                f"{failed + 1} of {steps_per_epoch} (learning rate {lrs[failed]:.3g}). Try a "
+                "smaller learning rate, or standardize=True if the features have very "
+                "different scales.")
+        state.epochs += 1
+        state.updates += steps
+        entry = {"epoch": state.epochs, "loss": loss, "lr": float(lrs[steps - 1]),
+                 "seconds": seconds, "steps": state.updates}
+        monitored = loss
+        if validation is not None:
+            entry["val_loss"] = float(objective(validation, state.params)[0])
+            monitored = entry["val_loss"]
+        for key, value in entry.items():
+            history[key].append(value)
+        progress.epoch(entry)
+        if tol is not None or validation is not None:
+            threshold = best - (tol or 0.0)
+            if monitored < best and validation is not None:
+                best_params = state.params.copy()
+            if monitored > threshold:
+                stall += 1
+            else:
+                stall = 0
+            best = min(best, monitored)
+            if stall >= n_iter_no_change:
+                converged = True
+        if callback is not None and callback(entry) is False:
+            interrupted = True
+            break
+        if converged:
+            break
+    return history, converged, best_params, interrupted
+
+
+def check_training_options(*, epochs, batch_size, tol, n_iter_no_change, validation_fraction,
+                           early_stopping):
+    v.check_int("epochs", epochs, 1)
+    v.check_int("batch_size", batch_size, 1, allow_none=True)
+    v.check_float("tol", tol, 0.0, allow_none=True)
+    v.check_int("n_iter_no_change", n_iter_no_change, 1)
+    v.check_float("validation_fraction", validation_fraction, 0.0, 1.0, low_open=True)
+    if validation_fraction >= 1.0:
+        raise ValueError("validation_fraction must be < 1")
+    if not isinstance(early_stopping, (bool, np.bool_)):
+        raise ValueError(f"early_stopping must be True or False, got {early_stopping!r}")
+
+
+def split_validation(problem, fraction, seed):
+    """Hold out ``fraction`` of the rows (at least one), chosen by the seed."""
+    n = problem.n_samples
+    n_val = max(1, int(round(fraction * n)))
+    if n - n_val < 1:
+        raise ValueError(f"validation_fraction={fraction} leaves no training rows (n={n})")
+    order = np.random.default_rng(seed).permutation(n)
+    return problem.subset(np.sort(order[n_val:])), problem.subset(np.sort(order[:n_val]))
+
+
+def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=20,
+        batch_size=256, shuffle=True, penalty=None, alpha=1e-4, l1_ratio=0.15,
+        fit_intercept=True, sample_weight=None, standardize=False, tol=1e-4,
+        n_iter_no_change=5, early_stopping=False, validation_fraction=0.1, random_state=None,
+        backend="auto", callback=None, verbose=0) -> FitResult:
+    """Fit a linear, logistic or softmax regression with a first-order optimizer.
+
+    Parameters
+    ----------
+    X : array-like (n_samples, n_features). A C-contiguous float32/float64 array is used as is
+        (float32 trains in float32 with float64 accumulation); anything else is converted once.
+    y : array-like (n_samples,): targets (linear) or class labels of any type.
+    model : {"linear", "logistic", "softmax"}
+    optimizer : str or Optimizer. A name of ``fastopt.OPTIMIZERS`` (with ``lr``), an optimizer
+        object, or ``"newton"`` (full-batch Newton's method; ``epochs`` = iterations).
+    lr : float, optional. The learning rate; default: the optimizer's own.
+    schedule : None, str, Schedule or callable ``f(t_array) -> lr_array``; t counts updates.
+    epochs : int, passes over the data.
+    batch_size : int or None (full-batch gradient descent).
+    shuffle : bool. Visit rows in a new pseudo-random order each epoch (see
+        ``fastopt.reference.shuffle``).
+    penalty : {None, "l2", "l1", "elasticnet"}, with ``alpha`` and ``l1_ratio``.
+    fit_intercept : bool
+    sample_weight : array-like (n_samples,), optional; rescaled to mean 1.
+    standardize : bool. Train on ``(x - mean) / std`` computed on the fly (X is not copied);
+        coefficients are reported on the original features.
+    tol, n_iter_no_change : stop when the monitored loss has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs; ``tol=None`` runs all epochs. Not meeting it warns with a
+        ``ConvergenceWarning``.
+    early_stopping, validation_fraction : monitor the loss on a held-out fraction instead of
+        the training loss, and return the best parameters seen.
+    random_state : None, int or numpy Generator: the shuffle and the validation split.
+    backend : {"auto", "cpp", "numpy"}
+    callback : callable(entry: dict) called after each epoch; returning False stops.
+    verbose : int; 1 prints one line per epoch to stderr.
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    DivergenceError
+        When the loss turns non-finite; the message names the epoch, update and learning rate.
+    """
+    check_training_options(epochs=epochs, batch_size=batch_size, tol=tol,
+                           n_iter_no_change=n_iter_no_change,
+                           validation_fraction=validation_fraction,
+                           early_stopping=early_stopping)
+    problem, classes = prepare(X, y, model=model, penalty=penalty, alpha=alpha,
+                               l1_ratio=l1_ratio, fit_intercept=fit_intercept,
+                               sample_weight=sample_weight, standardize=standardize)
+    seed = v.seed_from(random_state)
+    dtype = problem.X.dtype
+    params = np.zeros(problem.spec.n_params, dtype=dtype)
+    if isinstance(optimizer, str) and optimizer.lower() == "newton":
+        params, history, converged = newton_fit(problem, params, max_iter=epochs, tol=tol,
+                                                backend=backend, callback=callback,
+                                                verbose=verbose)
+        state, interrupted = None, False
+    else:
+        opt = make_optimizer(optimizer, **({} if lr is None else {"lr": lr}))
+        state = TrainingState(params, opt, opt.init(params), seed=seed)
+        validation = None
+        training = problem
+        if early_stopping:
+            training, validation = split_validation(problem, validation_fraction, seed)
+        history, converged, best, interrupted = train(
+            training, state, schedule=schedule, epochs=epochs, batch_size=batch_size,
+            shuffle=shuffle, tol=tol, n_iter_no_change=n_iter_no_change,
+            validation=validation, backend=backend, callback=callback, verbose=verbose)
+        params = best if best is not None else state.params
+    if tol is not None and not converged and not interrupted:
+        warnings.warn(f"Maximum number of epochs ({epochs}) reached and the loss did not "
+                      f"improve by less than tol={tol} for {n_iter_no_change} epochs; "
+                      "consider increasing epochs.", ConvergenceWarning, stacklevel=2)
+    coef, intercept = to_original_space(problem, params)
+    if model == "linear":
+        coef, intercept = coef[0], float(intercept[0])
+    return FitResult(model, coef, intercept, classes, len(history["loss"]), converged,
+                     history, state)
