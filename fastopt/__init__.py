@@ -11,10 +11,17 @@ The optimizers follow ``torch.optim`` exactly and run as fused C++ kernels::
 ``fastopt.reference`` holds the NumPy reference implementation that specifies every kernel.
 """
 
+from . import schedules
 from .optim import (OPTIMIZERS, SGD, Adadelta, Adagrad, Adam, AdamW, NAdam, Optimizer, RAdam,
                     RMSprop, make_optimizer)
+from .schedules import (SCHEDULES, Constant, Cosine, Exponential, InverseSqrt, Linear, OneCycle,
+                        Polynomial, StepDecay, WarmupCosine, make_schedule)
+from .training import ConvergenceWarning, DivergenceError, FitResult, fit
 
 __version__ = "0.1.0"
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam",
-           "RAdam", "OPTIMIZERS", "make_optimizer", "__version__"]
+           "RAdam", "OPTIMIZERS", "make_optimizer", "schedules", "SCHEDULES", "Constant",
+           "InverseSqrt", "StepDecay", "Exponential", "Polynomial", "Cosine", "Linear",
+           "WarmupCosine", "OneCycle", "make_schedule", "fit", "FitResult", "DivergenceError",
+           "ConvergenceWarning", "__version__"]

@@ -109,7 +109,7 @@ struct Workspace {
 struct StopCheck {
     bool (*poll)(void*) noexcept = nullptr;
     void* context = nullptr;
-    int64_t budget = int64_t(1) << 22;
+    int64_t budget = int64_t(1) << 22;  // ~ multiply-adds between polls: a few ms
     int64_t since_poll = 0;
     bool stopped = false;
 };

@@ -159,7 +159,7 @@ double batch_gradient(const ModelSpec& s, const Dataset<T>& data, RowOf row_of, 
                 if (s.fit_intercept) grad[k * d + c] += rc;
             }
         }
-        if (tick(stop, count * d * 2)) return loss_sum;
+        if (tick(stop, count * d * (2 * k + 1))) return loss_sum;  // ~ multiply-adds done
     }
     for (int64_t j = 0; j < p; ++j) grad[j] = grad[j] / double(m);
     add_penalty_gradient(s, w, grad);
