@@ -94,7 +94,7 @@ struct Scratch {
 
     explicit Scratch(const ModelSpec& s)
         : params(n_params(s)), grad(n_params(s)),
-          scores(Workspace<T>::chunk * s.n_outputs), row(s.n_features),
+          scores(s.n_outputs), row(s.n_features),
           grad_t(n_params(s)), rows(Workspace<T>::chunk),
           ws{params.data(), grad.data(), grad_t.data(), scores.data(), row.data(), rows.data()} {}
 };

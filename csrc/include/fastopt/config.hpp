@@ -99,7 +99,7 @@ struct Workspace {
     double* params;                       // n_params: the parameters as double
     double* grad;                         // n_params
     T* grad_t;                            // n_params: the gradient in the parameters' type
-    double* scores;                       // chunk * n_outputs
+    double* scores;                       // n_outputs: one row's scores, then residuals
     double* row;                          // n_features: one standardised row
     int64_t* rows;                        // chunk
 };

@@ -107,50 +107,55 @@ inline void add_penalty_gradient(const ModelSpec& s, const double* __restrict w,
     }
 }
 
+// Bring row r of X towards the core ahead of use: in a shuffled epoch every row is a random
+// fetch, and the row indices are known in advance.
+template <class T>
+inline void prefetch_row(const T* X, int64_t r, int64_t d) noexcept {
+    const char* p = reinterpret_cast<const char*>(X + r * d);
+    const int64_t bytes = d * int64_t(sizeof(T));
+    for (int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(p + offset, 0, 3);
+}
+
 // Sum of s_i * l_i over the m rows row_of(0), ..., row_of(m - 1), and the gradient of L_B
-// (penalty included) into ws.grad.
+// (penalty included) into ws.grad. One pass per row: its scores, loss and residual, then its
+// contribution to the gradient while the row is still in L1.
 template <class T, class RowOf>
 double batch_gradient(const ModelSpec& s, const Dataset<T>& data, RowOf row_of, int64_t m,
                       Workspace<T>& ws, StopCheck& stop) noexcept {
+    // Rows requested ahead of use (measured on W1: 4 beats 0, 2, 8 and 16).
+    constexpr int64_t lookahead = 4;
     const int64_t d = s.n_features, k = s.n_outputs, p = n_params(s);
     const double* w = ws.params;
     const double* b = w + k * d;
     double* __restrict grad = ws.grad;
+    double* __restrict f = ws.scores;
     for (int64_t j = 0; j < p; ++j) grad[j] = 0.0;
     double loss_sum = 0.0;
     for (int64_t start = 0; start < m; start += Workspace<T>::chunk) {
         const int64_t count = std::min(Workspace<T>::chunk, m - start);
         int64_t* __restrict rows = ws.rows;
         for (int64_t i = 0; i < count; ++i) rows[i] = row_of(start + i);
-        // Scores of the chunk's rows.
+        for (int64_t i = 0; i < std::min(lookahead, count); ++i) prefetch_row(data.X, rows[i], d);
         for (int64_t i = 0; i < count; ++i) {
+            if (i + lookahead < count) {
+                const int64_t ahead = rows[i + lookahead];
+                prefetch_row(data.X, ahead, d);
+                __builtin_prefetch(data.y + ahead, 0, 3);
+                if (data.sample_weight) __builtin_prefetch(data.sample_weight + ahead, 0, 3);
+            }
             const int64_t r = rows[i];
             const T* x = data.X + r * d;
             const double* xs = standardize_row(data, x, d, ws.row);
-            double* f = ws.scores + i * k;
             for (int64_t c = 0; c < k; ++c) {
                 const double score = xs ? dot<double>(w + c * d, xs, d) : dot<T>(w + c * d, x, d);
                 f[c] = s.fit_intercept ? score + b[c] : score;
             }
-        }
-        // Losses and weighted residuals.
-        for (int64_t i = 0; i < count; ++i) {
-            const int64_t r = rows[i];
-            double* f = ws.scores + i * k;
             const double loss = loss_and_residual(s.model, f, k, data.y[r]);
             const double weight = data.sample_weight ? data.sample_weight[r] : 1.0;
             loss_sum += weight * loss;
-            for (int64_t c = 0; c < k; ++c) f[c] = f[c] * weight;
-        }
-        // Gradient accumulation: grad_W[c] += residual_c * x~, grad_b[c] += residual_c.
-        for (int64_t i = 0; i < count; ++i) {
-            const int64_t r = rows[i];
-            const T* x = data.X + r * d;
-            const double* xs = standardize_row(data, x, d, ws.row);
-            const double* f = ws.scores + i * k;
             for (int64_t c = 0; c < k; ++c) {
+                const double rc = f[c] * weight;
                 double* __restrict g = grad + c * d;
-                const double rc = f[c];
                 if (xs) {
                     for (int64_t j = 0; j < d; ++j) g[j] += rc * xs[j];
                 } else {
