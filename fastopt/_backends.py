@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import warnings
 
+import numpy as np
+
 from .reference import models as _reference_models
 from .reference import optim as _reference_optim
 
@@ -49,27 +51,57 @@ def resolve(backend: str = "auto") -> str:
     return backend
 
 
-def _cpp_optimizer_step(kind, hyper, params, grad, state, names):
-    config = _cpp_optimizer_config(kind, hyper)
+def _cpp_optimizer_step(optimizer, params, grad, state, lr):
+    config, names = _cpp_optimizer_setup(optimizer)
     arrays = {name: state[name] for name in names}
     step, mu_product = _core.optimizer_step(
         config, params, grad, arrays, int(state["step"]),
-        float(state.get("mu_product", 1.0)), float(hyper["lr"]))
+        float(state.get("mu_product", 1.0)), lr)
     state["step"] = step
     if "mu_product" in state:
         state["mu_product"] = mu_product
 
 
-def _numpy_optimizer_step(kind, hyper, params, grad, state, names):
-    _reference_optim.step(kind, hyper, params, grad, state)
+def _numpy_optimizer_step(optimizer, params, grad, state, lr):
+    names = optimizer._state_names()
+    _check_reference_arguments(params, grad, state, names)
+    hyper = dict(optimizer._hyperparameters(), lr=lr)
+    _reference_optim.step(optimizer._kind, hyper, params, grad, state)
+
+
+def _check_reference_arguments(params, grad, state, names):
+    """The checks the compiled binding makes, for the NumPy backend."""
+    if not isinstance(params, np.ndarray):
+        raise TypeError(f"params must be a numpy.ndarray, got {type(params).__name__}")
+    if params.dtype not in (np.float32, np.float64):
+        raise TypeError(f"params must have dtype float32 or float64, got {params.dtype}")
+    if not params.flags.writeable:
+        raise ValueError("params is read-only; the update is done in place")
+    for what, array in [("grad", grad)] + [(f"state[{n!r}]", state[n]) for n in names]:
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"{what} must be a numpy.ndarray, got {type(array).__name__}")
+        if array.dtype != params.dtype:
+            raise TypeError(f"{what} has dtype {array.dtype} but params has dtype "
+                            f"{params.dtype}; they must match")
+        if array.shape != params.shape:
+            raise ValueError(f"{what} has shape {array.shape} but params has shape "
+                             f"{params.shape}; they must match")
+
+
+def _cpp_optimizer_setup(optimizer):
+    """The kernel configuration and state names of ``optimizer``, built once per optimizer
+    (``Optimizer.__setattr__`` forgets them when a hyperparameter changes)."""
+    cached = optimizer.__dict__.get("_cpp_setup")
+    if cached is None:
+        cached = (_cpp_optimizer_config(optimizer._kind, optimizer._hyperparameters()),
+                  optimizer._state_names())
+        optimizer.__dict__["_cpp_setup"] = cached
+    return cached
 
 
 def optimizer_step(backend: str = "auto"):
-    """``f(kind, hyper, params, grad, state, names)``: one in-place optimizer update."""
-    name = resolve(backend)
-    if name == "cpp":
-        return _cpp_optimizer_step
-    return _numpy_optimizer_step
+    """``f(optimizer, params, grad, state, lr)``: one in-place optimizer update."""
+    return _cpp_optimizer_step if resolve(backend) == "cpp" else _numpy_optimizer_step
 
 
 def _cpp_model_spec(spec):
@@ -93,13 +125,11 @@ def _cpp_optimizer_config(kind, hyper):
 
 
 def _cpp_epoch(problem, state, lrs, batch_size, shuffle):
-    opt = state.optimizer
-    names = opt._state_names()
+    config, names = _cpp_optimizer_setup(state.optimizer)
     st = state.optimizer_state
     loss_sum, steps, status, failed, step, mu_product = _core.run_epoch(
         _cpp_model_spec(problem.spec), problem.X, problem.y, problem.sample_weight,
-        problem.mean, problem.inv_std, state.params,
-        _cpp_optimizer_config(opt._kind, opt._hyperparameters()),
+        problem.mean, problem.inv_std, state.params, config,
         {name: st[name] for name in names}, int(st["step"]),
         float(st.get("mu_product", 1.0)), batch_size, shuffle, state.seed, state.epochs, lrs)
     st["step"] = step

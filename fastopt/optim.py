@@ -108,18 +108,17 @@ class Optimizer:
             Learning rate for this update only (a schedule's value); defaults to ``self.lr``.
         backend : {"auto", "cpp", "numpy"}
         """
-        hyper = self._hyperparameters()
-        if lr is not None:
-            hyper["lr"] = _learning_rate(lr)
-        names = self._state_names()
-        missing = [name for name in ("step",) + names if name not in state]
+        missing = [name for name in ("step",) + self._state_names() if name not in state]
         if missing:
             raise ValueError(f"state has no {', '.join(map(repr, missing))}; make the state "
                              f"with {type(self).__name__}(...).init(params)")
         implementation = _backends.optimizer_step(backend)
-        if implementation is _backends._numpy_optimizer_step:
-            _check_reference_arguments(params, grad, state, names)
-        implementation(self._kind, hyper, params, grad, state, names)
+        implementation(self, params, grad, state, self.lr if lr is None else _learning_rate(lr))
+
+    def __setattr__(self, name, value):
+        # A changed hyperparameter invalidates the compiled configuration cached by _backends.
+        self.__dict__.pop("_cpp_setup", None)
+        object.__setattr__(self, name, value)
 
     def get_params(self, deep=True) -> dict:
         """Constructor arguments, as scikit-learn's ``get_params``."""
@@ -145,25 +144,6 @@ class Optimizer:
 
     def __hash__(self):
         return hash((type(self).__name__, tuple(self.get_params().items())))
-
-
-def _check_reference_arguments(params, grad, state, names):
-    """The checks the compiled binding makes, for the NumPy backend."""
-    if not isinstance(params, np.ndarray) or not isinstance(grad, np.ndarray):
-        raise TypeError("params and grad must be numpy.ndarray")
-    if params.dtype not in (np.float32, np.float64):
-        raise TypeError(f"params must have dtype float32 or float64, got {params.dtype}")
-    if not params.flags.writeable:
-        raise ValueError("params is read-only; the update is done in place")
-    for what, array in [("grad", grad)] + [(f"state[{n!r}]", state[n]) for n in names]:
-        if not isinstance(array, np.ndarray):
-            raise TypeError(f"{what} must be a numpy.ndarray, got {type(array).__name__}")
-        if array.dtype != params.dtype:
-            raise TypeError(f"{what} has dtype {array.dtype} but params has dtype "
-                            f"{params.dtype}; they must match")
-        if array.shape != params.shape:
-            raise ValueError(f"{what} has shape {array.shape} but params has shape "
-                             f"{params.shape}; they must match")
 
 
 class SGD(Optimizer):

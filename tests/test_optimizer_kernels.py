@@ -246,3 +246,13 @@ def test_refused_step_changes_nothing():
         opt.step(params, grad, state)
     assert state["step"] == 0 and not params.any()
     np.testing.assert_array_equal(state["exp_avg"], before["exp_avg"])
+
+
+def test_changing_a_hyperparameter_after_a_step_takes_effect():
+    opt = fo.SGD(lr=0.1, momentum=0.9)
+    params = np.zeros(3)
+    state = opt.init(params)
+    opt.step(params, np.ones(3), state)
+    opt.momentum = 0.0  # the cached kernel configuration must follow
+    opt.step(params, np.ones(3), state)
+    np.testing.assert_allclose(params, -0.2)
