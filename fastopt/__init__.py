@@ -20,8 +20,22 @@ from .training import ConvergenceWarning, DivergenceError, FitResult, fit
 
 __version__ = "0.1.0"
 
+_ESTIMATORS = ("LinearRegression", "LogisticRegression")
+
+
+def __getattr__(name):
+    # The scikit-learn estimators import scikit-learn; fastopt itself does not need it.
+    if name in _ESTIMATORS:
+        try:
+            from . import estimators
+        except ImportError as exc:
+            raise ImportError(f"fastopt.{name} needs scikit-learn: pip install scikit-learn "
+                              f"({exc})") from exc
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'fastopt' has no attribute {name!r}")
+
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam",
            "RAdam", "OPTIMIZERS", "make_optimizer", "schedules", "SCHEDULES", "Constant",
            "InverseSqrt", "StepDecay", "Exponential", "Polynomial", "Cosine", "Linear",
            "WarmupCosine", "OneCycle", "make_schedule", "fit", "FitResult", "DivergenceError",
-           "ConvergenceWarning", "__version__"]
+           "ConvergenceWarning", "LinearRegression", "LogisticRegression", "__version__"]

@@ -120,6 +120,19 @@ class Optimizer:
         self.__dict__.pop("_cpp_setup", None)
         object.__setattr__(self, name, value)
 
+    def __getstate__(self):
+        # pickle and copy.deepcopy (sklearn's clone) without the cached compiled configuration,
+        # which cannot be pickled; it is rebuilt on the next step.
+        state = dict(self.__dict__)
+        state.pop("_cpp_setup", None)
+        return state
+
+    def __sklearn_clone__(self):
+        # scikit-learn's clone (of an estimator holding this optimizer, or in a grid search):
+        # a fresh optimizer with the same hyperparameters. The generic path would require
+        # __init__ to keep each argument object as is, which normalising `betas` does not.
+        return type(self)(**self.get_params())
+
     def get_params(self, deep=True) -> dict:
         """Constructor arguments, as scikit-learn's ``get_params``."""
         return {name: getattr(self, name) for name in self._param_names}

@@ -134,18 +134,24 @@ def probabilities(model, scores):
 # ---------------------------------------------------------------------------------------------
 # Preparing the data
 
-def column_scaling(X):
+def column_scaling(X, sample_weight=None):
     """Per-feature mean and 1/std in float64, computed in row blocks (no copy of X); features
-    with zero variance get 1/std = 1."""
+    with zero variance get 1/std = 1. With ``sample_weight`` (mean 1, as ``prepare`` makes it)
+    a row of weight k counts as k copies of the row, and a zero weight as a removed row."""
     n = len(X)
+
+    def weighted_sum(rows, values):
+        return (values.sum(axis=0) if sample_weight is None
+                else sample_weight[rows] @ values)
+
     total = np.zeros(X.shape[1])
     for rows in v.row_blocks(X):
-        total += X[rows].sum(axis=0, dtype=np.float64)
+        total += weighted_sum(rows, np.asarray(X[rows], dtype=np.float64))
     mean = total / n
     squares = np.zeros(X.shape[1])
     for rows in v.row_blocks(X):
         centered = np.subtract(X[rows], mean, dtype=np.float64)
-        squares += np.einsum("ij,ij->j", centered, centered)
+        squares += weighted_sum(rows, centered * centered)
     std = np.sqrt(squares / n)
     inv_std = np.ones_like(std)
     np.divide(1.0, std, out=inv_std, where=std > 1e-12 * np.maximum(np.abs(mean), 1.0))
@@ -179,7 +185,7 @@ def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weig
     spec = ModelSpec(model, X.shape[1], n_outputs, bool(fit_intercept), penalty, alpha, l1_ratio)
     mean = inv_std = None
     if standardize:
-        mean, inv_std = column_scaling(X)
+        mean, inv_std = column_scaling(X, weights)
     return Problem(spec, X, np.ascontiguousarray(targets, dtype=np.float64), weights, mean,
                    inv_std), classes
 
@@ -225,7 +231,8 @@ class _Progress:
 def train(problem, state, *, schedule, epochs, batch_size, shuffle, tol, n_iter_no_change,
           validation=None, backend="auto", callback=None, verbose=0, total_steps=None):
     """Run up to ``epochs`` epochs on ``state`` (updated in place). Returns
-    ``(history, converged, best_params)``; ``best_params`` is set with validation.
+    ``(history, converged, best_params, interrupted)``: ``best_params`` is set with validation,
+    ``interrupted`` when the callback stopped the fit.
 
     Raises DivergenceError when the loss or parameters turn non-finite; ``state`` is then left
     as it was after the last good epoch.

@@ -28,7 +28,7 @@ CHILD = textwrap.dedent("""
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
-@pytest.mark.parametrize("backend, budget", [("cpp", 0.5)])
+@pytest.mark.parametrize("backend, budget", [("cpp", 2.0)])
 def test_ctrl_c_interrupts_a_compiled_epoch_quickly(backend, budget, tmp_path):
     child = subprocess.Popen([sys.executable, "-c", CHILD, backend], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, cwd=tmp_path)
@@ -41,6 +41,6 @@ def test_ctrl_c_interrupts_a_compiled_epoch_quickly(backend, budget, tmp_path):
     out, err = child.communicate(timeout=60)
     assert child.returncode == 0, err
     assert out.strip() == "refit 2"
-    # The kernel polls for signals every ~4M elements read (a few ms); the budget leaves room
-    # for a loaded CI machine.
+    # The kernel polls for signals every ~4M multiply-adds (a few ms; ~1-4 ms measured on an
+    # idle machine); the budget leaves room for a loaded 2-core CI machine.
     assert latency < budget, f"interrupt took {latency * 1e3:.0f} ms"

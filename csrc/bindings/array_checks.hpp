@@ -52,7 +52,7 @@ inline void require_writeable(const py::array& a, const std::string& what) {
 // Same dtype and shape as `ref` (named `ref_what`).
 inline void require_like(const py::array& a, const std::string& what, const py::array& ref,
                          const std::string& ref_what) {
-    if (!a.dtype().is(ref.dtype()))
+    if (!a.dtype().equal(ref.dtype()))
         throw py::type_error(what + " has dtype " + dtype_name(a) + " but " + ref_what +
                              " has dtype " + dtype_name(ref) + "; they must match");
     bool same = a.ndim() == ref.ndim();

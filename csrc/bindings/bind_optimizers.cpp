@@ -33,8 +33,8 @@ py::tuple optimizer_step(const OptimConfig& c, const py::handle& params_obj,
                          const py::handle& grad_obj, const py::dict& state_arrays,
                          int64_t step, double mu_product, double lr) {
     py::array params = as_ndarray(params_obj, "params");
-    const bool f32 = params.dtype().is(py::dtype::of<float>());
-    if (!f32 && !params.dtype().is(py::dtype::of<double>()))
+    const bool f32 = params.dtype().equal(py::dtype::of<float>());
+    if (!f32 && !params.dtype().equal(py::dtype::of<double>()))
         throw py::type_error("params must have dtype float32 or float64, got " +
                              dtype_name(params));
     require_c_contiguous(params, "params");

@@ -24,7 +24,7 @@ bool poll_signals(void*) noexcept {
 
 py::array require_vector(const py::handle& obj, const std::string& what, int64_t length) {
     py::array a = as_ndarray(obj, what);
-    if (!a.dtype().is(py::dtype::of<double>()))
+    if (!a.dtype().equal(py::dtype::of<double>()))
         throw py::type_error(what + " must have dtype float64, got " + dtype_name(a));
     if (a.ndim() != 1 || a.shape(0) != length)
         throw py::value_error(what + " must have shape (" + std::to_string(length) + ",), got " +
@@ -48,8 +48,8 @@ struct Inputs {
 Inputs check_inputs(const ModelSpec& spec, const py::handle& X_obj, const py::handle& y_obj,
                     const py::handle& params_obj) {
     py::array X = as_ndarray(X_obj, "X");
-    const bool f32 = X.dtype().is(py::dtype::of<float>());
-    if (!f32 && !X.dtype().is(py::dtype::of<double>()))
+    const bool f32 = X.dtype().equal(py::dtype::of<float>());
+    if (!f32 && !X.dtype().equal(py::dtype::of<double>()))
         throw py::type_error("X must have dtype float32 or float64, got " + dtype_name(X));
     if (X.ndim() != 2 || X.shape(1) != spec.n_features)
         throw py::value_error("X must have shape (n, " + std::to_string(spec.n_features) +
@@ -67,7 +67,7 @@ Inputs check_inputs(const ModelSpec& spec, const py::handle& X_obj, const py::ha
                                       std::to_string(spec.n_outputs) + ")");
     }
     py::array params = as_ndarray(params_obj, "params");
-    if (!params.dtype().is(X.dtype()))
+    if (!params.dtype().equal(X.dtype()))
         throw py::type_error("params has dtype " + dtype_name(params) + " but X has dtype " +
                              dtype_name(X) + "; they must match");
     if (params.ndim() != 1 || params.shape(0) != n_params(spec))

@@ -162,6 +162,14 @@ def run_epoch(spec, X, y, sample_weight, mean, inv_std, w, optimizer_kind, hyper
     ``lrs[j]`` is the learning rate of the epoch's update ``j``; rows are visited in the order
     of :func:`fastopt.reference.shuffle.permutation` (or in order without ``shuffle``).
     """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        # Overflow is how divergence shows; it is reported through the result, not warnings.
+        return _run_epoch(spec, X, y, sample_weight, mean, inv_std, w, optimizer_kind, hyper,
+                          state, lrs, batch_size, shuffle, seed, epoch)
+
+
+def _run_epoch(spec, X, y, sample_weight, mean, inv_std, w, optimizer_kind, hyper, state, lrs,
+               batch_size, shuffle, seed, epoch):
     n = len(X)
     order = permutation(n, seed, epoch) if shuffle else np.arange(n)
     total = 0.0

@@ -1,0 +1,635 @@
+r"""scikit-learn estimators: :class:`LinearRegression` and :class:`LogisticRegression`.
+
+Both are thin wrappers of the training loop of :mod:`fastopt.training` (the loop of
+:func:`fastopt.fit`, with the same results for the same arguments; the defaults differ, see
+the class docstrings) that add what scikit-learn expects of an estimator: parameters stored
+unmodified in ``__init__`` and validated in ``fit``, ``partial_fit``, ``warm_start``,
+feature-name checks, ``clone``/pickle support, and fitted attributes that are committed only
+when a fit succeeds.
+
+This module imports scikit-learn; ``fastopt`` itself does not need it.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _backends
+from . import _validation as v
+from .newton import newton_fit
+from .optim import OPTIMIZERS, make_optimizer
+from .training import (ConvergenceWarning, TrainingState, check_training_options,
+                       column_scaling, from_original_space, prepare, probabilities,
+                       split_validation, to_original_space, train)
+
+__all__ = ["LinearRegression", "LogisticRegression"]
+
+_DTYPES = [np.float64, np.float32]  # kept as they are: no copy of C-contiguous float X
+
+# lr=None with an optimizer given by name: torch's defaults (1e-3 for SGD and Adam) are tuned
+# for neural networks and take thousands of epochs on a standardised linear model, so the
+# estimators use 0.01 (torch's own default for Adagrad and RMSprop); Adadelta's lr is a
+# multiplier of its own adaptive step and keeps its default of 1.0.
+DEFAULT_LR = {**dict.fromkeys(OPTIMIZERS, 0.01), "adadelta": 1.0}
+
+
+def _is_newton(optimizer):
+    return isinstance(optimizer, str) and optimizer.lower() == "newton"
+
+
+def _partial_fit_available(estimator):
+    """``partial_fit`` exists for first-order optimizers only (``available_if``): Newton's
+    method is a full-batch solver, and ``hasattr(est, "partial_fit")`` says so."""
+    if _is_newton(estimator.optimizer):
+        raise AttributeError("partial_fit is not available with optimizer='newton' (Newton's "
+                             "method is a full-batch solver); use fit, or a first-order "
+                             "optimizer such as 'adam'.")
+    return True
+
+
+def _check_flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"The '{name}' parameter must be True or False. Got {value!r} "
+                         "instead.")
+
+
+def _as_dtype(array, dtype):
+    return np.array(array, dtype=dtype, copy=True, order="C")
+
+
+def _merge_history(old, new):
+    """``old`` extended by ``new``, every list kept as long as ``loss`` (NaN where an entry
+    lacks a key, e.g. ``val_loss`` of a ``partial_fit`` epoch)."""
+    n_old, n_new = len(old.get("loss", [])), len(new["loss"])
+    merged = {}
+    for key in list(old) + [k for k in new if k not in old]:
+        merged[key] = (list(old.get(key, [math.nan] * n_old))
+                       + list(new.get(key, [math.nan] * n_new)))
+    return merged
+
+
+class _FastoptLinearModel(BaseEstimator):
+    """What the two estimators share: validation, the fit/partial_fit driver, predictions."""
+
+    _regression = True
+
+    # -- subclass hooks -----------------------------------------------------------------------
+
+    def _model_and_classes(self, y, classes, first_partial):
+        raise NotImplementedError
+
+    def _publish(self, coef, intercept):
+        raise NotImplementedError
+
+    # -- options ------------------------------------------------------------------------------
+
+    def _check_options(self):
+        """Validate every constructor parameter (penalty, alpha and l1_ratio are checked by
+        ``prepare``, the schedule when training starts); returns the optimizer object, or
+        None for Newton's method."""
+        check_training_options(epochs=self.epochs, batch_size=self.batch_size, tol=self.tol,
+                               n_iter_no_change=self.n_iter_no_change,
+                               validation_fraction=self.validation_fraction,
+                               early_stopping=self.early_stopping)
+        for name in ("shuffle", "fit_intercept", "standardize", "warm_start"):
+            _check_flag(name, getattr(self, name))
+        if not isinstance(self.verbose, numbers.Integral) or self.verbose < 0:
+            raise ValueError(f"The 'verbose' parameter must be an int >= 0. Got "
+                             f"{self.verbose!r} instead.")
+        _backends.resolve(self.backend)
+        if self.lr is not None:
+            v.check_float("lr", self.lr, 0.0)
+        if _is_newton(self.optimizer):
+            return None
+        lr = self.lr
+        if lr is None and isinstance(self.optimizer, str):
+            lr = DEFAULT_LR.get(self.optimizer.lower())
+        return make_optimizer(self.optimizer, **({} if lr is None else {"lr": lr}))
+
+    # -- fitting ------------------------------------------------------------------------------
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model on ``(X, y)``: up to ``epochs`` passes of the optimizer.
+
+        With ``warm_start=True`` and an earlier fit, training continues from it (see the class
+        docstring); otherwise it starts from zero coefficients.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A C-contiguous float32/float64 array is used as is, without a copy.
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        fastopt.DivergenceError
+            The loss became non-finite; the estimator keeps its previous state.
+        """
+        return self._fit(X, y, sample_weight, partial=False)
+
+    def _fit(self, X, y, sample_weight, *, partial, classes=None):
+        """Run the fit on a scratch copy of the training state and commit the fitted
+        attributes only when it succeeds: an error or a KeyboardInterrupt leaves the estimator
+        as it was before the call."""
+        before = dict(self.__dict__)
+        try:
+            warning = self._fit_unsafe(X, y, sample_weight, partial, classes)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+        if warning:
+            warnings.warn(warning, ConvergenceWarning, stacklevel=3)
+        return self
+
+    def _fit_unsafe(self, X, y, sample_weight, partial, classes):
+        optimizer = self._check_options()
+        newton = optimizer is None  # never with partial: see _partial_fit_available
+        fitted = hasattr(self, "coef_")
+        first_partial = partial and not fitted
+        X, y = validate_data(self, X, y, reset=not partial or not fitted, dtype=_DTYPES,
+                             order="C", y_numeric=self._regression, multi_output=False)
+        model, classes = self._model_and_classes(y, classes, first_partial if partial else None)
+        problem, classes = prepare(X, y, model=model, penalty=self.penalty, alpha=self.alpha,
+                                   l1_ratio=self.l1_ratio, fit_intercept=self.fit_intercept,
+                                   sample_weight=sample_weight, standardize=False,
+                                   classes=classes, X_checked=True)
+        if not partial and not self._regression:
+            self._check_weighted_classes(problem)
+
+        continuing = fitted and (partial or self.warm_start)
+        if continuing:
+            self._check_continuation(problem, classes, partial)
+        if continuing and partial:
+            problem.mean, problem.inv_std = self._scaling
+        elif self.standardize:
+            problem.mean, problem.inv_std = column_scaling(problem.X, problem.sample_weight)
+        dtype = problem.X.dtype
+        if continuing:
+            params, state = self._continued_state(problem, optimizer, dtype)
+        else:
+            params = np.zeros(problem.spec.n_params, dtype=dtype)
+            state = None if newton else TrainingState(
+                params, optimizer, optimizer.init(params), seed=v.seed_from(self.random_state))
+
+        warning = None
+        if newton:
+            params, history, converged = newton_fit(problem, params, max_iter=self.epochs,
+                                                    tol=self.tol, backend=self.backend,
+                                                    verbose=self.verbose)
+            updates = (self.t_ if continuing else 0) + len(history["loss"])
+        else:
+            history, converged = self._train(problem, state, partial, continuing)
+            params, updates = state.params, state.updates
+        if not partial and self.tol is not None and not converged:
+            warning = (f"Maximum number of epochs ({self.epochs}) reached and the loss did not "
+                       f"improve by less than tol={self.tol} for {self.n_iter_no_change} "
+                       "epochs; consider increasing epochs.")
+
+        coef, intercept = to_original_space(problem, params)
+        self._publish(coef, intercept)
+        if not self._regression:
+            self.classes_ = classes
+        self._state = state
+        self._scaling = (problem.mean, problem.inv_std)
+        self.history_ = _merge_history(self.history_ if continuing else {}, history)
+        self.loss_curve_ = list(self.history_["loss"])
+        self.n_iter_ = len(self.loss_curve_)
+        self.t_ = updates
+        return warning
+
+    def _train(self, problem, state, partial, continuing):
+        """First-order epochs on ``state`` (in place); returns ``(history, converged)``."""
+        if partial:
+            training, validation, epochs, tol = problem, None, 1, None
+        else:
+            training, validation, epochs, tol = problem, None, self.epochs, self.tol
+            if self.early_stopping:
+                training, validation = split_validation(problem, self.validation_fraction,
+                                                        state.seed)
+        n = training.n_samples
+        steps_per_epoch = -(-n // (n if self.batch_size is None else min(self.batch_size, n)))
+        if partial:  # schedule lengths span `epochs` calls of partial_fit
+            total_steps = self.epochs * steps_per_epoch
+        elif continuing:  # ... or the whole run, this warm-started fit included
+            total_steps = state.updates + self.epochs * steps_per_epoch
+        else:
+            total_steps = None  # the fit's own updates, as in fastopt.fit
+        history, converged, best, _ = train(
+            training, state, schedule=self.schedule, epochs=epochs, batch_size=self.batch_size,
+            shuffle=self.shuffle, tol=tol, n_iter_no_change=self.n_iter_no_change,
+            validation=validation, backend=self.backend, verbose=self.verbose,
+            total_steps=total_steps)
+        if best is not None:  # early stopping: keep (and continue from) the best parameters
+            state.params[...] = best
+        return history, converged
+
+    def _check_continuation(self, problem, classes, partial):
+        spec = problem.spec
+        previous = np.atleast_2d(self.coef_).shape[1]
+        if previous != spec.n_features:  # warm_start only: partial_fit's validate_data checks
+            raise ValueError(f"warm_start=True: X has {spec.n_features} features, but the "
+                             f"previous fit had {previous}; set warm_start=False to fit from "
+                             "scratch.")
+        if not self._regression and not np.array_equal(classes, self.classes_):
+            raise ValueError(f"warm_start=True: y has the classes {classes.tolist()}, but the "
+                             f"previous fit had {self.classes_.tolist()}; set "
+                             "warm_start=False to fit from scratch.")
+        if partial and self.standardize != (self._scaling[0] is not None):
+            raise ValueError("standardize was changed since the model was fitted; call fit "
+                             "to start over with the new setting.")
+
+    def _continued_state(self, problem, optimizer, dtype):
+        """Parameters and a scratch copy of the training state to continue from."""
+        previous = getattr(self, "_state", None)
+        mean, inv_std = self._scaling
+        same_space = (previous is not None
+                      and len(previous.params) == problem.spec.n_params
+                      and (mean is None) == (problem.mean is None)
+                      and (mean is None or (np.array_equal(mean, problem.mean)
+                                            and np.array_equal(inv_std, problem.inv_std))))
+        if same_space:
+            params = _as_dtype(previous.params, dtype)
+        else:  # another standardisation, intercept setting or a Newton fit: map coef_
+            coef = np.atleast_2d(self.coef_)
+            params = from_original_space(problem, coef, self.intercept_, dtype)
+        if optimizer is None:
+            return params, None
+        names = optimizer._state_names()
+        if (previous is not None and len(previous.params) == len(params)
+                and previous.optimizer._state_names() == names
+                and type(previous.optimizer) is type(optimizer)):
+            moments = {key: _as_dtype(value, dtype) if isinstance(value, np.ndarray) else value
+                       for key, value in previous.optimizer_state.items()}
+        else:
+            moments = optimizer.init(params)
+        if previous is None:
+            return params, TrainingState(params, optimizer, moments,
+                                         seed=v.seed_from(self.random_state))
+        return params, TrainingState(params, optimizer, moments, updates=previous.updates,
+                                     epochs=previous.epochs, seed=previous.seed)
+
+    def _check_weighted_classes(self, problem):
+        if problem.sample_weight is None:
+            return
+        present = np.unique(problem.y[problem.sample_weight > 0])
+        if len(present) < 2:
+            raise ValueError("This solver needs samples of at least 2 classes with non-zero "
+                             "sample_weight, but only one class has any weight.")
+
+    # -- predicting ---------------------------------------------------------------------------
+
+    def _scores(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=_DTYPES)
+        return X @ np.atleast_2d(self.coef_).T + self.intercept_
+
+
+class LinearRegression(RegressorMixin, _FastoptLinearModel):
+    r"""Linear least squares trained with a first-order optimizer (or Newton's method).
+
+    Minimises, over the coefficients :math:`w` and intercept :math:`b`,
+
+    .. math::
+        L(w, b) = \frac{1}{\sum_i s_i} \sum_i s_i\, \tfrac12 (w^\top \tilde x_i + b - y_i)^2
+        + \alpha\, P(w)
+
+    with sample weights :math:`s_i` (1 by default), the penalty :math:`P` of ``penalty``
+    (never on :math:`b`), and :math:`\tilde x = (x - \mu) / \sigma` when ``standardize=True``
+    (else :math:`\tilde x = x`). Each epoch visits the rows in minibatches of ``batch_size``
+    (a new pseudo-random order per epoch with ``shuffle=True``) and takes one step of
+    ``optimizer`` per minibatch, at the learning rate ``schedule(t)`` where ``t`` counts the
+    updates. The whole epoch runs in one compiled call; see :func:`fastopt.fit`, which gives
+    the same coefficients for the same arguments (pass ``lr``, ``standardize`` and
+    ``penalty`` explicitly: their defaults differ; with ``sample_weight`` the estimators also
+    weight the standardisation, ``fastopt.fit`` does not).
+
+    ``standardize=True`` is the default, unlike :func:`fastopt.fit`: a first-order optimizer
+    with one learning rate converges poorly when features have very different scales (think of
+    a column of values around 100 next to one around 0.01), and a default estimator has to work
+    on raw data. The standardisation is applied on the fly by the kernel (X is never copied),
+    its mean and standard deviation are weighted by ``sample_weight`` (so weights act as
+    repeated rows), and ``coef_``/``intercept_`` are reported for the original features.
+    Note that the penalty applies to the coefficients of the standardised features.
+
+    Parameters
+    ----------
+    optimizer : str or fastopt.Optimizer, default="adam"
+        A name of ``fastopt.OPTIMIZERS`` (``"sgd"``, ``"adagrad"``, ``"rmsprop"``,
+        ``"adadelta"``, ``"adam"``, ``"adamw"``, ``"nadam"``, ``"radam"``), an optimizer object
+        such as ``fastopt.Adam(lr=0.01, betas=(0.9, 0.99))``, or ``"newton"``: full-batch
+        Newton's method with an exact Hessian, for which ``epochs`` is the iteration limit and
+        ``lr``, ``schedule``, ``batch_size``, ``shuffle`` and ``early_stopping`` do not apply
+        (``penalty`` None or ``"l2"``; ``partial_fit`` is then unavailable: ``hasattr`` says
+        False and calling it raises AttributeError).
+    lr : float, default=None
+        The learning rate. None: an optimizer object's own; for an optimizer given by name,
+        0.01 (1.0 for ``"adadelta"``, whose lr scales its own adaptive step; see
+        ``fastopt.estimators.DEFAULT_LR``). This differs from :func:`fastopt.fit`, which keeps
+        torch's defaults (1e-3 for Adam and SGD): those are tuned for neural networks and need
+        thousands of epochs on a linear model.
+    schedule : None, str, fastopt.schedules.Schedule or callable, default=None
+        Learning rate as a function of the update counter ``t``: None (constant), a name of
+        ``fastopt.SCHEDULES``, a schedule object, or ``f(t_array) -> lr_array``. Lengths left
+        at None (``T_max``, ``max_steps``, ...) span the fit: ``epochs`` epochs (for
+        ``partial_fit`` too: plan ``epochs`` calls), or the whole run so far plus this fit for
+        a warm-started fit.
+    epochs : int, default=2000
+        Passes over the data in ``fit``: a budget, which ``tol`` usually ends far earlier. It
+        is this large for small data sets, where an epoch is a single update.
+    batch_size : int or None, default=32
+        Rows per update; None for full-batch gradient descent.
+    shuffle : bool, default=True
+        Visit the rows in a new pseudo-random order each epoch (seeded by ``random_state``).
+    penalty : {None, "l2", "l1", "elasticnet"}, default=None
+    alpha : float, default=1e-4
+        Strength of the penalty.
+    l1_ratio : float, default=0.15
+        The L1 share of the elastic net.
+    fit_intercept : bool, default=True
+    standardize : bool, default=True
+        Train on standardised features (see above).
+    tol : float or None, default=1e-4
+        Stop when the training loss (the validation loss with ``early_stopping``) has not
+        improved by ``tol`` for ``n_iter_no_change`` epochs. None runs all ``epochs``. Reaching
+        ``epochs`` first gives a ``ConvergenceWarning``.
+    n_iter_no_change : int, default=5
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows, monitor the loss on them and keep the
+        best coefficients seen.
+    validation_fraction : float, default=0.1
+    warm_start : bool, default=False
+        Let ``fit`` continue the previous fit: from its coefficients (mapped to the new data's
+        standardisation), optimizer state, update counter ``t`` and shuffle stream;
+        ``loss_curve_``/``history_``/``n_iter_`` are extended rather than restarted.
+    random_state : None, int or numpy Generator/RandomState, default=None
+        Seeds the shuffle and the validation split.
+    backend : {"auto", "cpp", "numpy"}, default="auto"
+    verbose : int, default=0
+        1 prints one line per epoch to stderr.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,)
+    intercept_ : float
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Only when X had string column names (a pandas DataFrame).
+    loss_curve_ : list of float
+        Mean training objective of each epoch of the run (the last ``fit`` without warm
+        start, then every warm-started ``fit`` and ``partial_fit``; Newton: one per iteration).
+    history_ : dict of lists
+        The per-epoch history of :func:`fastopt.fit` (``epoch``, ``loss``, ``lr``,
+        ``seconds``, ``steps``, and ``val_loss`` with early stopping) for the same epochs.
+    n_iter_ : int
+        Epochs (Newton: iterations) in the run, ``len(loss_curve_)``.
+    t_ : int
+        Optimizer updates in the run: the schedule's ``t`` for the next update.
+
+    Notes
+    -----
+    ``partial_fit`` runs one epoch on the given rows and continues the optimizer state, the
+    update counter ``t`` and the shuffle stream; the standardisation is computed on the first
+    call (or taken from ``fit``) and kept. ``early_stopping`` and ``tol`` do not apply to it.
+
+    A fit whose loss becomes non-finite raises ``fastopt.DivergenceError`` (try a smaller
+    ``lr``); a fitted estimator then keeps its previous coefficients, as it does when a fit is
+    interrupted with Ctrl-C.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt.estimators import LinearRegression
+    >>> X = np.arange(20.0).reshape(10, 2)
+    >>> y = X @ [1.0, 2.0] + 3.0
+    >>> est = LinearRegression(optimizer="newton").fit(X, y)
+    >>> round(est.score(X, y), 6)
+    1.0
+    """
+
+    _regression = True
+
+    def __init__(self, optimizer="adam", lr=None, schedule=None, epochs=2000, batch_size=32,
+                 shuffle=True, penalty=None, alpha=1e-4, l1_ratio=0.15, fit_intercept=True,
+                 standardize=True, tol=1e-4, n_iter_no_change=5, early_stopping=False,
+                 validation_fraction=0.1, warm_start=False, random_state=None,
+                 backend="auto", verbose=0):
+        self.optimizer = optimizer
+        self.lr = lr
+        self.schedule = schedule
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.penalty = penalty
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.standardize = standardize
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.backend = backend
+        self.verbose = verbose
+
+    def _model_and_classes(self, y, classes, first_partial):
+        return "linear", None
+
+    def _publish(self, coef, intercept):
+        self.coef_ = coef[0]
+        self.intercept_ = float(intercept[0])
+
+    @available_if(_partial_fit_available)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over ``(X, y)``, continuing the optimizer state, the update counter and
+        the shuffle stream of the previous ``fit``/``partial_fit`` call.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight, partial=True)
+
+    def predict(self, X):
+        """Predicted targets, shape (n_samples,)."""
+        return self._scores(X)[:, 0]
+
+
+class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
+    r"""Logistic (two classes) or softmax (more) regression trained with a first-order
+    optimizer (or Newton's method).
+
+    With :math:`K` classes, scores :math:`f(x) = W \tilde x + b`; for two classes :math:`W` has
+    one row and the model is :math:`P(y = c_1 \mid x) = \sigma(f(x))` (``model="logistic"`` of
+    :func:`fastopt.fit`), otherwise :math:`P(y = c_k \mid x) = \mathrm{softmax}(f(x))_k`
+    (``model="softmax"``). The objective is the weighted mean log-loss plus the penalty,
+
+    .. math::
+        L(W, b) = \frac{1}{\sum_i s_i} \sum_i s_i\, \bigl(-\log P(y_i \mid x_i)\bigr)
+        + \alpha\, P(W),
+
+    with :math:`\tilde x = (x - \mu) / \sigma` when ``standardize=True``. Minibatches, the
+    optimizer, the schedule and the stopping rule are those of :class:`LinearRegression`; see
+    :func:`fastopt.fit`, which gives the same coefficients for the same arguments.
+
+    ``standardize=True`` is the default, unlike :func:`fastopt.fit`, so that the defaults work
+    on raw features of any scale: the kernel standardises on the fly (X is never copied), with
+    a mean and standard deviation weighted by ``sample_weight``, and ``coef_``/``intercept_``
+    are reported for the original features. The penalty applies to the coefficients of the
+    standardised features. Unlike :class:`LinearRegression`, the default ``penalty`` is
+    ``"l2"`` (``alpha=1e-4``): it keeps the coefficients finite when the classes are separable.
+
+    Parameters
+    ----------
+    optimizer : str or fastopt.Optimizer, default="adam"
+        As in :class:`LinearRegression`; ``"newton"`` is the full-batch reference solver.
+    lr : float, default=None
+        As in :class:`LinearRegression` (None: 0.01 for ``"adam"``).
+    schedule : None, str, fastopt.schedules.Schedule or callable, default=None
+    epochs : int, default=2000
+    batch_size : int or None, default=32
+    shuffle : bool, default=True
+    penalty : {None, "l2", "l1", "elasticnet"}, default="l2"
+    alpha : float, default=1e-4
+    l1_ratio : float, default=0.15
+    fit_intercept : bool, default=True
+    standardize : bool, default=True
+    tol : float or None, default=1e-4
+    n_iter_no_change : int, default=5
+    early_stopping : bool, default=False
+    validation_fraction : float, default=0.1
+    warm_start : bool, default=False
+    random_state : None, int or numpy Generator/RandomState, default=None
+    backend : {"auto", "cpp", "numpy"}, default="auto"
+    verbose : int, default=0
+        See :class:`LinearRegression` for the meaning of each.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The sorted class labels (any type: numbers, strings, ...).
+    coef_ : ndarray of shape (1, n_features) for two classes, (n_classes, n_features) else
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+    n_features_in_, feature_names_in_, loss_curve_, history_, n_iter_, t_
+        As in :class:`LinearRegression`.
+
+    Notes
+    -----
+    ``partial_fit`` needs ``classes`` on its first call (every class that will ever occur);
+    it then runs one epoch per call as :class:`LinearRegression`'s does.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastopt.estimators import LogisticRegression
+    >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> clf = LogisticRegression(random_state=0).fit(X, ["no", "no", "yes", "yes"])
+    >>> clf.predict([[0.5], [2.5]]).tolist()
+    ['no', 'yes']
+    """
+
+    _regression = False
+
+    def __init__(self, optimizer="adam", lr=None, schedule=None, epochs=2000, batch_size=32,
+                 shuffle=True, penalty="l2", alpha=1e-4, l1_ratio=0.15, fit_intercept=True,
+                 standardize=True, tol=1e-4, n_iter_no_change=5, early_stopping=False,
+                 validation_fraction=0.1, warm_start=False, random_state=None,
+                 backend="auto", verbose=0):
+        self.optimizer = optimizer
+        self.lr = lr
+        self.schedule = schedule
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.penalty = penalty
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.fit_intercept = fit_intercept
+        self.standardize = standardize
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.backend = backend
+        self.verbose = verbose
+
+    def _model_and_classes(self, y, classes, first_partial):
+        check_classification_targets(y)
+        if first_partial is None:  # fit: the classes of y
+            classes, _ = v.encode_labels(y)
+        elif first_partial:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit "
+                                 "(all the labels that y may contain).")
+            classes, _ = v.encode_labels(np.asarray(classes).ravel())
+        else:
+            if classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+                raise ValueError(f"classes={np.unique(classes).tolist()!r} is not the same as "
+                                 f"on the first call to partial_fit, was: "
+                                 f"{self.classes_.tolist()!r}")
+            classes = self.classes_
+        return ("logistic" if len(classes) == 2 else "softmax"), classes
+
+    def _publish(self, coef, intercept):
+        self.coef_ = coef
+        self.intercept_ = intercept
+
+    @available_if(_partial_fit_available)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch over ``(X, y)``, continuing the optimizer state, the update counter and
+        the shuffle stream of the previous ``fit``/``partial_fit`` call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        classes : array-like, default=None
+            All the class labels; required on the first call, optional (and checked) after.
+            (Before ``sample_weight``, as in scikit-learn's ``SGDClassifier.partial_fit``.)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight, partial=True, classes=classes)
+
+    def decision_function(self, X):
+        """Scores: shape (n_samples,) for two classes (positive means ``classes_[1]``),
+        (n_samples, n_classes) otherwise."""
+        scores = self._scores(X)
+        return scores[:, 0] if scores.shape[1] == 1 else scores
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes), in the order of ``classes_``."""
+        scores = self.decision_function(X)
+        return probabilities("logistic" if scores.ndim == 1 else "softmax", scores)
+
+    def predict_log_proba(self, X):
+        """``log(predict_proba(X))``."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """The most probable class of each row, shape (n_samples,)."""
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            return self.classes_[(scores > 0).astype(np.intp)]
+        return self.classes_[np.argmax(scores, axis=1)]
