@@ -17,14 +17,30 @@ def row_blocks(X):
     return [slice(start, start + step) for start in range(0, len(X), step)]
 
 
+def is_device_array(X):
+    """Whether ``X`` lives in GPU memory: a numba device array, or anything exposing
+    ``__cuda_array_interface__`` (CuPy, PyTorch CUDA tensors)."""
+    return hasattr(X, "__cuda_array_interface__") or bool(getattr(X, "__cuda_ndarray__", False))
+
+
 def _describe(array):
     return f"shape={array.shape}"
 
 
-def check_X(X, *, name="X", allow_float32=True):
+def check_X(X, *, name="X", allow_float32=True, allow_device=False):
     """``X`` as a 2-D C-contiguous float32/float64 array: the input itself when it already is one
     (no copy), else a float64 (or float32) C-ordered copy. Refuses NaN/inf, complex, strings,
-    objects, empty input."""
+    objects, empty input.
+
+    With ``allow_device`` (the CUDA backend), an ``X`` in GPU memory is checked on the device
+    and returned as a numba device array over the same memory; otherwise it is refused."""
+    if is_device_array(X):
+        if not allow_device:
+            raise ValueError(f"{name} is in GPU memory (it exposes __cuda_array_interface__); "
+                             "only backend='cuda' trains on device arrays. Pass "
+                             f"backend='cuda', or copy {name} to host memory first.")
+        from ._cuda_backend import check_device_X
+        return check_device_X(X, name)
     if hasattr(X, "__array__") or isinstance(X, (list, tuple)):
         try:
             array = np.asarray(X)
@@ -62,9 +78,11 @@ def check_X(X, *, name="X", allow_float32=True):
 
 
 def assert_all_finite(array, name="X"):
-    """NaN/inf check without allocating a boolean array the size of the input."""
+    """NaN/inf check without allocating a boolean array the size of the input: a sum in the
+    array's own dtype (one pass at memory speed) is finite unless something is not, or the sum
+    overflowed; only then are the blocks checked one by one."""
     with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.sum(array, dtype=np.float64)):
+        if np.isfinite(np.sum(array)):
             return
     for rows in row_blocks(array):
         block = array[rows]

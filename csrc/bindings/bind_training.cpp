@@ -95,7 +95,7 @@ struct Scratch {
     explicit Scratch(const ModelSpec& s)
         : params(n_params(s)), grad(n_params(s)),
           scores(s.n_outputs), row(s.n_features),
-          grad_t(n_params(s)), rows(Workspace<T>::chunk),
+          grad_t(n_params(s)), rows(row_ring_capacity),
           ws{params.data(), grad.data(), grad_t.data(), scores.data(), row.data(), rows.data()} {}
 };
 

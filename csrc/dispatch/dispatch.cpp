@@ -18,7 +18,7 @@ const Candidates& candidates() noexcept {
         out.tables[out.count] = &baseline_table;
         out.names[out.count++] = baseline_table.name;
 #if FASTOPT_HAVE_AVX2_VARIANT
-        if (__builtin_cpu_supports("avx2")) {
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
             out.tables[out.count] = &avx2_table;
             out.names[out.count++] = avx2_table.name;
         }

@@ -92,19 +92,21 @@ struct Dataset {
     int64_t n;
 };
 
+// Entries of the ring of upcoming row indices (RowStream); a power of two.
+inline constexpr int64_t row_ring_capacity = 1024;
+
 // Scratch memory the caller allocates once: no allocation inside the loops.
 template <class T>
 struct Workspace {
-    static constexpr int64_t chunk = 512;  // rows per pass of the batch loops
     double* params;                       // n_params: the parameters as double
     double* grad;                         // n_params
     T* grad_t;                            // n_params: the gradient in the parameters' type
     double* scores;                       // n_outputs: one row's scores, then residuals
     double* row;                          // n_features: one standardised row
-    int64_t* rows;                        // chunk
+    int64_t* rows;                        // RowStream::capacity: upcoming row indices
 };
 
-// `poll` is called between chunks of rows once `budget` elements of X were read since the
+// `poll` is called every few hundred rows once about `budget` multiply-adds were done since the
 // last call; returning true abandons the work (Ctrl-C).
 struct StopCheck {
     bool (*poll)(void*) noexcept = nullptr;

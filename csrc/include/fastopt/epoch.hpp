@@ -35,16 +35,13 @@ EpochOutcome run_epoch(const ModelSpec& s, const Dataset<T>& data, const OptimCo
     const int64_t n = data.n, p = n_params(s), batch = e.batch_size;
     const int64_t steps = (n + batch - 1) / batch;
     const Permutation permutation(uint64_t(n), e.seed, e.epoch);
+    RowStream rows(e.shuffle ? &permutation : nullptr, n, ws.rows);
     EpochOutcome out;
     load_params(w, ws.params, p);
     for (int64_t step = 0; step < steps; ++step) {
         const int64_t first = step * batch;
         const int64_t m = std::min(batch, n - first);
-        const double loss_sum =
-            e.shuffle ? batch_gradient(s, data, [&](int64_t i) {
-                            return int64_t(permutation(uint64_t(first + i)));
-                        }, m, ws, stop)
-                      : batch_gradient(s, data, [&](int64_t i) { return first + i; }, m, ws, stop);
+        const double loss_sum = batch_gradient(s, data, rows, first, m, ws, stop);
         if (stop.stopped) {
             out.status = EpochStatus::interrupted;
             return out;
@@ -73,7 +70,8 @@ template <class T>
 double objective(const ModelSpec& s, const Dataset<T>& data, const T* w, Workspace<T>& ws,
                  StopCheck& stop) noexcept {
     load_params(w, ws.params, n_params(s));
-    const double loss_sum = batch_gradient(s, data, [](int64_t i) { return i; }, data.n, ws, stop);
+    RowStream rows(nullptr, data.n, ws.rows);
+    const double loss_sum = batch_gradient(s, data, rows, 0, data.n, ws, stop);
     return loss_sum / double(data.n) + penalty_value(s, ws.params);
 }
 
