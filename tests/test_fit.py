@@ -332,3 +332,11 @@ def test_c_contiguous_X_is_not_copied(dtype):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 0.1 * X.nbytes
+
+
+def test_finite_float32_values_whose_sum_overflows_are_accepted():
+    X = np.full((40, 2), 3e38, dtype=np.float32)
+    X[::2] *= -1
+    X[1::4] = 1.0
+    y = np.arange(40.0)
+    fo.fit(X, y, standardize=True, epochs=1, tol=None, random_state=0)
