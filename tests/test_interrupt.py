@@ -30,19 +30,19 @@ CHILD = textwrap.dedent("""
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
 @pytest.mark.parametrize("backend, budget", [("cpp", 2.0)])
 def test_ctrl_c_interrupts_a_compiled_epoch_quickly(backend, budget, tmp_path):
-    child = subprocess.Popen([sys.executable, "-c", CHILD, backend], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    assert child.stdout.readline().strip() == "ready"
-    time.sleep(1.0)  # well inside the first full-batch epoch (~1 s of work each)
-    sent = time.perf_counter()
-    child.send_signal(signal.SIGINT)
-    assert child.stdout.readline().strip() == "interrupted"
-    latency = time.perf_counter() - sent
-    # Keep reading through the same buffered file: communicate() would read the raw pipe and
-    # miss what readline() already buffered.
-    out = child.stdout.read()
-    err = child.stderr.read()
-    assert child.wait(timeout=60) == 0, err
+    with subprocess.Popen([sys.executable, "-c", CHILD, backend], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, cwd=tmp_path) as child:
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(1.0)  # well inside the first full-batch epoch (~1 s of work each)
+        sent = time.perf_counter()
+        child.send_signal(signal.SIGINT)
+        assert child.stdout.readline().strip() == "interrupted"
+        latency = time.perf_counter() - sent
+        # Keep reading through the same buffered file: communicate() would read the raw pipe
+        # and miss what readline() already buffered.
+        out = child.stdout.read()
+        err = child.stderr.read()
+        assert child.wait(timeout=60) == 0, err
     assert out.strip() == "refit 2"
     # The kernel polls for signals every ~4M multiply-adds (a few ms; ~1-4 ms measured on an
     # idle machine); the budget leaves room for a loaded 2-core CI machine.
