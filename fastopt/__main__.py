@@ -52,7 +52,7 @@ def quadratic_demo(steps: int, dim: int, backend: str, out=sys.stdout) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fastopt", description=__doc__)
+    parser = argparse.ArgumentParser(prog="fastopt", description=__doc__)
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--dim", type=int, default=50)
     parser.add_argument("--backend", default="auto", choices=("auto",) + _backends.BACKENDS)
