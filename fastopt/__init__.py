@@ -12,6 +12,7 @@ The optimizers follow ``torch.optim`` exactly and run as fused C++ kernels::
 """
 
 from . import schedules
+from ._backends import backends
 from .optim import (OPTIMIZERS, SGD, Adadelta, Adagrad, Adam, AdamW, NAdam, Optimizer, RAdam,
                     RMSprop, make_optimizer)
 from .schedules import (SCHEDULES, Constant, Cosine, Exponential, InverseSqrt, Linear, OneCycle,
@@ -38,4 +39,5 @@ __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW"
            "RAdam", "OPTIMIZERS", "make_optimizer", "schedules", "SCHEDULES", "Constant",
            "InverseSqrt", "StepDecay", "Exponential", "Polynomial", "Cosine", "Linear",
            "WarmupCosine", "OneCycle", "make_schedule", "fit", "FitResult", "DivergenceError",
-           "ConvergenceWarning", "LinearRegression", "LogisticRegression", "__version__"]
+           "ConvergenceWarning", "LinearRegression", "LogisticRegression", "backends",
+           "__version__"]

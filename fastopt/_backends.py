@@ -1,8 +1,10 @@
 """The one place where fastopt chooses between its implementations.
 
-``"cpp"`` is the compiled module ``fastopt._core``; ``"numpy"`` is the reference in
+``"cpp"`` is the compiled module ``fastopt._core``; ``"numba"`` is ``fastopt._numba_backend``
+(Numba-JIT mirrors of the C++ kernels, imported on first use); ``"numpy"`` is the reference in
 ``fastopt.reference``. ``"auto"`` means the environment variable ``FASTOPT_BACKEND`` when it is
-set, else cpp when the compiled module imports, else numpy (with one warning).
+set, else cpp when the compiled module imports, else numba when Numba imports, else numpy; a
+fallback says so once with a ``RuntimeWarning``. :func:`backends` tells which ones run here.
 """
 
 from __future__ import annotations
@@ -23,32 +25,109 @@ except ImportError as exc:  # a source checkout without a build, or a broken ins
 else:
     _CORE_ERROR = ""
 
-BACKENDS = ("cpp", "numpy")
+BACKENDS = ("cpp", "numba", "numpy", "cuda")
 _warned_fallback = False
+_numba_module = None
+_NUMBA_ERROR = None
+
+
+def _numba():
+    """``fastopt._numba_backend``, imported on first use (importing Numba takes ~0.5 s), or
+    None when Numba cannot be imported (the reason is kept in ``_NUMBA_ERROR``)."""
+    global _numba_module, _NUMBA_ERROR
+    if _numba_module is None and _NUMBA_ERROR is None:
+        try:
+            from . import _numba_backend
+        except (ImportError, OSError) as exc:  # OSError: llvmlite cannot load its library
+            _NUMBA_ERROR = str(exc) or type(exc).__name__
+        else:
+            _numba_module = _numba_backend
+    return _numba_module
+
+
+def backends() -> dict:
+    """Every backend fastopt knows, mapped to ``"available"`` or to why it cannot run here::
+
+        >>> fastopt.backends()  # doctest: +SKIP
+        {'cpp': 'available', 'numba': 'available', 'cuda': 'unavailable: no CUDA device found',
+         'numpy': 'available'}
+
+    Asking imports Numba (once) to find out whether it works.
+    """
+    def status(error):
+        return "available" if not error else f"unavailable: {error}"
+
+    _numba()
+    return {"cpp": status(_CORE_ERROR), "numba": status(_NUMBA_ERROR),
+            "cuda": status("" if cuda_status() == "available" else cuda_status()),
+            "numpy": "available"}
+
+
+def _warn_fallback(chosen, consequence):
+    global _warned_fallback
+    if not _warned_fallback:
+        _warned_fallback = True
+        warnings.warn(f"fastopt's compiled module is unavailable ({_CORE_ERROR}); using "
+                      f"{chosen}. {consequence}", RuntimeWarning, stacklevel=4)
 
 
 def resolve(backend: str = "auto") -> str:
     """Name of the implementation that ``backend`` stands for; ``ValueError`` if unknown,
     ``ImportError`` if it is named explicitly but cannot run here."""
-    global _warned_fallback
     if backend == "auto":
         backend = os.environ.get("FASTOPT_BACKEND", "auto").strip().lower() or "auto"
         if backend == "auto":
             if _core is not None:
                 return "cpp"
-            if not _warned_fallback:
-                _warned_fallback = True
-                warnings.warn(
-                    f"fastopt's compiled module is unavailable ({_CORE_ERROR}); using the "
-                    "slow NumPy reference. Reinstall fastopt to get the compiled kernels.",
-                    RuntimeWarning, stacklevel=3)
+            if _numba() is not None:
+                _warn_fallback("the Numba backend", "Its first call in a process compiles "
+                               "the kernels (seconds, cached on disk where possible). "
+                               "Reinstall fastopt to get the compiled kernels.")
+                return "numba"
+            _warn_fallback(f"the slow NumPy reference (Numba is unavailable too: "
+                           f"{_NUMBA_ERROR})", "Reinstall fastopt to get the compiled kernels.")
             return "numpy"
     if backend not in BACKENDS:
         raise ValueError(f"backend must be 'auto' or one of {', '.join(map(repr, BACKENDS))}; "
                          f"got {backend!r}")
     if backend == "cpp" and _core is None:
         raise ImportError(f"backend 'cpp' is unavailable: {_CORE_ERROR}")
+    if backend == "numba" and _numba() is None:
+        raise ImportError(f"backend 'numba' is unavailable: Numba cannot be imported "
+                          f"({_NUMBA_ERROR}); pip install numba")
+    if backend == "cuda":
+        _cuda()  # ImportError("cuda: <reason>") when it cannot run here
     return backend
+
+
+# -- CUDA -------------------------------------------------------------------------------------
+# fastopt._cuda_backend (numba.cuda kernels). Only an explicit choice picks it (backend="cuda",
+# or FASTOPT_BACKEND=cuda); "auto" never does.
+_cuda_status = None
+
+
+def cuda_status() -> str:
+    """``"available"``, or why backend ``"cuda"`` cannot run here (checked once per process)."""
+    global _cuda_status
+    if _cuda_status is None:
+        try:
+            from numba import cuda
+        except ImportError as exc:
+            _cuda_status = (f"numba.cuda cannot be imported ({exc}); "
+                            "pip install 'fastopt[cuda]'")
+        else:
+            _cuda_status = "available" if cuda.is_available() else "no CUDA device found"
+    return _cuda_status
+
+
+def _cuda():
+    """``fastopt._cuda_backend``; ``ImportError`` with the reason when it cannot run here."""
+    status = cuda_status()
+    if status != "available":
+        raise ImportError(f"cuda: {status}")
+    from . import _cuda_backend
+    return _cuda_backend
+# -- end of CUDA ------------------------------------------------------------------------------
 
 
 def _cpp_optimizer_step(optimizer, params, grad, state, lr):
@@ -101,7 +180,14 @@ def _cpp_optimizer_setup(optimizer):
 
 def optimizer_step(backend: str = "auto"):
     """``f(optimizer, params, grad, state, lr)``: one in-place optimizer update."""
-    return _cpp_optimizer_step if resolve(backend) == "cpp" else _numpy_optimizer_step
+    name = resolve(backend)
+    if name == "cpp":
+        return _cpp_optimizer_step
+    if name == "numba":
+        return _numba().optimizer_step
+    if name == "cuda":
+        return _cuda().optimizer_step
+    return _numpy_optimizer_step
 
 
 def _cpp_model_spec(spec):
@@ -150,7 +236,14 @@ def _numpy_epoch(problem, state, lrs, batch_size, shuffle):
 def epoch_function(backend: str = "auto"):
     """``f(problem, state, lrs, batch_size, shuffle) -> (mean loss, updates, ok, failed_step)``:
     one epoch, updating ``state.params`` and ``state.optimizer_state`` in place."""
-    return _cpp_epoch if resolve(backend) == "cpp" else _numpy_epoch
+    name = resolve(backend)
+    if name == "cpp":
+        return _cpp_epoch
+    if name == "numba":
+        return _numba().epoch
+    if name == "cuda":
+        return _cuda().epoch
+    return _numpy_epoch
 
 
 def _cpp_objective(problem, params):
@@ -166,4 +259,11 @@ def _numpy_objective(problem, params):
 
 def objective_function(backend: str = "auto"):
     """``f(problem, params) -> (L(params), float64 gradient)`` over all rows."""
-    return _cpp_objective if resolve(backend) == "cpp" else _numpy_objective
+    name = resolve(backend)
+    if name == "cpp":
+        return _cpp_objective
+    if name == "numba":
+        return _numba().objective
+    if name == "cuda":
+        return _cuda().objective
+    return _numpy_objective

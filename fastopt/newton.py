@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from . import _backends
-from ._validation import row_blocks
+from ._validation import is_device_array, row_blocks
 
 MAX_PARAMS = 3000  # the Hessian is MAX_PARAMS^2 doubles (72 MB) and costs n * p^2 per iteration
 
@@ -66,6 +66,10 @@ def hessian(problem, params):
 def newton_fit(problem, params, *, max_iter, tol, backend="auto", callback=None, verbose=0):
     """Minimise the objective from ``params``. Returns ``(params, history, converged)``."""
     spec = problem.spec
+    if is_device_array(problem.X):
+        raise ValueError("optimizer='newton' builds its Hessian on the host: pass X in host "
+                         "memory, or use a first-order optimizer such as 'adam' for X in GPU "
+                         "memory")
     if spec.penalty in ("l1", "elasticnet") and spec.alpha > 0:
         raise ValueError("optimizer='newton' needs a smooth objective: use penalty=None or "
                          f"'l2', not {spec.penalty!r}")

@@ -106,7 +106,8 @@ class Optimizer:
         state : dict made by :meth:`init` (or loaded from one saved with ``np.savez``)
         lr : float, optional
             Learning rate for this update only (a schedule's value); defaults to ``self.lr``.
-        backend : {"auto", "cpp", "numpy"}
+        backend : {"auto", "cpp", "numba", "numpy", "cuda"}
+            The implementation; see :func:`fastopt.backends`.
         """
         missing = [name for name in ("step",) + self._state_names() if name not in state]
         if missing:

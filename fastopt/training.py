@@ -37,9 +37,10 @@ class DivergenceError(FloatingPointError):
 
 @dataclass
 class Problem:
-    """Validated training data: X as given (C-contiguous float32/float64, never copied again),
-    y as float64 (targets, 0/1 labels or class indices), weights with mean 1 or None, and the
-    standardisation ``(x - mean) * inv_std`` or None."""
+    """Validated training data: X as given (C-contiguous float32/float64, never copied again;
+    a numba device array when it came in GPU memory for backend="cuda"), y as float64 (targets,
+    0/1 labels or class indices), weights with mean 1 or None, and the standardisation
+    ``(x - mean) * inv_std`` or None."""
 
     spec: ModelSpec
     X: np.ndarray
@@ -54,8 +55,12 @@ class Problem:
 
     def subset(self, rows):
         weights = None if self.sample_weight is None else self.sample_weight[rows]
-        return Problem(self.spec, np.ascontiguousarray(self.X[rows]), self.y[rows], weights,
-                       self.mean, self.inv_std)
+        if v.is_device_array(self.X):
+            from ._cuda_backend import take_rows
+            X = take_rows(self.X, rows)
+        else:
+            X = np.ascontiguousarray(self.X[rows])
+        return Problem(self.spec, X, self.y[rows], weights, self.mean, self.inv_std)
 
 
 @dataclass
@@ -137,7 +142,11 @@ def probabilities(model, scores):
 def column_scaling(X, sample_weight=None):
     """Per-feature mean and 1/std in float64, computed in row blocks (no copy of X); features
     with zero variance get 1/std = 1. With ``sample_weight`` (mean 1, as ``prepare`` makes it)
-    a row of weight k counts as k copies of the row, and a zero weight as a removed row."""
+    a row of weight k counts as k copies of the row, and a zero weight as a removed row. A device
+    X (backend="cuda") is scanned on the device."""
+    if v.is_device_array(X):
+        from ._cuda_backend import column_scaling as device_column_scaling
+        return device_column_scaling(X, sample_weight)
     n = len(X)
 
     def weighted_sum(rows, values):
@@ -159,13 +168,14 @@ def column_scaling(X, sample_weight=None):
 
 
 def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weight, standardize,
-            classes=None, X_checked=False):
-    """Validate and encode; returns ``(Problem, classes)``."""
+            classes=None, X_checked=False, allow_device=False):
+    """Validate and encode; returns ``(Problem, classes)``. ``allow_device``: accept X in GPU
+    memory (for backend="cuda"), kept there."""
     v.check_choice("model", model, MODELS)
     v.check_choice("penalty", penalty, PENALTIES)
     alpha = v.check_float("alpha", alpha, 0.0)
     l1_ratio = v.check_float("l1_ratio", l1_ratio, 0.0, 1.0)
-    X = X if X_checked else v.check_X(X)
+    X = X if X_checked else v.check_X(X, allow_device=allow_device)
     y = v.check_target(y, len(X), regression=model == "linear")
     if model == "linear":
         targets, n_outputs, classes = y, 1, None
@@ -329,6 +339,8 @@ def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=2
     ----------
     X : array-like (n_samples, n_features). A C-contiguous float32/float64 array is used as is
         (float32 trains in float32 with float64 accumulation); anything else is converted once.
+        With ``backend="cuda"``, X may also be in GPU memory (a numba device array, or anything
+        with ``__cuda_array_interface__``: CuPy, PyTorch); it is used there without a copy.
     y : array-like (n_samples,): targets (linear) or class labels of any type.
     model : {"linear", "logistic", "softmax"}
     optimizer : str or Optimizer. A name of ``fastopt.OPTIMIZERS`` (with ``lr``), an optimizer
@@ -350,7 +362,7 @@ def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=2
     early_stopping, validation_fraction : monitor the loss on a held-out fraction instead of
         the training loss, and return the best parameters seen.
     random_state : None, int or numpy Generator: the shuffle and the validation split.
-    backend : {"auto", "cpp", "numpy"}
+    backend : {"auto", "cpp", "numba", "numpy", "cuda"}; "auto" never picks "cuda"
     callback : callable(entry: dict) called after each epoch; returning False stops.
     verbose : int; 1 prints one line per epoch to stderr.
 
@@ -369,7 +381,9 @@ def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=2
                            early_stopping=early_stopping)
     problem, classes = prepare(X, y, model=model, penalty=penalty, alpha=alpha,
                                l1_ratio=l1_ratio, fit_intercept=fit_intercept,
-                               sample_weight=sample_weight, standardize=standardize)
+                               sample_weight=sample_weight, standardize=standardize,
+                               allow_device=(v.is_device_array(X)
+                                             and _backends.resolve(backend) == "cuda"))
     seed = v.seed_from(random_state)
     dtype = problem.X.dtype
     params = np.zeros(problem.spec.n_params, dtype=dtype)

@@ -1,7 +1,13 @@
 """Shared test tables. Tests that take an ``optimizer`` argument run once per row of
 OPTIMIZER_CASES: every optimizer with a spread of hyperparameter combinations."""
 
+import os
 import zlib
+
+# Without an NVIDIA device, the CUDA backend's tests run on Numba's CUDA simulator (slow, tiny
+# sizes); numba reads this when numba.cuda is first imported, so it is set before any test runs.
+if not os.path.exists("/dev/nvidiactl"):
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
 import numpy as np
 import pytest

@@ -24,7 +24,7 @@ def test_environment_variable_overrides_auto(monkeypatch):
 
 
 def test_unknown_backend_lists_the_valid_ones(monkeypatch):
-    with pytest.raises(ValueError, match="'cpp', 'numpy'.*got 'fortran'"):
+    with pytest.raises(ValueError, match="'cpp', 'numba', 'numpy'.*got 'fortran'"):
         _backends.resolve("fortran")
     monkeypatch.setenv("FASTOPT_BACKEND", "fortran")
     with pytest.raises(ValueError, match="got 'fortran'"):
@@ -32,9 +32,12 @@ def test_unknown_backend_lists_the_valid_ones(monkeypatch):
 
 
 def test_without_compiled_module_falls_back_with_one_warning(tmp_path):
+    # Without Numba too, so that "auto" ends at the reference (tests/test_numba_backend.py
+    # covers the fallback to Numba).
     script = textwrap.dedent("""
         import sys, warnings
         sys.modules["fastopt._core"] = None  # import fails as for a missing extension
+        sys.modules["numba"] = None
         import numpy as np
         import fastopt as fo
         opt = fo.Adam(lr=0.1)

@@ -1,0 +1,1032 @@
+"""The Numba backend: ``@njit`` mirrors of the C++ kernels in ``csrc/include/fastopt/``.
+
+Private; ``fastopt._backends`` imports it only when ``backend="numba"`` is chosen (importing
+Numba costs ~0.5 s). It exposes the three functions of every backend::
+
+    optimizer_step(optimizer, params, grad, state, lr)
+    epoch(problem, state, lrs, batch_size, shuffle) -> (mean loss, updates, ok, failed_step)
+    objective(problem, params) -> (value, float64 gradient)
+
+Numerics. Each kernel is a line-for-line copy of its C++ counterpart (``optimizers.hpp``,
+``models.hpp``, ``epoch.hpp``, ``shuffle.hpp``), and gives the same bits:
+
+- optimizers: scalars (bias corrections, step sizes) in float64 then cast to the parameters'
+  dtype, elementwise arithmetic in that dtype in the same order, torch's two-branch lerp,
+  NaN-propagating maximum. Numba runs without ``fastmath``, so LLVM neither reassociates nor
+  contracts ``a * b + c`` into an FMA (the C++ is built with ``-ffp-contract=off``). One LLVM
+  rewrite needs a guard: ``pow(x, 0.5)`` with a literal 0.5 becomes ``sqrt(x)``, which rounds
+  differently from the libm ``pow`` that the C++ and the reference call in ~1% of cases, so
+  the exponent is read from the hyperparameter array at run time.
+- models: float64 accumulation, sixteen-lane dot products summed in the same fixed order, and
+  multiply-adds fused (``llvm.fma``) exactly when the C++ kernels in use fuse them (their
+  AVX2 + FMA build) and separate otherwise (the baseline build); see ``_fused_multiply_add``.
+- ``error_model="numpy"``: a division by zero gives inf/nan as in C++, not ZeroDivisionError.
+
+Ctrl-C. Compiled Numba code cannot see signals, so an epoch runs as a sequence of calls of
+about ``_WORK_PER_CALL`` multiply-adds each (10-60 ms), resumable at any row: the cursor
+(update, row within the minibatch), the partial gradient, the ring of upcoming rows and the
+running sums live in arrays that survive between calls. Every floating-point operation happens
+in the same order however the work is cut, so the trajectory does not depend on the chunking.
+A KeyboardInterrupt raised between two calls leaves the parameters as they were after the last
+completed update, as with the C++ backend.
+
+Compilation. Every kernel is compiled lazily, once per dtype (float32, float64): optimizer
+hyperparameters travel as one float64 array plus one int64 array of flags, the model and its
+options as one int64 and one float64 array, absent sample weights or standardisation as empty
+arrays, so that no option creates a new specialization (a read-only X or gradient array does:
+Numba types those apart). Without a cache, the first epoch of a process compiles for 10-15 s
+per dtype (one kernel serves every model and optimizer), the first objective ~1.5 s more, and
+a first ``opt.step`` alone ~4 s. Compiled code is cached on disk (``cache=True``) where Numba
+finds a writable cache directory (``NUMBA_CACHE_DIR``, the package's ``__pycache__``, or the
+user-wide cache): later processes load it in ~0.2 s. In a read-only installation without one,
+caching is simply off (numba#4908) and each process compiles again.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+__all__ = ["optimizer_step", "epoch", "objective", "permutation", "compile_cache_enabled"]
+
+
+# error_model="numpy": x / 0.0 gives inf or nan as in C++, not Python's ZeroDivisionError
+# (whose check in every division would also stop LLVM from vectorising the loops).
+_JIT_OPTIONS = dict(nogil=True, error_model="numpy")
+
+
+def _jit(func):
+    """``njit`` with the options above, and the on-disk cache when Numba has somewhere to
+    write it."""
+    try:
+        return numba.njit(cache=True, **_JIT_OPTIONS)(func)
+    except RuntimeError:  # "cannot cache function ...: no locator available" (read-only install)
+        return numba.njit(**_JIT_OPTIONS)(func)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hyperparameters: one float64 array and one int64 array (the fields of OptimConfig).
+
+OPTIM_CODES = {"sgd": 0, "adagrad": 1, "rmsprop": 2, "adadelta": 3, "adam": 4, "nadam": 5,
+               "radam": 6}
+_SGD, _ADAGRAD, _RMSPROP, _ADADELTA, _ADAM, _NADAM, _RADAM = range(7)
+
+_FLOAT_FIELDS = ("weight_decay", "momentum", "dampening", "lr_decay", "alpha", "rho", "beta1",
+                 "beta2", "momentum_decay", "eps")
+_FLOAT_DEFAULTS = dict(weight_decay=0.0, momentum=0.0, dampening=0.0, lr_decay=0.0, alpha=0.99,
+                       rho=0.9, beta1=0.9, beta2=0.999, momentum_decay=4e-3, eps=1e-8)
+(H_WD, H_MOM, H_DAMP, H_LR_DECAY, H_ALPHA, H_RHO, H_BETA1, H_BETA2, H_MOM_DECAY,
+ H_EPS) = range(len(_FLOAT_FIELDS))
+H_HALF = len(_FLOAT_FIELDS)  # the exponent 0.5, opaque to LLVM (see the module docstring)
+_FLAG_FIELDS = ("decoupled_weight_decay", "nesterov", "centered", "amsgrad")
+F_KIND = 0
+F_DECOUPLED, F_NESTEROV, F_CENTERED, F_AMSGRAD = range(1, 1 + len(_FLAG_FIELDS))
+
+
+def optimizer_config(kind, hyper):
+    """``(flags int64, hyper float64)`` arrays for the kernels from ``Optimizer._kind`` and
+    ``Optimizer._hyperparameters()``."""
+    values = dict(_FLOAT_DEFAULTS)
+    flags = np.zeros(1 + len(_FLAG_FIELDS), dtype=np.int64)
+    flags[F_KIND] = OPTIM_CODES[kind]
+    for key, value in hyper.items():
+        if key in values:
+            values[key] = float(value)
+        elif key in _FLAG_FIELDS:
+            flags[1 + _FLAG_FIELDS.index(key)] = int(bool(value))
+        elif key != "lr":
+            raise ValueError(f"unknown hyperparameter {key!r}")
+    floats = np.array([values[name] for name in _FLOAT_FIELDS] + [0.5], dtype=np.float64)
+    return flags, floats
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimizers (optimizers.hpp). `T = p.dtype.type` casts a float64 scalar to the array dtype.
+
+@_jit
+def _lerp(a, b, w, w_complement, low):
+    """torch's lerp: ``a + w (b - a)`` for ``|weight| < 0.5``, else ``b - (b - a)(1 - w)``."""
+    return a + w * (b - a) if low else b - (b - a) * w_complement
+
+
+@_jit
+def _sgd(hyper, flags, first, lr, p, g, buf):
+    T = p.dtype.type
+    wd, mom, keep = T(hyper[H_WD]), T(hyper[H_MOM]), T(1.0 - hyper[H_DAMP])
+    neg_lr = T(-lr)
+    decayed = hyper[H_WD] != 0.0
+    momentum = hyper[H_MOM] != 0.0
+    nesterov = flags[F_NESTEROV] != 0
+    for i in range(p.size):
+        gi = g[i]
+        if decayed:
+            gi = gi + wd * p[i]
+        if momentum:
+            b = gi if first else buf[i] * mom + keep * gi
+            buf[i] = b
+            gi = gi + mom * b if nesterov else b
+        p[i] = p[i] + neg_lr * gi
+
+
+@_jit
+def _adagrad(hyper, step, lr, p, g, acc):
+    T = p.dtype.type
+    clr = lr / (1 + (step - 1) * hyper[H_LR_DECAY])
+    neg_clr, eps, wd = T(-clr), T(hyper[H_EPS]), T(hyper[H_WD])
+    decayed = hyper[H_WD] != 0.0
+    for i in range(p.size):
+        gi = g[i]
+        if decayed:
+            gi = gi + wd * p[i]
+        si = acc[i] + gi * gi
+        acc[i] = si
+        std = np.sqrt(si) + eps
+        p[i] = p[i] + (neg_clr * gi) / std
+
+
+@_jit
+def _rmsprop(hyper, flags, lr, p, g, sq, gavg, buf):
+    T = p.dtype.type
+    alpha = hyper[H_ALPHA]
+    a, one_minus_a, eps = T(alpha), T(1.0 - alpha), T(hyper[H_EPS])
+    wd, mom, neg_lr = T(hyper[H_WD]), T(hyper[H_MOM]), T(-lr)
+    one, minus_one = T(1.0), T(-1.0)
+    decayed = hyper[H_WD] != 0.0
+    centered = flags[F_CENTERED] != 0
+    momentum = hyper[H_MOM] > 0.0
+    weight = 1.0 - alpha
+    w, w_complement, low = T(weight), T(1.0 - weight), abs(weight) < 0.5
+    for i in range(p.size):
+        gi = g[i]
+        if decayed:
+            gi = gi + wd * p[i]
+        si = sq[i] * a + one_minus_a * gi * gi
+        sq[i] = si
+        if centered:
+            ga = _lerp(gavg[i], gi, w, w_complement, low)
+            gavg[i] = ga
+            avg = np.sqrt(si + minus_one * ga * ga)
+        else:
+            avg = np.sqrt(si)
+        avg = avg + eps
+        if momentum:
+            b = buf[i] * mom + (one * gi) / avg
+            buf[i] = b
+            p[i] = p[i] + neg_lr * b
+        else:
+            p[i] = p[i] + (neg_lr * gi) / avg
+
+
+@_jit
+def _adadelta(hyper, lr, p, g, sq, acc):
+    T = p.dtype.type
+    rho, one_minus_rho, eps = T(hyper[H_RHO]), T(1.0 - hyper[H_RHO]), T(hyper[H_EPS])
+    wd, neg_lr = T(hyper[H_WD]), T(-lr)
+    decayed = hyper[H_WD] != 0.0
+    for i in range(p.size):
+        gi = g[i]
+        if decayed:
+            gi = gi + wd * p[i]
+        si = sq[i] * rho + one_minus_rho * gi * gi
+        sq[i] = si
+        std = np.sqrt(si + eps)
+        delta = (np.sqrt(acc[i] + eps) / std) * gi
+        acc[i] = acc[i] * rho + one_minus_rho * delta * delta
+        p[i] = p[i] + neg_lr * delta
+
+
+@_jit
+def _decay_mode(hyper, flags):
+    """0 none, 1 coupled (added to the gradient), 2 decoupled (AdamW)."""
+    if hyper[H_WD] == 0.0:
+        return 0
+    return 2 if flags[F_DECOUPLED] != 0 else 1
+
+
+@_jit
+def _adam(hyper, flags, step, lr, p, g, m, v, vmax):
+    T = p.dtype.type
+    beta1, beta2, half = hyper[H_BETA1], hyper[H_BETA2], hyper[H_HALF]
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2 = 1 - beta2 ** step
+    step_size = lr / bias_correction1
+    neg_step_size = T(-step_size)
+    bc2_sqrt = T(bias_correction2 ** half)
+    b2, one_minus_b2, eps = T(beta2), T(1 - beta2), T(hyper[H_EPS])
+    wd, shrink = T(hyper[H_WD]), T(1 - lr * hyper[H_WD])
+    weight = 1 - beta1
+    w, w_complement, low = T(weight), T(1.0 - weight), abs(weight) < 0.5
+    decay = _decay_mode(hyper, flags)
+    amsgrad = flags[F_AMSGRAD] != 0
+    for i in range(p.size):
+        pi = p[i]
+        gi = g[i]
+        if decay == 2:
+            pi = pi * shrink
+        elif decay == 1:
+            gi = gi + wd * pi
+        mi = _lerp(m[i], gi, w, w_complement, low)
+        vi = v[i] * b2 + one_minus_b2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        second = vi
+        if amsgrad:
+            vm = vmax[i]
+            second = vm if (vm > vi or vm != vm) else vi  # NaN-propagating, as torch.maximum
+            vmax[i] = second
+        denom = np.sqrt(second) / bc2_sqrt + eps
+        p[i] = pi + (neg_step_size * mi) / denom
+
+
+@_jit
+def _nadam(hyper, flags, step, mu_product, lr, p, g, m, v):
+    T = p.dtype.type
+    beta1, beta2, momentum_decay = hyper[H_BETA1], hyper[H_BETA2], hyper[H_MOM_DECAY]
+    bias_correction2 = 1 - beta2 ** step
+    mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
+    mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
+    mu_product = mu_product * mu
+    mu_product_next = mu_product * mu_next
+    grad_coef = T(-lr * (1.0 - mu) / (1.0 - mu_product))
+    avg_coef = T((-lr * mu_next) / (1.0 - mu_product_next))
+    bc2, b2, one_minus_b2 = T(bias_correction2), T(beta2), T(1 - beta2)
+    eps, wd, shrink = T(hyper[H_EPS]), T(hyper[H_WD]), T(1 - lr * hyper[H_WD])
+    decay = _decay_mode(hyper, flags)
+    weight = 1 - beta1
+    w, w_complement, low = T(weight), T(1.0 - weight), abs(weight) < 0.5
+    for i in range(p.size):
+        pi = p[i]
+        gi = g[i]
+        if decay == 2:
+            pi = pi * shrink
+        elif decay == 1:
+            gi = gi + wd * pi
+        mi = _lerp(m[i], gi, w, w_complement, low)
+        vi = v[i] * b2 + one_minus_b2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        denom = np.sqrt(vi / bc2) + eps
+        pi = pi + (grad_coef * gi) / denom
+        p[i] = pi + (avg_coef * mi) / denom
+    return mu_product
+
+
+@_jit
+def _radam(hyper, flags, step, lr, p, g, m, v):
+    T = p.dtype.type
+    beta1, beta2, half = hyper[H_BETA1], hyper[H_BETA2], hyper[H_HALF]
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2 = 1 - beta2 ** step
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * step * beta2 ** step / bias_correction2
+    rectified = rho_t > 5.0
+    rect = 0.0
+    if rectified:
+        rect = ((rho_t - 4) * (rho_t - 2) * rho_inf
+                / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** half
+    bc1, lr_t, rect_t = T(bias_correction1), T(lr), T(rect)
+    bc2_sqrt = T(bias_correction2 ** half)
+    b2, one_minus_b2, eps = T(beta2), T(1 - beta2), T(hyper[H_EPS])
+    wd, shrink = T(hyper[H_WD]), T(1 - lr * hyper[H_WD])
+    decay = _decay_mode(hyper, flags)
+    weight = 1 - beta1
+    w, w_complement, low = T(weight), T(1.0 - weight), abs(weight) < 0.5
+    for i in range(p.size):
+        pi = p[i]
+        gi = g[i]
+        if decay == 2:
+            pi = pi * shrink
+        elif decay == 1:
+            gi = gi + wd * pi
+        mi = _lerp(m[i], gi, w, w_complement, low)
+        vi = v[i] * b2 + one_minus_b2 * gi * gi
+        m[i] = mi
+        v[i] = vi
+        corrected = (mi / bc1) * lr_t
+        if rectified:
+            adaptive = bc2_sqrt / (np.sqrt(vi) + eps)
+            p[i] = pi - (corrected * adaptive) * rect_t
+        else:
+            p[i] = pi - corrected
+
+
+@_jit
+def _optimizer_step(flags, hyper, step, mu_product, lr, p, g, s0, s1, s2):
+    """One in-place update (optimizer_step of optimizers.hpp). ``s0..s2`` are the state arrays
+    in ``Optimizer._state_names()`` order (unused ones may be empty). Returns the new
+    ``(step, mu_product)``."""
+    kind = flags[F_KIND]
+    if kind == _SGD:
+        _sgd(hyper, flags, step == 0, lr, p, g, s0)
+        return step + 1, mu_product
+    step += 1
+    t = float(step)
+    if kind == _ADAGRAD:
+        _adagrad(hyper, t, lr, p, g, s0)
+    elif kind == _RMSPROP:
+        centered = flags[F_CENTERED] != 0
+        _rmsprop(hyper, flags, lr, p, g, s0, s1, s2 if centered else s1)
+    elif kind == _ADADELTA:
+        _adadelta(hyper, lr, p, g, s0, s1)
+    elif kind == _ADAM:
+        _adam(hyper, flags, t, lr, p, g, s0, s1, s2)
+    elif kind == _NADAM:
+        mu_product = _nadam(hyper, flags, t, mu_product, lr, p, g, s0, s1)
+    else:
+        _radam(hyper, flags, t, lr, p, g, s0, s1)
+    return step, mu_product
+
+
+# ---------------------------------------------------------------------------------------------
+# The shuffle (shuffle.hpp, specified in fastopt/reference/shuffle.py). Everything is uint64:
+# Numba turns int64 op uint64 into float64, and uint32 arithmetic into uint64, so the 32-bit
+# hash masks after each multiplication instead.
+
+_U0, _U1, _U2 = np.uint64(0), np.uint64(1), np.uint64(2)
+_U15, _U16, _U27, _U30, _U31 = (np.uint64(s) for s in (15, 16, 27, 30, 31))
+_MASK32 = np.uint64(0xFFFFFFFF)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_HASH1, _HASH2 = np.uint64(0x7FEB352D), np.uint64(0x846CA68B)
+_ROUNDS = 4
+
+
+@_jit
+def _splitmix64(x):
+    z = x + _GOLDEN
+    z = (z ^ (z >> _U30)) * _MIX1
+    z = (z ^ (z >> _U27)) * _MIX2
+    return z ^ (z >> _U31)
+
+
+@_jit
+def _lowbias32(x):
+    x = x ^ (x >> _U16)
+    x = (x * _HASH1) & _MASK32
+    x = x ^ (x >> _U15)
+    x = (x * _HASH2) & _MASK32
+    return x ^ (x >> _U16)
+
+
+@_jit
+def _permutation_setup(n, seed, epoch, keys):
+    """Round keys of ``epoch`` into ``keys`` (4 uint64); returns the domain's bit count k."""
+    base = _splitmix64(seed)
+    for r in range(_ROUNDS):
+        keys[r] = _splitmix64(base + np.uint64(_ROUNDS) * epoch + np.uint64(r)) & _MASK32
+    bits = _U0
+    m = n - _U1 if n > _U0 else _U0
+    while m != _U0:
+        bits += _U1
+        m >>= _U1
+    return bits
+
+
+@_jit
+def _feistel(x, bits, keys):
+    right_bits = bits - bits // _U2
+    width_left, width_right = bits // _U2, right_bits
+    left = x >> width_right
+    right = x & ((_U1 << width_right) - _U1)
+    for r in range(_ROUNDS):
+        f = _lowbias32((right & _MASK32) ^ keys[r]) & ((_U1 << width_left) - _U1)
+        new_right = left ^ f
+        left = right
+        right = new_right
+        width_left, width_right = width_right, width_left
+    return (left << right_bits) | right
+
+
+@_jit
+def _permute(position, n, bits, keys):
+    """Row visited at ``position`` (uint64, < n)."""
+    if n <= _U1:
+        return position
+    x = _feistel(position, bits, keys)
+    while x >= n:
+        x = _feistel(x, bits, keys)
+    return x
+
+
+@_jit
+def _permutation_kernel(n, seed, epoch, positions, out):
+    keys = np.zeros(_ROUNDS, dtype=np.uint64)
+    bits = _permutation_setup(n, seed, epoch, keys)
+    for i in range(positions.size):
+        out[i] = np.int64(_permute(positions[i], n, bits, keys))
+
+
+def permutation(n, seed, epoch, positions=None):
+    """Rows visited at ``positions`` (default all of ``0..n-1``) in ``epoch``, as int64: the
+    compiled twin of :func:`fastopt.reference.shuffle.permutation`."""
+    if positions is None:
+        positions = np.arange(n, dtype=np.uint64)
+    positions = np.ascontiguousarray(positions, dtype=np.uint64)
+    out = np.empty(positions.shape, dtype=np.int64)
+    _permutation_kernel(np.uint64(n), np.uint64(seed), np.uint64(epoch), positions.ravel(),
+                        out.ravel())
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Models (models.hpp). A model travels as an int64 array and a float64 array:
+
+(M_MODEL, M_FEATURES, M_OUTPUTS, M_INTERCEPT, M_PENALTY, M_WEIGHTS, M_STANDARDIZE,
+ M_FUSED) = range(8)
+MODEL_CODES = {"linear": 0, "logistic": 1, "softmax": 2}
+PENALTY_CODES = {None: 0, "none": 0, "l2": 1, "l1": 2, "elasticnet": 3}
+(P_ALPHA, P_L1) = range(2)  # alpha and the L1 share of the penalty
+_LOOKAHEAD = 4    # rows prefetched ahead of use (models.hpp batch_gradient)
+_RING = 1024      # row indices of a shuffled epoch kept ahead (RowStream::capacity) ...
+_BLOCK = 256      # ... computed this many at a time (RowStream::block)
+
+
+def model_config(spec, has_weights, has_standardization, fused):
+    ints = np.array([MODEL_CODES[spec.model], spec.n_features, spec.n_outputs,
+                     int(spec.fit_intercept), PENALTY_CODES[spec.penalty], int(has_weights),
+                     int(has_standardization), int(fused)], dtype=np.int64)
+    l1 = {"l1": 1.0, "elasticnet": float(spec.l1_ratio)}.get(spec.penalty, 0.0)
+    return ints, np.array([float(spec.alpha), l1], dtype=np.float64)
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """``a * b + c`` rounded once (``llvm.fma``, ``std::fma``)."""
+    if not all(t == types.float64 for t in (a, b, c)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        double = ir.DoubleType()
+        fma = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(double, [double, double, double]), "llvm.fma.f64")
+        return builder.call(fma, args)
+
+    return types.float64(types.float64, types.float64, types.float64), codegen
+
+
+@intrinsic
+def _prefetch(typingctx, array, index):
+    """Ask the CPU to bring ``array[index]`` (1-d, C-contiguous) into cache (``llvm.prefetch``:
+    read, high locality), as ``__builtin_prefetch`` in models.hpp."""
+    if not (isinstance(array, types.Array) and array.ndim == 1
+            and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        data = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array_type, data, [args[1]],
+                                           wraparound=False)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        prefetch = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        builder.call(prefetch, [builder.bitcast(pointer, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return types.void(array, index), codegen
+
+
+@_jit
+def _prefetch_row(flat, r, d):
+    """Every cache line of row ``r`` of X (given as the flat array ``flat``)."""
+    step = 64 // flat.itemsize
+    start = r * d
+    for offset in range(0, d, step):
+        _prefetch(flat, start + offset)
+
+
+@_jit
+def _madd(a, b, c, fused):
+    """models.hpp ``madd``: fused in the C++ build for AVX2 + FMA, separate in the baseline."""
+    return _fma(a, b, c) if fused else a * b + c
+
+
+# Indices below are cast to unsigned where they are offsets: Numba then skips its check for
+# negative indices, which would otherwise stop LLVM from vectorising the gradient loop.
+
+@_jit
+def _dot(w, wo, x, xo, d, fused):
+    """sum_j w[wo + j] * x[xo + j] in float64 (models.hpp ``dot``): sixteen lanes (lane l takes
+    j = l mod 16), the tail, then lanes l and l + 8 added and the eight sums combined in a fixed
+    order."""
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    a8 = a9 = a10 = a11 = a12 = a13 = a14 = a15 = 0.0
+    j = 0
+    while j + 16 <= d:
+        a = wo + j
+        b = xo + j
+        a0 = _madd(w[np.uint64(a)], np.float64(x[np.uint64(b)]), a0, fused)
+        a1 = _madd(w[np.uint64(a + 1)], np.float64(x[np.uint64(b + 1)]), a1, fused)
+        a2 = _madd(w[np.uint64(a + 2)], np.float64(x[np.uint64(b + 2)]), a2, fused)
+        a3 = _madd(w[np.uint64(a + 3)], np.float64(x[np.uint64(b + 3)]), a3, fused)
+        a4 = _madd(w[np.uint64(a + 4)], np.float64(x[np.uint64(b + 4)]), a4, fused)
+        a5 = _madd(w[np.uint64(a + 5)], np.float64(x[np.uint64(b + 5)]), a5, fused)
+        a6 = _madd(w[np.uint64(a + 6)], np.float64(x[np.uint64(b + 6)]), a6, fused)
+        a7 = _madd(w[np.uint64(a + 7)], np.float64(x[np.uint64(b + 7)]), a7, fused)
+        a8 = _madd(w[np.uint64(a + 8)], np.float64(x[np.uint64(b + 8)]), a8, fused)
+        a9 = _madd(w[np.uint64(a + 9)], np.float64(x[np.uint64(b + 9)]), a9, fused)
+        a10 = _madd(w[np.uint64(a + 10)], np.float64(x[np.uint64(b + 10)]), a10, fused)
+        a11 = _madd(w[np.uint64(a + 11)], np.float64(x[np.uint64(b + 11)]), a11, fused)
+        a12 = _madd(w[np.uint64(a + 12)], np.float64(x[np.uint64(b + 12)]), a12, fused)
+        a13 = _madd(w[np.uint64(a + 13)], np.float64(x[np.uint64(b + 13)]), a13, fused)
+        a14 = _madd(w[np.uint64(a + 14)], np.float64(x[np.uint64(b + 14)]), a14, fused)
+        a15 = _madd(w[np.uint64(a + 15)], np.float64(x[np.uint64(b + 15)]), a15, fused)
+        j += 16
+    tail = 0.0
+    while j < d:
+        tail = _madd(w[np.uint64(wo + j)], np.float64(x[np.uint64(xo + j)]), tail, fused)
+        j += 1
+    a0 += a8
+    a1 += a9
+    a2 += a10
+    a3 += a11
+    a4 += a12
+    a5 += a13
+    a6 += a14
+    a7 += a15
+    return (((a0 + a4) + (a1 + a5)) + ((a2 + a6) + (a3 + a7))) + tail
+
+
+@_jit
+def _axpy(a, x, xo, g, go, d, fused):
+    """g[go + j] += a * x[xo + j] (models.hpp ``axpy``)."""
+    for j in range(d):
+        gj = np.uint64(go + j)
+        g[gj] = _madd(a, np.float64(x[np.uint64(xo + j)]), g[gj], fused)
+
+
+@_jit
+def _loss_and_residual(model, f, k, y):
+    """Loss of one row; its residual dl/df replaces the scores in ``f``."""
+    if model == 0:
+        r = f[0] - y
+        f[0] = r
+        return 0.5 * r * r
+    if model == 1:
+        z = f[0]
+        e = np.exp(-abs(z))
+        top = 0.0 if z < 0.0 else z  # std::max(z, 0.0)
+        loss = top + np.log1p(e) - y * z
+        sigmoid = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
+        f[0] = sigmoid - y
+        return loss
+    label = np.int64(y)
+    top = f[0]
+    for c in range(1, k):
+        top = f[c] if top < f[c] else top  # std::max(top, f[c])
+    f_label = f[label]
+    total = 0.0
+    for c in range(k):
+        f[c] = np.exp(f[c] - top)
+        total += f[c]
+    lse = top + np.log(total)
+    for c in range(k):
+        f[c] = f[c] / total
+    f[label] -= 1.0
+    return lse - f_label
+
+
+@_jit
+def _penalty_value(mi, mf, w):
+    """alpha * P(W) for the coefficient block of ``w`` (float64)."""
+    alpha = mf[P_ALPHA]
+    if mi[M_PENALTY] == 0 or alpha == 0.0:
+        return 0.0
+    size = mi[M_OUTPUTS] * mi[M_FEATURES]
+    l1 = mf[P_L1]
+    abs_sum = 0.0
+    sq_sum = 0.0
+    for j in range(size):
+        abs_sum += abs(w[j])
+        sq_sum += w[j] * w[j]
+    return alpha * (l1 * abs_sum + 0.5 * (1 - l1) * sq_sum)
+
+
+@_jit
+def _add_penalty_gradient(mi, mf, w, grad):
+    alpha = mf[P_ALPHA]
+    if mi[M_PENALTY] == 0 or alpha == 0.0:
+        return
+    size = mi[M_OUTPUTS] * mi[M_FEATURES]
+    l1 = mf[P_L1]
+    l2 = 1 - l1
+    for j in range(size):
+        sign = 1.0 if w[j] > 0 else (-1.0 if w[j] < 0 else 0.0)
+        grad[j] = grad[j] + alpha * (l1 * sign + l2 * w[j])
+
+
+@_jit
+def _row_at(pos, ring, ready, n, bits, keys):
+    """Row visited at position ``pos`` of a shuffled epoch, from a ring of upcoming rows filled
+    ``_BLOCK`` at a time (models.hpp ``RowStream``); ``ready`` is the first position not yet in
+    the ring. Returns ``(row, ready)``."""
+    while pos >= ready:
+        end = min(ready + _BLOCK, n)
+        for q in range(ready, end):
+            ring[q & (_RING - 1)] = np.int64(_permute(np.uint64(q), np.uint64(n), bits, keys))
+        ready += _BLOCK
+    return ring[pos & (_RING - 1)], ready
+
+
+@_jit
+def _accumulate_rows(X, y, sw, mean, inv_std, mi, w, grad, f, xs, ring, ready, shuffled, bits,
+                     keys, begin, end, loss_sum):
+    """Rows at positions ``begin..end-1`` of the epoch into the gradient sum ``grad`` and the
+    weighted loss sum: the row loop of models.hpp ``batch_gradient``, resumable at any row
+    with the same order of operations. Returns ``(loss_sum, ready)``."""
+    n = X.shape[0]
+    d, k = mi[M_FEATURES], mi[M_OUTPUTS]
+    model = mi[M_MODEL]
+    intercept = mi[M_INTERCEPT] != 0
+    weighted = mi[M_WEIGHTS] != 0
+    standardize = mi[M_STANDARDIZE] != 0
+    fused = mi[M_FUSED] != 0
+    flat = X.reshape(X.size)
+    for pos in range(begin, end):
+        if shuffled:
+            if pos + _LOOKAHEAD < n:
+                ahead, ready = _row_at(pos + _LOOKAHEAD, ring, ready, n, bits, keys)
+                _prefetch_row(flat, ahead, d)
+                _prefetch(y, ahead)
+                if weighted:
+                    _prefetch(sw, ahead)
+            r, ready = _row_at(pos, ring, ready, n, bits, keys)
+        else:
+            r = pos
+        xo = r * d
+        zero = np.int64(0)  # not the literal 0: one compiled _dot and _axpy serve both calls
+        if standardize:
+            for j in range(d):
+                xs[j] = (np.float64(flat[np.uint64(xo + j)]) - mean[j]) * inv_std[j]
+        for c in range(k):
+            if standardize:
+                score = _dot(w, c * d, xs, zero, d, fused)
+            else:
+                score = _dot(w, c * d, flat, xo, d, fused)
+            f[c] = score + w[k * d + c] if intercept else score
+        loss = _loss_and_residual(model, f, k, y[r])
+        weight = sw[r] if weighted else 1.0
+        loss_sum += weight * loss
+        for c in range(k):
+            rc = f[c] * weight
+            if standardize:
+                _axpy(rc, xs, zero, grad, c * d, d, fused)
+            else:
+                _axpy(rc, flat, xo, grad, c * d, d, fused)
+            if intercept:
+                grad[k * d + c] += rc
+    return loss_sum, ready
+
+
+@_jit
+def _load_params(w, out):
+    for j in range(w.size):
+        out[j] = np.float64(w[j])
+
+
+@_jit
+def _all_finite(v):
+    ok = True
+    for j in range(v.size):
+        ok &= np.isfinite(v[j])
+    return ok
+
+
+# ---------------------------------------------------------------------------------------------
+# The epoch (epoch.hpp run_epoch), resumable. `cursor` (int64): update, row within it, status
+# (0 ok, 1 non-finite), failed update, updates done, optimizer step, first position not yet in
+# the row ring. `sums` (float64): epoch objective sum, the current minibatch's loss sum, NAdam's
+# mu_product. `shuffle_key` (uint64): seed, epoch.
+
+C_STEP, C_ROW, C_STATUS, C_FAILED, C_DONE, C_OPT_STEP, C_READY = range(7)
+S_EPOCH, S_BATCH, S_MU = range(3)
+
+
+@_jit
+def _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper, lrs,
+                  batch, shuffled, shuffle_key, wsp, grad, grad_t, f, xs, ring, cursor, sums,
+                  budget):
+    """Continue the epoch described by ``cursor`` for about ``budget`` multiply-adds. Returns
+    True when the epoch is over (completed, or stopped at a non-finite update)."""
+    n = X.shape[0]
+    p = w.size
+    d, k = mi[M_FEATURES], mi[M_OUTPUTS]
+    steps = (n + batch - 1) // batch
+    keys = np.zeros(_ROUNDS, dtype=np.uint64)
+    bits = _permutation_setup(np.uint64(n), shuffle_key[0], shuffle_key[1], keys)
+    per_row = d * (2 * k + 1) + 1
+    work = 0
+    step, row = cursor[C_STEP], cursor[C_ROW]
+    _load_params(w, wsp)
+    while step < steps:
+        first = step * batch
+        m = min(batch, n - first)
+        if row == 0:
+            grad[:] = 0.0
+            sums[S_BATCH] = 0.0
+        count = min(m - row, max(1, (budget - work) // per_row))
+        sums[S_BATCH], cursor[C_READY] = _accumulate_rows(
+            X, y, sw, mean, inv_std, mi, wsp, grad, f, xs, ring, cursor[C_READY], shuffled,
+            bits, keys, first + row, first + row + count, sums[S_BATCH])
+        row += count
+        work += count * per_row
+        if row < m:  # out of budget inside the minibatch: come back for the rest
+            cursor[C_STEP], cursor[C_ROW] = step, row
+            return False
+        for j in range(p):
+            grad[j] = grad[j] / np.float64(m)
+        _add_penalty_gradient(mi, mf, wsp, grad)
+        value = sums[S_BATCH] + _penalty_value(mi, mf, wsp) * np.float64(m)
+        if not np.isfinite(value) or not _all_finite(grad):
+            cursor[C_STATUS], cursor[C_FAILED] = 1, step
+            return True
+        for j in range(p):
+            grad_t[j] = grad[j]
+        opt_step, mu_product = _optimizer_step(flags, hyper, cursor[C_OPT_STEP], sums[S_MU],
+                                               lrs[step], w, grad_t, s0, s1, s2)
+        cursor[C_OPT_STEP], sums[S_MU] = opt_step, mu_product
+        _load_params(w, wsp)
+        sums[S_EPOCH] += value
+        step += 1
+        row = 0
+        cursor[C_STEP], cursor[C_ROW], cursor[C_DONE] = step, 0, step
+        work += 10 * p
+        if work >= budget and step < steps:
+            return False
+    if not _all_finite(w):
+        cursor[C_STATUS], cursor[C_FAILED] = 1, steps - 1
+    return True
+
+
+@_jit
+def _objective_kernel(X, y, sw, mean, inv_std, mi, mf, w, wsp, grad, f, xs, ring, cursor,
+                      sums, budget):
+    """Continue the full pass of epoch.hpp ``objective`` (rows in order) from row
+    ``cursor[C_ROW]``; True when done, with L(w) in ``sums[S_EPOCH]`` and its gradient in
+    ``grad``."""
+    n = X.shape[0]
+    d, k = mi[M_FEATURES], mi[M_OUTPUTS]
+    keys = np.zeros(_ROUNDS, dtype=np.uint64)
+    row = cursor[C_ROW]
+    _load_params(w, wsp)
+    if row == 0:
+        grad[:] = 0.0
+        sums[S_BATCH] = 0.0
+    count = min(n - row, max(1, budget // (d * (2 * k + 1) + 1)))
+    sums[S_BATCH], cursor[C_READY] = _accumulate_rows(
+        X, y, sw, mean, inv_std, mi, wsp, grad, f, xs, ring, cursor[C_READY], False, _U0, keys,
+        row, row + count, sums[S_BATCH])
+    row += count
+    cursor[C_ROW] = row
+    if row < n:
+        return False
+    for j in range(grad.size):
+        grad[j] = grad[j] / np.float64(n)
+    _add_penalty_gradient(mi, mf, wsp, grad)
+    sums[S_EPOCH] = sums[S_BATCH] / np.float64(n) + _penalty_value(mi, mf, wsp)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Python side: the checks of the C++ bindings, then the kernels.
+
+# Multiply-adds per compiled call (~30-60 ms on one core): Ctrl-C lands between two calls.
+_WORK_PER_CALL = 1 << 25
+
+_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
+          np.dtype(np.float64): np.empty(0, np.float64)}
+
+
+def _host_has_fma():
+    from llvmlite import binding
+    return bool(binding.get_host_cpu_features().get("fma", False))
+
+
+_HOST_FMA = None
+
+
+def _fused_multiply_add():
+    """Whether the dot products and gradient updates fuse multiply and add, as the C++ kernels
+    in use do: their AVX2 build (chosen on CPUs with AVX2 and FMA) fuses, the baseline does not
+    (models.hpp ``madd``). Following the C++ choice keeps both backends equal to the last bit;
+    without the compiled module, fuse when the CPU can."""
+    global _HOST_FMA
+    try:
+        from . import _core
+    except ImportError:
+        if _HOST_FMA is None:
+            _HOST_FMA = _host_has_fma()
+        return _HOST_FMA
+    return _core.cpu_target() != "baseline"
+
+
+def compile_cache_enabled():
+    """Whether compiled kernels are cached on disk (a writable cache directory was found)."""
+    return _epoch_kernel._cache.__class__.__name__ != "NullCache"
+
+
+def _require_ndarray(obj, what):
+    if not isinstance(obj, np.ndarray):
+        raise TypeError(f"{what} must be a numpy.ndarray, got {type(obj).__name__}")
+    return obj
+
+
+def _require_c_contiguous(a, what):
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{what} must be C-contiguous (use numpy.ascontiguousarray and keep "
+                         "the result): the update is done in place")
+
+
+def _require_writeable(a, what):
+    if not a.flags.writeable:
+        raise ValueError(f"{what} is read-only; the update is done in place")
+
+
+def _shape_str(shape):
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _require_like(a, what, ref, ref_what):
+    if a.dtype != ref.dtype:
+        raise TypeError(f"{what} has dtype {a.dtype} but {ref_what} has dtype {ref.dtype}; "
+                        "they must match")
+    if a.shape != ref.shape:
+        raise ValueError(f"{what} has shape {_shape_str(a.shape)} but {ref_what} has shape "
+                         f"{_shape_str(ref.shape)}; they must match")
+
+
+def _require_disjoint(named):
+    for i, (what_a, a) in enumerate(named):
+        for what_b, b in named[i + 1:]:
+            # Two distinct arrays that own their memory cannot overlap (the common case, and
+            # 10x cheaper than asking NumPy).
+            if a.base is None and b.base is None and a is not b:
+                continue
+            if a.size and b.size and np.may_share_memory(a, b):
+                raise ValueError(f"{what_a} and {what_b} share memory; pass separate arrays")
+
+
+_SETUPS = {}
+
+
+def _optimizer_setup(optimizer):
+    """``(flags, hyper, state names)`` of ``optimizer``, cached by hyperparameter values."""
+    hyper = optimizer._hyperparameters()
+    key = (type(optimizer), optimizer._kind, tuple(hyper.items()))
+    setup = _SETUPS.get(key)
+    if setup is None:
+        if len(_SETUPS) > 256:
+            _SETUPS.clear()
+        flags, floats = optimizer_config(optimizer._kind, hyper)
+        setup = _SETUPS[key] = (flags, floats, optimizer._state_names())
+    return setup
+
+
+def _state_arrays(names, state, params, ref_what, named):
+    """The state arrays in kernel order, checked as the C++ binding does, padded with empty
+    arrays to three."""
+    arrays = []
+    for name in names:
+        what = f"state['{name}']"
+        a = _require_ndarray(state[name], what)
+        _require_like(a, what, params, ref_what)
+        _require_c_contiguous(a, what)
+        _require_writeable(a, what)
+        named.append((what, a))
+        arrays.append(a)
+    empty = _EMPTY[params.dtype]
+    return arrays + [empty] * (3 - len(arrays))
+
+
+def optimizer_step(optimizer, params, grad, state, lr):
+    """One in-place update of ``params`` and ``state`` (``Optimizer.step`` with
+    ``backend="numba"``), with the argument checks of the C++ binding."""
+    flags, hyper, names = _optimizer_setup(optimizer)
+    params = _require_ndarray(params, "params")
+    if params.dtype not in (np.float32, np.float64):
+        raise TypeError(f"params must have dtype float32 or float64, got {params.dtype}")
+    _require_c_contiguous(params, "params")
+    _require_writeable(params, "params")
+    grad = _require_ndarray(grad, "grad")
+    _require_like(grad, "grad", params, "params")
+    _require_c_contiguous(grad, "grad")
+    named = [("params", params), ("grad", grad)]
+    s0, s1, s2 = _state_arrays(names, state, params, "params", named)
+    _require_disjoint(named)
+    step = int(state["step"])
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    step, mu_product = _optimizer_step(flags, hyper, step, float(state.get("mu_product", 1.0)),
+                                       float(lr), params.reshape(-1), grad.reshape(-1),
+                                       s0.reshape(-1), s1.reshape(-1), s2.reshape(-1))
+    state["step"] = step
+    if "mu_product" in state:
+        state["mu_product"] = mu_product
+
+
+def _vector(a, what, length):
+    if a is None:
+        return _EMPTY[np.dtype(np.float64)]
+    a = _require_ndarray(a, what)
+    if a.dtype != np.float64:
+        raise TypeError(f"{what} must have dtype float64, got {a.dtype}")
+    if a.shape != (length,):
+        raise ValueError(f"{what} must have shape ({length},), got {_shape_str(a.shape)}")
+    _require_c_contiguous(a, what)
+    return a
+
+
+def _problem_arrays(problem, params):
+    """The arrays of ``problem`` for the kernels, checked as the C++ binding checks them (the
+    compiled loops do no bounds checking)."""
+    spec = problem.spec
+    X = _require_ndarray(problem.X, "X")
+    if X.dtype not in (np.float32, np.float64):
+        raise TypeError(f"X must have dtype float32 or float64, got {X.dtype}")
+    if X.ndim != 2 or X.shape[1] != spec.n_features:
+        raise ValueError(f"X must have shape (n, {spec.n_features}), got {_shape_str(X.shape)}")
+    _require_c_contiguous(X, "X")
+    n = X.shape[0]
+    if n < 1:
+        raise ValueError("X has no rows")
+    if spec.n_features < 1 or spec.n_outputs < 1:
+        raise ValueError("n_features and n_outputs must be >= 1")
+    if spec.model != "softmax" and spec.n_outputs != 1:
+        raise ValueError("linear and logistic models have one output")
+    y = _vector(problem.y, "y", n)
+    if spec.model == "softmax" and not np.all((y >= 0) & (y < spec.n_outputs)
+                                              & (y == np.floor(y))):
+        raise ValueError(f"y must hold class indices in [0, {spec.n_outputs})")
+    sw = _vector(problem.sample_weight, "sample_weight", n)
+    mean = _vector(problem.mean, "mean", spec.n_features)
+    inv_std = _vector(problem.inv_std, "inv_std", spec.n_features)
+    if (problem.mean is None) != (problem.inv_std is None):
+        raise ValueError("mean and inv_std go together")
+    params = _require_ndarray(params, "params")
+    if params.dtype != X.dtype:
+        raise TypeError(f"params has dtype {params.dtype} but X has dtype {X.dtype}; they "
+                        "must match")
+    if params.shape != (spec.n_params,):
+        raise ValueError(f"params must have shape ({spec.n_params},), got "
+                         f"{_shape_str(params.shape)}")
+    _require_c_contiguous(params, "params")
+    mi, mf = model_config(spec, problem.sample_weight is not None, problem.mean is not None,
+                          _fused_multiply_add())
+    return X, y, sw, mean, inv_std, mi, mf, params
+
+
+def epoch(problem, state, lrs, batch_size, shuffle):
+    """One epoch on ``state`` (params and optimizer state updated in place). Returns ``(mean
+    loss, updates done, ok, failed update or -1)``, as the C++ backend."""
+    X, y, sw, mean, inv_std, mi, mf, w = _problem_arrays(problem, state.params)
+    _require_writeable(w, "params")
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    n, p = X.shape[0], w.size
+    steps = -(-n // batch_size)
+    lrs = _vector(lrs, "lrs", steps)
+    flags, hyper, names = _optimizer_setup(state.optimizer)
+    st = state.optimizer_state
+    named = [("params", w), ("X", X)]
+    s0, s1, s2 = _state_arrays(names, st, w, "params", named)
+    _require_disjoint(named)
+    cursor = np.zeros(7, dtype=np.int64)
+    cursor[C_OPT_STEP] = int(st["step"])
+    sums = np.array([0.0, 0.0, float(st.get("mu_product", 1.0))])
+    key = np.array([state.seed, state.epochs], dtype=np.uint64)
+    wsp, grad = np.empty(p), np.empty(p)
+    grad_t = np.empty(p, dtype=w.dtype)
+    f, xs = np.empty(problem.spec.n_outputs), np.empty(problem.spec.n_features)
+    ring = np.empty(_RING, dtype=np.int64)
+    budget = max(1, int(_WORK_PER_CALL))
+    try:
+        while not _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper,
+                                lrs, int(batch_size), bool(shuffle), key, wsp, grad, grad_t, f,
+                                xs, ring, cursor, sums, budget):
+            pass  # back in the interpreter between calls: a pending Ctrl-C is raised here
+    finally:  # also when interrupted: the optimizer state matches the parameters
+        st["step"] = int(cursor[C_OPT_STEP])
+        if "mu_product" in st:
+            st["mu_product"] = float(sums[S_MU])
+    return (float(sums[S_EPOCH]) / n, int(cursor[C_DONE]), bool(cursor[C_STATUS] == 0),
+            int(cursor[C_FAILED]) if cursor[C_STATUS] else -1)
+
+
+def objective(problem, params):
+    """``(L(params), float64 gradient)`` over all rows, as the C++ backend."""
+    X, y, sw, mean, inv_std, mi, mf, w = _problem_arrays(problem, params)
+    p = w.size
+    wsp, grad = np.empty(p), np.empty(p)
+    f, xs = np.empty(problem.spec.n_outputs), np.empty(problem.spec.n_features)
+    ring = np.empty(_RING, dtype=np.int64)
+    cursor = np.zeros(7, dtype=np.int64)
+    sums = np.zeros(3)
+    budget = max(1, int(_WORK_PER_CALL))
+    while not _objective_kernel(X, y, sw, mean, inv_std, mi, mf, w, wsp, grad, f, xs, ring,
+                                cursor, sums, budget):
+        pass
+    return float(sums[S_EPOCH]), grad
