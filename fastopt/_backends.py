@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -22,6 +23,10 @@ try:
 except ImportError as exc:  # a source checkout without a build, or a broken install
     _core = None
     _CORE_ERROR = str(exc)
+    if not any(p.name.startswith("_core.") for p in Path(__file__).parent.iterdir()):
+        _CORE_ERROR = (f"no compiled module next to {Path(__file__).parent}: an unbuilt source "
+                       "checkout is on sys.path (run from another directory), or fastopt was "
+                       "installed without its build")
 else:
     _CORE_ERROR = ""
 

@@ -377,7 +377,7 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
         ``loss_curve_``/``history_``/``n_iter_`` are extended rather than restarted.
     random_state : None, int or numpy Generator/RandomState, default=None
         Seeds the shuffle and the validation split.
-    backend : {"auto", "cpp", "numpy"}, default="auto"
+    backend : {"auto", "cpp", "numba", "numpy", "cuda"}, default="auto"
     verbose : int, default=0
         1 prints one line per epoch to stderr.
 
@@ -515,7 +515,7 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
     validation_fraction : float, default=0.1
     warm_start : bool, default=False
     random_state : None, int or numpy Generator/RandomState, default=None
-    backend : {"auto", "cpp", "numpy"}, default="auto"
+    backend : {"auto", "cpp", "numba", "numpy", "cuda"}, default="auto"
     verbose : int, default=0
         See :class:`LinearRegression` for the meaning of each.
 

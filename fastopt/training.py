@@ -245,7 +245,7 @@ def train(problem, state, *, schedule, epochs, batch_size, shuffle, tol, n_iter_
     ``interrupted`` when the callback stopped the fit.
 
     Raises DivergenceError when the loss or parameters turn non-finite; ``state`` is then left
-    as it was after the last good epoch.
+    as it was after the last good epoch, as it is when an epoch is interrupted (Ctrl-C).
     """
     n = problem.n_samples
     batch = n if batch_size is None else min(batch_size, n)
@@ -263,13 +263,21 @@ def train(problem, state, *, schedule, epochs, batch_size, shuffle, tol, n_iter_
         lrs = np.ascontiguousarray(lr_of(np.arange(state.updates, state.updates + steps_per_epoch)),
                                    dtype=np.float64)
         saved = (state.params.copy(), {k: np.copy(a) for k, a in state.optimizer_state.items()})
-        start = time.perf_counter()
-        loss, steps, ok, failed = run_epoch(problem, state, lrs, batch, shuffle and batch < n)
-        seconds = time.perf_counter() - start
-        if not ok:
+
+        def roll_back():
             state.params[...] = saved[0]
             state.optimizer_state.clear()
             state.optimizer_state.update(saved[1])
+
+        start = time.perf_counter()
+        try:
+            loss, steps, ok, failed = run_epoch(problem, state, lrs, batch, shuffle and batch < n)
+        except BaseException:  # Ctrl-C (or any error) mid-epoch: as before the epoch
+            roll_back()
+            raise
+        seconds = time.perf_counter() - start
+        if not ok:
+            roll_back()
             raise DivergenceError(
                 f"The training loss became non-finite at epoch {state.epochs + 1}, update "
                 f"{failed + 1} of {steps_per_epoch} (learning rate {lrs[failed]:.3g}). Try a "

@@ -219,29 +219,18 @@ void adam(const OptimConfig& c, OptimScalars& s, double lr, T* p, const T* g, T*
 }
 
 // ---------------------------------------------------------------------------------------------
-template <class T>
-void nadam(const OptimConfig& c, OptimScalars& s, double lr, T* __restrict p,
-           const T* __restrict g, T* const* st, int64_t n) noexcept {
-    s.step += 1;
-    const double step = double(s.step);
-    const double bias_correction2 = 1 - std::pow(c.beta2, step);
-    const double mu = c.beta1 * (1.0 - 0.5 * std::pow(0.96, step * c.momentum_decay));
-    const double mu_next = c.beta1 * (1.0 - 0.5 * std::pow(0.96, (step + 1) * c.momentum_decay));
-    s.mu_product *= mu;
-    const double mu_product_next = s.mu_product * mu_next;
-    const T grad_coef = T(-lr * (1.0 - mu) / (1.0 - s.mu_product));
-    const T avg_coef = T((-lr * mu_next) / (1.0 - mu_product_next));
-    const T bc2 = T(bias_correction2), b2 = T(c.beta2), one_minus_b2 = T(1 - c.beta2);
+template <class T, Decay D>
+void nadam_loop(const OptimConfig& c, double lr, const T* coefs, T* __restrict p,
+                const T* __restrict g, T* __restrict m, T* __restrict v, int64_t n) noexcept {
+    const T grad_coef = coefs[0], avg_coef = coefs[1], bc2 = coefs[2];
+    const T b2 = T(c.beta2), one_minus_b2 = T(1 - c.beta2);
     const T eps = T(c.eps), wd = T(c.weight_decay), shrink = T(1 - lr * c.weight_decay);
-    const Decay decay = decay_mode(c);
     const Lerp<T> lerp(1 - c.beta1);
-    T* __restrict m = st[0];
-    T* __restrict v = st[1];
     for (int64_t i = 0; i < n; ++i) {
         T pi = p[i];
         T gi = g[i];
-        if (decay == Decay::decoupled) pi = pi * shrink;
-        if (decay == Decay::coupled) gi = gi + wd * pi;
+        if (D == Decay::decoupled) pi = pi * shrink;
+        if (D == Decay::coupled) gi = gi + wd * pi;
         const T mi = lerp(m[i], gi);
         const T vi = v[i] * b2 + one_minus_b2 * gi * gi;
         m[i] = mi;
@@ -252,10 +241,63 @@ void nadam(const OptimConfig& c, OptimScalars& s, double lr, T* __restrict p,
     }
 }
 
-// ---------------------------------------------------------------------------------------------
 template <class T>
-void radam(const OptimConfig& c, OptimScalars& s, double lr, T* __restrict p,
-           const T* __restrict g, T* const* st, int64_t n) noexcept {
+void nadam(const OptimConfig& c, OptimScalars& s, double lr, T* p, const T* g, T* const* st,
+           int64_t n) noexcept {
+    s.step += 1;
+    const double step = double(s.step);
+    const double bias_correction2 = 1 - std::pow(c.beta2, step);
+    const double mu = c.beta1 * (1.0 - 0.5 * std::pow(0.96, step * c.momentum_decay));
+    const double mu_next = c.beta1 * (1.0 - 0.5 * std::pow(0.96, (step + 1) * c.momentum_decay));
+    s.mu_product *= mu;
+    const double mu_product_next = s.mu_product * mu_next;
+    const T coefs[3] = {T(-lr * (1.0 - mu) / (1.0 - s.mu_product)),
+                        T((-lr * mu_next) / (1.0 - mu_product_next)), T(bias_correction2)};
+    // The decay mode is a template argument: a branch inside the loop stops vectorisation.
+    switch (decay_mode(c)) {
+        case Decay::none: nadam_loop<T, Decay::none>(c, lr, coefs, p, g, st[0], st[1], n); break;
+        case Decay::coupled: nadam_loop<T, Decay::coupled>(c, lr, coefs, p, g, st[0], st[1], n); break;
+        case Decay::decoupled: nadam_loop<T, Decay::decoupled>(c, lr, coefs, p, g, st[0], st[1], n); break;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+template <class T, Decay D, bool Rectified>
+void radam_loop(const OptimConfig& c, double lr, const T* coefs, T* __restrict p,
+                const T* __restrict g, T* __restrict m, T* __restrict v, int64_t n) noexcept {
+    const T bc1 = coefs[0], rect_t = coefs[1], bc2_sqrt = coefs[2], lr_t = T(lr);
+    const T b2 = T(c.beta2), one_minus_b2 = T(1 - c.beta2), eps = T(c.eps);
+    const T wd = T(c.weight_decay), shrink = T(1 - lr * c.weight_decay);
+    const Lerp<T> lerp(1 - c.beta1);
+    for (int64_t i = 0; i < n; ++i) {
+        T pi = p[i];
+        T gi = g[i];
+        if (D == Decay::decoupled) pi = pi * shrink;
+        if (D == Decay::coupled) gi = gi + wd * pi;
+        const T mi = lerp(m[i], gi);
+        const T vi = v[i] * b2 + one_minus_b2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        const T corrected = (mi / bc1) * lr_t;
+        if (Rectified) {
+            const T adaptive = bc2_sqrt / (std::sqrt(vi) + eps);
+            p[i] = pi - (corrected * adaptive) * rect_t;
+        } else {
+            p[i] = pi - corrected;
+        }
+    }
+}
+
+template <class T, Decay D>
+void radam_dispatch(bool rectified, const OptimConfig& c, double lr, const T* coefs, T* p,
+                    const T* g, T* const* st, int64_t n) noexcept {
+    if (rectified) radam_loop<T, D, true>(c, lr, coefs, p, g, st[0], st[1], n);
+    else radam_loop<T, D, false>(c, lr, coefs, p, g, st[0], st[1], n);
+}
+
+template <class T>
+void radam(const OptimConfig& c, OptimScalars& s, double lr, T* p, const T* g, T* const* st,
+           int64_t n) noexcept {
     s.step += 1;
     const double step = double(s.step);
     const double bias_correction1 = 1 - std::pow(c.beta1, step);
@@ -268,30 +310,11 @@ void radam(const OptimConfig& c, OptimScalars& s, double lr, T* __restrict p,
                                  ((rho_inf - 4) * (rho_inf - 2) * rho_t),
                              0.5)
                   : 0.0;
-    const T bc1 = T(bias_correction1), lr_t = T(lr), rect_t = T(rect);
-    const T bc2_sqrt = T(std::pow(bias_correction2, 0.5));
-    const T b2 = T(c.beta2), one_minus_b2 = T(1 - c.beta2), eps = T(c.eps);
-    const T wd = T(c.weight_decay), shrink = T(1 - lr * c.weight_decay);
-    const Decay decay = decay_mode(c);
-    const Lerp<T> lerp(1 - c.beta1);
-    T* __restrict m = st[0];
-    T* __restrict v = st[1];
-    for (int64_t i = 0; i < n; ++i) {
-        T pi = p[i];
-        T gi = g[i];
-        if (decay == Decay::decoupled) pi = pi * shrink;
-        if (decay == Decay::coupled) gi = gi + wd * pi;
-        const T mi = lerp(m[i], gi);
-        const T vi = v[i] * b2 + one_minus_b2 * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        const T corrected = (mi / bc1) * lr_t;
-        if (rectified) {
-            const T adaptive = bc2_sqrt / (std::sqrt(vi) + eps);
-            p[i] = pi - (corrected * adaptive) * rect_t;
-        } else {
-            p[i] = pi - corrected;
-        }
+    const T coefs[3] = {T(bias_correction1), T(rect), T(std::pow(bias_correction2, 0.5))};
+    switch (decay_mode(c)) {
+        case Decay::none: radam_dispatch<T, Decay::none>(rectified, c, lr, coefs, p, g, st, n); break;
+        case Decay::coupled: radam_dispatch<T, Decay::coupled>(rectified, c, lr, coefs, p, g, st, n); break;
+        case Decay::decoupled: radam_dispatch<T, Decay::decoupled>(rectified, c, lr, coefs, p, g, st, n); break;
     }
 }
 
