@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -99,12 +100,20 @@ struct Scratch {
           ws{params.data(), grad.data(), grad_t.data(), scores.data(), row.data(), rows.data()} {}
 };
 
+// Prefetch distance of shuffled epochs, in rows: FASTOPT_PREFETCH_ROWS (a tuning knob for
+// bench/; 0 turns prefetching off), default 4.
+int64_t prefetch_rows() {
+    const char* text = std::getenv("FASTOPT_PREFETCH_ROWS");
+    const long value = text ? std::strtol(text, nullptr, 10) : 4;
+    return int64_t(value < 0 ? 0 : (value > 64 ? 64 : value));
+}
+
 template <class T>
 Dataset<T> dataset(const Inputs& in, const py::handle& y, const double* weights,
                    const double* mean, const double* inv_std) {
     return {static_cast<const T*>(in.X.data()),
             static_cast<const double*>(py::reinterpret_borrow<py::array>(y).data()), weights,
-            mean, inv_std, in.n};
+            mean, inv_std, in.n, prefetch_rows()};
 }
 
 template <class T>

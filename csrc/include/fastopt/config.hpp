@@ -90,6 +90,7 @@ struct Dataset {
     const double* mean;
     const double* inv_std;
     int64_t n;
+    int64_t prefetch_rows = 4;  // in a shuffled epoch, rows requested this far ahead of use
 };
 
 // Entries of the ring of upcoming row indices (RowStream); a power of two.
