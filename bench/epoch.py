@@ -64,6 +64,7 @@ IN_ORDER = "fastopt epoch, rows in order"
 FIT = "fastopt.fit() end to end"
 NUMPY_LOOP = "NumPy loop"
 REFERENCE = "fastopt NumPy reference"
+NUMBA = "fastopt numba backend epoch"
 TORCH_AUTOGRAD = "torch autograd + fused Adam"
 TORCH_MANUAL = "torch manual grad + fused Adam"
 SKLEARN = "sklearn SGD (plain SGD)"
@@ -254,6 +255,8 @@ def contenders(X, y, model, *, reference=True, verbose=True):
              NUMPY_LOOP: lambda: numpy_loop(X, y_native, model)}
     if reference:
         calls[REFERENCE] = reference_function(X, y, model, verbose=verbose)
+    if fastopt.backends()["numba"] == "available":
+        calls[NUMBA] = fastopt_epoch_function(X, y, model, backend="numba")
     if torch is not None:
         Xt, yt = torch.from_numpy(X), torch.from_numpy(y_native)
         calls[TORCH_AUTOGRAD] = lambda: torch_autograd(Xt, yt, model)
@@ -321,6 +324,7 @@ TARGETS = [
     (SKLEARN, 10.0, ""),
 ]
 FLOOR_TARGET = 2.0  # fastopt epoch / streaming floor at most
+NUMBA_TARGET = 1.5  # numba backend epoch / C++ epoch at most (backends issue)
 
 
 def report(name, workload, dtype, calls, times, losses):
@@ -356,6 +360,10 @@ def report(name, workload, dtype, calls, times, losses):
     print(f"  {'fastopt epoch / read-X floor':<32}{ratio:>7.2f}x  target <= {FLOOR_TARGET:g}x: "
           f"{'met' if ratio <= FLOOR_TARGET else 'MISSED'}")
     print(f"  {'fastopt epoch / gather floor':<32}{epoch / median[GATHER]:>7.2f}x")
+    if NUMBA in median:
+        ratio = median[NUMBA] / epoch
+        print(f"  {'numba backend / C++ epoch':<32}{ratio:>7.2f}x  target <= {NUMBA_TARGET:g}x "
+              f"(backends issue): {'met' if round(ratio, 2) <= NUMBA_TARGET else 'MISSED'}")
 
 
 def main():
