@@ -22,6 +22,7 @@ import numbers
 import numpy as np
 
 from . import _backends
+from ._params import Parameters
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam",
            "RAdam", "OPTIMIZERS", "make_optimizer"]
@@ -67,7 +68,7 @@ def _betas(betas):
     return tuple(out)
 
 
-class Optimizer:
+class Optimizer(Parameters):
     """Base class: hyperparameters in the object, state in a dict of arrays.
 
     Subclasses set ``_kind`` (the kernel), ``_hyperparameters()`` (the keyword arguments of the
@@ -134,30 +135,6 @@ class Optimizer:
         # __init__ to keep each argument object as is, which normalising `betas` does not.
         return type(self)(**self.get_params())
 
-    def get_params(self, deep=True) -> dict:
-        """Constructor arguments, as scikit-learn's ``get_params``."""
-        return {name: getattr(self, name) for name in self._param_names}
-
-    def set_params(self, **params):
-        """Rebuild with changed constructor arguments (validated as in ``__init__``)."""
-        merged = self.get_params()
-        unknown = set(params) - set(merged)
-        if unknown:
-            raise ValueError(f"Invalid parameter {sorted(unknown)[0]!r} for "
-                             f"{type(self).__name__}; valid ones are {sorted(merged)}")
-        merged.update(params)
-        self.__init__(**merged)
-        return self
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other.get_params() == self.get_params()
-
-    def __hash__(self):
-        return hash((type(self).__name__, tuple(self.get_params().items())))
 
 
 class SGD(Optimizer):

@@ -26,6 +26,8 @@ import numbers
 
 import numpy as np
 
+from ._params import Parameters
+
 from .optim import _learning_rate, _real
 
 __all__ = ["Schedule", "Constant", "InverseSqrt", "StepDecay", "Exponential", "Polynomial",
@@ -68,7 +70,7 @@ def _steps(t):
     return t
 
 
-class Schedule:
+class Schedule(Parameters):
     """Base class: constructor arguments as attributes, ``schedule(t) -> lr``.
 
     Subclasses list their arguments in ``_param_names``, evaluate in ``_lr(t)`` (``t`` an
@@ -120,30 +122,6 @@ class Schedule:
             params.update({k: v for k, v in self._fill(total_steps).items() if params[k] is None})
         return type(self)(**params)
 
-    def get_params(self, deep=True) -> dict:
-        """Constructor arguments, as scikit-learn's ``get_params``."""
-        return {name: getattr(self, name) for name in self._param_names}
-
-    def set_params(self, **params):
-        """Rebuild with changed constructor arguments (validated as in ``__init__``)."""
-        merged = self.get_params()
-        unknown = set(params) - set(merged)
-        if unknown:
-            raise ValueError(f"Invalid parameter {sorted(unknown)[0]!r} for "
-                             f"{type(self).__name__}; valid ones are {sorted(merged)}")
-        merged.update(params)
-        self.__init__(**merged)
-        return self
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other.get_params() == self.get_params()
-
-    def __hash__(self):
-        return hash((type(self).__name__, tuple(self.get_params().items())))
 
 
 class Constant(Schedule):

@@ -83,4 +83,26 @@ inline void require_disjoint(const std::vector<Span>& spans) {
                                       " share memory; pass separate arrays");
 }
 
+// The optimizer state arrays {name: array}, in kernel order: as many as the kernel of `config`
+// uses, each like `params`, C-contiguous, writeable and disjoint from everything in `spans`
+// (which they join).
+inline std::vector<py::array> checked_state(const py::dict& arrays, int expected,
+                                            const py::array& params, std::vector<Span>& spans) {
+    if (static_cast<int>(arrays.size()) != expected)
+        throw py::value_error("this optimizer needs " + std::to_string(expected) +
+                              " state arrays, got " + std::to_string(arrays.size()));
+    std::vector<py::array> state;
+    for (auto item : arrays) {
+        const std::string what = "state['" + py::str(item.first).cast<std::string>() + "']";
+        py::array a = as_ndarray(item.second, what);
+        require_like(a, what, params, "params");
+        require_c_contiguous(a, what);
+        require_writeable(a, what);
+        spans.push_back(span_of(a, what));
+        state.push_back(std::move(a));
+    }
+    require_disjoint(spans);
+    return state;
+}
+
 }  // namespace fastopt::bindings

@@ -43,22 +43,8 @@ py::tuple optimizer_step(const OptimConfig& c, const py::handle& params_obj,
     require_like(grad, "grad", params, "params");
     require_c_contiguous(grad, "grad");
 
-    const int expected = state_size(c);
-    if (static_cast<int>(state_arrays.size()) != expected)
-        throw py::value_error("this optimizer needs " + std::to_string(expected) +
-                              " state arrays, got " + std::to_string(state_arrays.size()));
-    std::vector<py::array> state;
     std::vector<Span> spans{span_of(params, "params"), span_of(grad, "grad")};
-    for (auto item : state_arrays) {
-        const std::string what = "state['" + py::str(item.first).cast<std::string>() + "']";
-        py::array a = as_ndarray(item.second, what);
-        require_like(a, what, params, "params");
-        require_c_contiguous(a, what);
-        require_writeable(a, what);
-        spans.push_back(span_of(a, what));
-        state.push_back(std::move(a));
-    }
-    require_disjoint(spans);
+    std::vector<py::array> state = checked_state(state_arrays, state_size(c), params, spans);
     if (step < 0) throw py::value_error("step must be >= 0, got " + std::to_string(step));
 
     OptimScalars s{step, mu_product};

@@ -159,21 +159,8 @@ py::tuple run_epoch(const ModelSpec& spec_in, const py::handle& X, const py::han
     if ((mu == nullptr) != (inv == nullptr))
         throw py::value_error("mean and inv_std go together");
 
-    if (static_cast<int>(state_arrays.size()) != state_size(opt))
-        throw py::value_error("this optimizer needs " + std::to_string(state_size(opt)) +
-                              " state arrays, got " + std::to_string(state_arrays.size()));
-    std::vector<py::array> state;
     std::vector<Span> spans{span_of(in.params, "params"), span_of(in.X, "X")};
-    for (auto item : state_arrays) {
-        const std::string what = "state['" + py::str(item.first).cast<std::string>() + "']";
-        py::array a = as_ndarray(item.second, what);
-        require_like(a, what, in.params, "params");
-        require_c_contiguous(a, what);
-        require_writeable(a, what);
-        spans.push_back(span_of(a, what));
-        state.push_back(std::move(a));
-    }
-    require_disjoint(spans);
+    std::vector<py::array> state = checked_state(state_arrays, state_size(opt), in.params, spans);
 
     OptimScalars scalars{step, mu_product};
     const EpochSpec e{batch_size, shuffle, seed, epoch, static_cast<const double*>(lrs.data())};
