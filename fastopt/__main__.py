@@ -1,10 +1,17 @@
-"""``python -m fastopt``: what is installed, and every optimizer side by side on a small
-ill-conditioned quadratic (the full ``fastopt compare`` on real data comes with the training
-API)."""
+"""``fastopt`` / ``python -m fastopt``: the command line.
+
+``fastopt compare`` (the default when no subcommand is given) trains the same model with every
+optimizer on a data set (scikit-learn's breast-cancer data, or ``--data FILE --target COLUMN``)
+and reports each optimizer's gap to the exact optimum, with a plot of the loss curves.
+``fastopt demo`` runs every optimizer step on a small ill-conditioned quadratic."""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import math
+import os
 import sys
 import time
 
@@ -51,14 +58,163 @@ def quadratic_demo(steps: int, dim: int, backend: str, out=sys.stdout) -> dict:
     return results
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="fastopt", description=__doc__)
-    parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--dim", type=int, default=50)
-    parser.add_argument("--backend", default="auto", choices=("auto",) + _backends.BACKENDS)
-    args = parser.parse_args(argv)
+
+class UsageError(Exception):
+    """A bad argument or input file: one line on stderr, exit code 2."""
+
+
+def _read_table(path):
+    """``(column names, rows as lists of strings)`` of a CSV file, or of a Parquet file when
+    pandas and pyarrow are installed."""
+    if not os.path.isfile(path):
+        raise UsageError(f"no such file: {path}")
+    if path.lower().endswith((".parquet", ".pq")):
+        try:
+            import pandas as pd
+            frame = pd.read_parquet(path)
+        except ImportError:
+            raise UsageError("reading Parquet needs pandas and pyarrow: pip install pandas "
+                             "pyarrow, or pass a CSV file") from None
+        except Exception as exc:  # noqa: BLE001 - any reader error is a bad input file
+            raise UsageError(f"cannot read {path}: {exc}") from None
+        return [str(c) for c in frame.columns], frame.astype(str).values.tolist()
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            rows = [row for row in reader if row]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    if not header:
+        raise UsageError(f"{path} is empty")
+    header = [name.strip() for name in header]
+    for number, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise UsageError(f"{path}, line {number}: {len(row)} fields, the header has "
+                             f"{len(header)}")
+    if not rows:
+        raise UsageError(f"{path} has no data rows")
+    return header, rows
+
+
+def _to_float(values):
+    try:
+        out = np.array([float(value) for value in values], dtype=np.float64)
+    except ValueError:
+        return None
+    return out if np.all(np.isfinite(out)) else None
+
+
+def load_data(path, target, model):
+    """``(X, y, model)`` from a table file; ``model`` None is inferred from the target: a
+    non-numeric or integer target with 2 values -> logistic, 3..20 -> softmax, else linear."""
+    header, rows = _read_table(path)
+    if target is None:
+        raise UsageError("--data needs --target COLUMN (the column to predict)")
+    if target not in header:
+        raise UsageError(f"target column {target!r} not in {path}; its columns: "
+                         f"{', '.join(header)}")
+    columns = list(zip(*rows))
+    j = header.index(target)
+    features = []
+    for i, name in enumerate(header):
+        if i == j:
+            continue
+        values = _to_float(columns[i])
+        if values is None:
+            raise UsageError(f"feature column {name!r} is not numeric (or has missing or "
+                             "infinite values); drop or encode it first")
+        features.append(values)
+    if not features:
+        raise UsageError(f"{path} has no feature columns besides {target!r}")
+    X = np.ascontiguousarray(np.column_stack(features))
+    y_numeric = _to_float(columns[j])
+    if model is None:
+        distinct = len(set(columns[j]))
+        categorical = y_numeric is None or np.all(y_numeric == np.round(y_numeric))
+        model = ("logistic" if categorical and distinct == 2 else
+                 "softmax" if categorical and 2 < distinct <= 20 else "linear")
+    if model == "linear":
+        if y_numeric is None:
+            raise UsageError(f"target column {target!r} is not numeric; use --model logistic "
+                             "or softmax for labels")
+        return X, y_numeric, model
+    y = y_numeric if y_numeric is not None else np.array(columns[j])
+    return X, y, model
+
+
+def _optimizer_list(text):
+    from .compare import COMPARE_OPTIMIZERS
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in COMPARE_OPTIMIZERS]
+    if unknown or not names:
+        raise UsageError(f"unknown optimizer {', '.join(map(repr, unknown)) or '(none)'}; "
+                         f"choose from {','.join(COMPARE_OPTIMIZERS)}")
+    return names
+
+
+def _json_value(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def run_compare(args) -> int:
+    from .compare import compare, plot_loss_curves
+    optimizers = None if args.optimizers is None else _optimizer_list(args.optimizers)
+    if args.data is not None:
+        X, y, model = load_data(args.data, args.target, args.model)
+        source = args.data
+    else:
+        if args.target is not None:
+            raise UsageError("--target needs --data FILE")
+        X = y = None
+        model = args.model
+        source = "breast cancer (scikit-learn)"
+    try:
+        result = compare(X, y, model=model, optimizers=optimizers, epochs=args.epochs,
+                         batch_size=args.batch_size, lr=args.lr, schedule=args.schedule,
+                         backend=args.backend, standardize=args.standardize,
+                         penalty="l2" if args.alpha > 0 else None, alpha=args.alpha,
+                         seed=args.seed, target_gap=args.target_gap,
+                         progress=False if args.quiet else None)
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        rows = [{key: _json_value(value) for key, value in row.items()} for row in result.rows]
+        print(json.dumps({"data": source, "model": result.model,
+                          "optimum": _json_value(result.optimum), "rows": rows}, indent=2))
+        return 0
+    settings = result.settings
+    print(f"fastopt {__version__}, backend {settings['backend']}: {result.model} regression on "
+          f"{source}, {settings['n_samples']} rows x {settings['n_features']} features, "
+          f"{args.epochs} epochs, batch {args.batch_size}; optimum {result.optimum:.10g} "
+          f"({settings['optimum_source']}); gap = relative distance to it, "
+          f"target {args.target_gap:g}")
+    print(result.to_text())
+    for row in result.rows:
+        if "error" in row:
+            print(f"{row['optimizer']}: {row['error']}")
+    if args.out is not None and not os.path.isdir(args.out):
+        try:
+            os.makedirs(args.out, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create --out {args.out}: {exc}") from None
+    path = os.path.join(args.out or os.curdir, "fastopt-compare.png")
+    try:
+        plot_loss_curves(result, path)
+    except ImportError:
+        print("(the loss-curve plot needs matplotlib: pip install 'fastopt[plot]')")
+    else:
+        print(f"loss curves: {path}")
+    return 0
+
+
+def run_demo(args) -> int:
     if args.steps < 1 or args.dim < 1:
-        parser.error("--steps and --dim must be positive")
+        raise UsageError("--steps and --dim must be positive")
     backend = _backends.resolve(args.backend)
     target = ""
     if backend == "cpp":
@@ -67,6 +223,67 @@ def main(argv=None) -> int:
     print(f"Optimizers on an ill-conditioned quadratic, d={args.dim}, {args.steps} steps:")
     quadratic_demo(args.steps, args.dim, backend)
     return 0
+
+
+def _add_compare_arguments(parser):
+    from .compare import COMPARE_OPTIMIZERS
+    from .schedules import SCHEDULES
+    parser.add_argument("--data", metavar="PATH", help="CSV file (Parquet with pandas+pyarrow) "
+                        "with a header row; default: scikit-learn's breast-cancer data")
+    parser.add_argument("--target", metavar="COLUMN", help="the column to predict (with --data)")
+    parser.add_argument("--model", choices=("linear", "logistic", "softmax"),
+                        help="default: logistic for the default data, else inferred from the "
+                        "target")
+    parser.add_argument("--optimizers", metavar="LIST",
+                        help=f"comma-separated, from {','.join(COMPARE_OPTIMIZERS)} (default all)")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, help="one learning rate for every first-order "
+                        "optimizer (default: per optimizer, see fastopt.compare)")
+    parser.add_argument("--schedule", choices=tuple(SCHEDULES))
+    parser.add_argument("--alpha", type=float, default=1e-3,
+                        help="L2 penalty strength (0: none); default 1e-3")
+    parser.add_argument("--target-gap", type=float, default=1e-4)
+    parser.add_argument("--backend", default="auto", choices=("auto",) + _backends.BACKENDS)
+    parser.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--out", metavar="DIR", help="where fastopt-compare.png goes "
+                        "(default: the current directory)")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def _add_demo_arguments(parser):
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--dim", type=int, default=50)
+    parser.add_argument("--backend", default="auto", choices=("auto",) + _backends.BACKENDS)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(prog="fastopt", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"fastopt {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="{compare,demo}")
+    _add_compare_arguments(commands.add_parser(
+        "compare", help="every optimizer against the optimum on a data set (the default)"))
+    _add_demo_arguments(commands.add_parser(
+        "demo", help="every optimizer step on an ill-conditioned quadratic"))
+    if not argv or argv[0] not in ("compare", "demo", "-h", "--help", "--version"):
+        argv = ["compare"] + argv  # plain `fastopt [options]` runs the comparison
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            return run_demo(args)
+        if args.epochs < 1 or args.batch_size < 1:
+            raise UsageError("--epochs and --batch-size must be positive")
+        return run_compare(args)
+    except UsageError as exc:
+        print(f"fastopt: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # a check of fastopt.fit (e.g. labels for the model)
+        print(f"fastopt: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

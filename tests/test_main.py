@@ -1,4 +1,4 @@
-"""``python -m fastopt`` runs and its demo tells the optimizers apart."""
+"""``python -m fastopt demo`` runs and tells the optimizers apart."""
 
 import io
 import subprocess
@@ -17,12 +17,13 @@ def test_demo_reports_every_optimizer_and_momentum_beats_plain_descent():
 
 
 def test_module_runs_from_the_command_line(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "fastopt", "--steps", "20", "--dim", "5"],
+    done = subprocess.run([sys.executable, "-m", "fastopt", "demo", "--steps", "20",
+                           "--dim", "5"],
                           capture_output=True, text=True, check=True, cwd=tmp_path)
     assert "backend cpp" in done.stdout and "adam" in done.stdout
 
 
 def test_bad_arguments_exit_with_code_2(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "fastopt", "--steps", "0"],
+    done = subprocess.run([sys.executable, "-m", "fastopt", "demo", "--steps", "0"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import textwrap
 import threading
 import time
@@ -37,10 +38,12 @@ MODELS = ["linear", "logistic", "softmax"]
 
 
 def run_python(script, *, env=None, args=(), cwd=None, flags=()):
-    """Run ``script`` in a fresh interpreter with warnings as errors; its stdout lines."""
+    """Run ``script`` in a fresh interpreter with warnings as errors; its stdout lines. It runs
+    outside the source checkout (by default in the temporary directory): ``-c`` puts the
+    working directory on sys.path, and the unbuilt fastopt/ there would shadow the install."""
     done = subprocess.run([sys.executable, *flags, "-W", "error", "-c", textwrap.dedent(script),
                            *args], capture_output=True, text=True, timeout=300, env=env,
-                          cwd=cwd)
+                          cwd=cwd or tempfile.gettempdir())
     assert done.returncode == 0, done.stderr
     return done.stdout.split("\n")
 
