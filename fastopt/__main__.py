@@ -243,7 +243,8 @@ def _add_compare_arguments(parser):
     parser.add_argument("--schedule", choices=tuple(SCHEDULES))
     parser.add_argument("--alpha", type=float, default=1e-3,
                         help="L2 penalty strength (0: none); default 1e-3")
-    parser.add_argument("--target-gap", type=float, default=1e-4)
+    parser.add_argument("--target-gap", type=float, default=1e-2,
+                        help="relative gap to the optimum that counts as reached (1e-2)")
     parser.add_argument("--backend", default="auto", choices=("auto",) + _backends.BACKENDS)
     parser.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--out", metavar="DIR", help="where fastopt-compare.png goes "

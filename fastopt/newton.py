@@ -106,7 +106,7 @@ def newton_fit(problem, params, *, max_iter, tol, backend="auto", callback=None,
         if verbose:
             print(f"-- Newton iteration {iteration}: loss {value:.10g}, step {step:g}",
                   file=sys.stderr)
-        if callback is not None and callback(entry) is False:
+        if callback is not None and callback(dict(entry, params=w)) is False:
             break
     else:
         converged = tol is None

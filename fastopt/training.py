@@ -305,7 +305,7 @@ def train(problem, state, *, schedule, epochs, batch_size, shuffle, tol, n_iter_
             best = min(best, monitored)
             if stall >= n_iter_no_change:
                 converged = True
-        if callback is not None and callback(entry) is False:
+        if callback is not None and callback(dict(entry, params=state.params)) is False:
             interrupted = True
             break
         if converged:
@@ -371,7 +371,9 @@ def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=2
         the training loss, and return the best parameters seen.
     random_state : None, int or numpy Generator: the shuffle and the validation split.
     backend : {"auto", "cpp", "numba", "numpy", "cuda"}; "auto" never picks "cuda"
-    callback : callable(entry: dict) called after each epoch; returning False stops.
+    callback : callable(entry: dict) called after each epoch with the history entry and
+        ``params``, the flat parameter vector (``[W.ravel(), b]``, in the standardized space
+        with ``standardize=True``; a view, copy it to keep it); returning False stops.
     verbose : int; 1 prints one line per epoch to stderr.
 
     Returns

@@ -340,3 +340,13 @@ def test_finite_float32_values_whose_sum_overflows_are_accepted():
     X[1::4] = 1.0
     y = np.arange(40.0)
     fo.fit(X, y, standardize=True, epochs=1, tol=None, random_state=0)
+
+
+def test_callback_gets_the_current_parameters():
+    X, y = make_data("linear")
+    seen = []
+    result = fo.fit(X, y, epochs=3, tol=None, random_state=0,
+                    callback=lambda entry: seen.append(entry["params"].copy()))
+    assert len(seen) == 3 and not np.array_equal(seen[0], seen[2])
+    np.testing.assert_array_equal(seen[-1], result.state.params)
+    assert "params" not in result.history
