@@ -40,3 +40,33 @@ def optimizer_step(config: OptimConfig, params: np.ndarray, grad: np.ndarray,
 def cpu_target() -> str: ...
 def cpu_targets() -> list[str]: ...
 def set_cpu_target(name: str) -> None: ...
+
+class Model(Enum):
+    linear: int
+    logistic: int
+    softmax: int
+
+class Penalty(Enum):
+    none: int
+    l2: int
+    l1: int
+    elasticnet: int
+
+class ModelSpec:
+    model: Model
+    n_features: int
+    n_outputs: int
+    fit_intercept: bool
+    penalty: Penalty
+    alpha: float
+    l1_ratio: float
+    def __init__(self) -> None: ...
+
+def run_epoch(spec: ModelSpec, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None,
+              mean: np.ndarray | None, inv_std: np.ndarray | None, params: np.ndarray,
+              optimizer: OptimConfig, state: dict[str, np.ndarray], step: int,
+              mu_product: float, batch_size: int, shuffle: bool, seed: int, epoch: int,
+              lrs: np.ndarray) -> tuple[float, int, int, int, int, float]: ...
+def objective(spec: ModelSpec, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None,
+              mean: np.ndarray | None, inv_std: np.ndarray | None,
+              params: np.ndarray) -> tuple[float, np.ndarray]: ...
