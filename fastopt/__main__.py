@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -260,22 +261,61 @@ def _add_demo_arguments(parser):
     parser.add_argument("--backend", default="auto", choices=("auto",) + _backends.BACKENDS)
 
 
+def run_schedules(args) -> int:
+    """The learning rate of every schedule at a few points of a fit, and their curves."""
+    from .schedules import SCHEDULES, make_schedule
+
+    if args.steps < 2 or not args.lr > 0:
+        raise UsageError("--steps must be >= 2 and --lr positive")
+    points = np.unique(np.linspace(0, args.steps - 1, 5).astype(np.int64))
+    header = "schedule".ljust(14) + "".join(f"{f't={p}':>12}" for p in points)
+    print(f"Learning rate of each schedule (defaults, base lr {args.lr:g}, {args.steps} updates)")
+    print(header)
+    for name in SCHEDULES:
+        rates = make_schedule(name, args.lr, args.steps)(points)
+        print(name.ljust(14) + "".join(f"{rate:>12.4g}" for rate in rates))
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(the plot needs matplotlib: pip install 'fastopt[plot]')")
+        return 0
+    from .plot import schedules
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), constrained_layout=True)
+    schedules(ax, lr=args.lr, total_steps=args.steps)
+    path = Path(args.out) / "fastopt-schedules.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"curves: {path}")
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="fastopt", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"fastopt {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{compare,demo}")
+    commands = parser.add_subparsers(dest="command", metavar="{compare,demo,schedules}")
     _add_compare_arguments(commands.add_parser(
         "compare", help="every optimizer against the optimum on a data set (the default)"))
     _add_demo_arguments(commands.add_parser(
         "demo", help="every optimizer step on an ill-conditioned quadratic"))
-    if not argv or argv[0] not in ("compare", "demo", "-h", "--help", "--version"):
+    shapes = commands.add_parser("schedules", help="the learning rate of every schedule")
+    shapes.add_argument("--lr", type=float, default=0.1)
+    shapes.add_argument("--steps", type=int, default=1000)
+    shapes.add_argument("--out", default=".", help="folder for fastopt-schedules.png")
+    if not argv or argv[0] not in ("compare", "demo", "schedules", "-h", "--help",
+                                   "--version"):
         argv = ["compare"] + argv  # plain `fastopt [options]` runs the comparison
     args = parser.parse_args(argv)
     try:
         if args.command == "demo":
             return run_demo(args)
+        if args.command == "schedules":
+            return run_schedules(args)
         if args.epochs < 1 or args.batch_size < 1:
             raise UsageError("--epochs and --batch-size must be positive")
         return run_compare(args)

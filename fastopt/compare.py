@@ -278,22 +278,12 @@ def plot_loss_curves(result: ComparisonResult, path) -> str:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise ImportError("the plot needs matplotlib: pip install 'fastopt[plot]'") from exc
-    floor = 1e-16
+    from .plot import loss_curves
+
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
-    for index, (name, curve) in enumerate(result.curves.items()):
-        if "gap" not in curve or not len(curve["gap"]):
-            continue
-        gap = np.maximum(curve["gap"], floor)
-        style = {"label": name, "linestyle": "-" if index < 10 else "--"}  # 10 colours
-        left.plot(curve["updates"], gap, **style)
-        right.plot(curve["seconds"], gap, **style)
-    for axis, label in ((left, "updates"), (right, "seconds")):
-        axis.set_yscale("log")
-        axis.set_xlabel(label)
-        axis.set_ylabel("relative loss gap")
-        axis.grid(True, which="both", alpha=0.3)
+    loss_curves(result, left, x="updates")
+    loss_curves(result, right, x="seconds")
     if result.curves:
-        left.set_xscale("log")
         right.legend(fontsize="small", ncol=2)
     fig.suptitle(f"fastopt compare: {result.model} regression, "
                  f"{result.settings.get('n_samples')} rows x "

@@ -1,0 +1,57 @@
+"""fastopt.plot and `fastopt schedules`: what is drawn is what the library computes."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastopt as fo
+from fastopt.compare import compare
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from fastopt import plot  # noqa: E402
+
+
+@pytest.fixture
+def ax():
+    fig, axes = plt.subplots()
+    yield axes
+    plt.close(fig)
+
+
+def test_schedules_draws_each_schedule_as_computed(ax):
+    plot.schedules(ax, lr=0.2, total_steps=300, names=["cosine", "warmup_cosine"])
+    assert [line.get_label() for line in ax.get_lines()] == ["cosine", "warmup_cosine"]
+    for line in ax.get_lines():
+        expected = fo.make_schedule(line.get_label(), 0.2, 300)(np.arange(300))
+        np.testing.assert_array_equal(line.get_ydata(), expected)
+
+
+def test_loss_curves_draws_the_gap_of_every_fit(ax):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 4))
+    y = X @ rng.standard_normal(4) + 0.1 * rng.standard_normal(120)
+    result = compare(X, y, model="linear", optimizers=["adam", "newton"], epochs=5, progress=False)
+    plot.loss_curves(result, ax, x="seconds")
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert set(lines) == {"adam", "newton"}
+    np.testing.assert_allclose(lines["adam"].get_ydata(),
+                               np.maximum(result.curves["adam"]["gap"], plot.GAP_FLOOR))
+    with pytest.raises(ValueError, match="'updates' or 'seconds'"):
+        plot.loss_curves(result, ax, x="epochs")
+
+
+def test_cli_schedules_prints_a_table_and_writes_the_picture(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "fastopt", "schedules", "--steps", "100",
+                           "--out", str(tmp_path)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert all(name in done.stdout for name in fo.SCHEDULES)
+    assert (tmp_path / "fastopt-schedules.png").read_bytes()[:4] == b"\x89PNG"
+    bad = subprocess.run([sys.executable, "-m", "fastopt", "schedules", "--steps", "1"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
