@@ -261,6 +261,57 @@ def _add_demo_arguments(parser):
     parser.add_argument("--backend", default="auto", choices=("auto",) + _backends.BACKENDS)
 
 
+def run_lr_sweep(args) -> int:
+    """One optimizer at several learning rates: a table and the loss curves."""
+    from .compare import lr_sweep
+    try:
+        lrs = [float(text) for text in args.lrs.split(",") if text.strip()]
+    except ValueError:
+        raise UsageError(f"--lrs must be comma-separated numbers, got {args.lrs!r}") from None
+    if args.epochs < 1 or args.batch_size < 1:
+        raise UsageError("--epochs and --batch-size must be positive")
+    X = y = None
+    model = args.model
+    if args.data is not None:
+        X, y, model = load_data(args.data, args.target, args.model)
+    elif args.target is not None:
+        raise UsageError("--target needs --data FILE")
+    try:
+        sweep = lr_sweep(X, y, optimizer=args.optimizer, lrs=lrs, model=model,
+                         epochs=args.epochs, batch_size=args.batch_size,
+                         backend=args.backend, standardize=args.standardize,
+                         penalty="l2" if args.alpha > 0 else None, alpha=args.alpha,
+                         seed=args.seed, progress=False)
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    diverged = set(sweep.diverged())
+    print(f"{args.optimizer}: learning-rate sweep, {args.epochs} epochs, batch "
+          f"{args.batch_size}; optimum {sweep.optimum:.10g}")
+    print(f"{'lr':>10}  {'final loss':>12}  {'gap':>10}  status")
+    for lr, run in sweep.runs.items():
+        row = run.rows[0]
+        status = "diverged" if lr in diverged else "ok"
+        print(f"{lr:>10g}  {row.get('final_loss', math.nan):>12.6g}  "
+              f"{row.get('gap', math.inf):>10.2e}  {status}")
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(the plot needs matplotlib: pip install 'fastopt[plot]')")
+        return 0
+    from .plot import lr_sweep as draw
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), constrained_layout=True)
+    draw(sweep, ax)
+    path = Path(args.out) / "fastopt-lr-sweep.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"curves: {path}")
+    return 0
+
+
 def run_schedules(args) -> int:
     """The learning rate of every schedule at a few points of a fit, and their curves."""
     from .schedules import SCHEDULES, make_schedule
@@ -298,16 +349,32 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="fastopt", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"fastopt {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="{compare,demo,schedules}")
+    commands = parser.add_subparsers(dest="command",
+                                     metavar="{compare,lr-sweep,schedules,demo}")
     _add_compare_arguments(commands.add_parser(
         "compare", help="every optimizer against the optimum on a data set (the default)"))
     _add_demo_arguments(commands.add_parser(
         "demo", help="every optimizer step on an ill-conditioned quadratic"))
+    sweep = commands.add_parser("lr-sweep", help="one optimizer at several learning rates")
+    sweep.add_argument("--optimizer", default="sgd")
+    sweep.add_argument("--lrs", default="0.001,0.01,0.1,1,10,100",
+                       help="comma-separated learning rates")
+    for flag, kwargs in (("--data", {}), ("--target", {}),
+                         ("--model", {"choices": ("linear", "logistic", "softmax")}),
+                         ("--epochs", {"type": int, "default": 50}),
+                         ("--batch-size", {"type": int, "default": 32}),
+                         ("--alpha", {"type": float, "default": 1e-3}),
+                         ("--backend", {"default": "auto",
+                                        "choices": ("auto",) + _backends.BACKENDS}),
+                         ("--seed", {"type": int, "default": 0}),
+                         ("--out", {"default": ".", "help": "folder for fastopt-lr-sweep.png"})):
+        sweep.add_argument(flag, **kwargs)
+    sweep.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True)
     shapes = commands.add_parser("schedules", help="the learning rate of every schedule")
     shapes.add_argument("--lr", type=float, default=0.1)
     shapes.add_argument("--steps", type=int, default=1000)
     shapes.add_argument("--out", default=".", help="folder for fastopt-schedules.png")
-    if not argv or argv[0] not in ("compare", "demo", "schedules", "-h", "--help",
+    if not argv or argv[0] not in ("compare", "demo", "schedules", "lr-sweep", "-h", "--help",
                                    "--version"):
         argv = ["compare"] + argv  # plain `fastopt [options]` runs the comparison
     args = parser.parse_args(argv)
@@ -316,6 +383,8 @@ def main(argv=None) -> int:
             return run_demo(args)
         if args.command == "schedules":
             return run_schedules(args)
+        if args.command == "lr-sweep":
+            return run_lr_sweep(args)
         if args.epochs < 1 or args.batch_size < 1:
             raise UsageError("--epochs and --batch-size must be positive")
         return run_compare(args)

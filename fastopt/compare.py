@@ -47,8 +47,8 @@ from . import _backends
 from .optim import make_optimizer
 from .training import DivergenceError, FitResult, fit, from_original_space, prepare
 
-__all__ = ["COMPARE_OPTIMIZERS", "ComparisonResult", "compare", "plot_loss_curves",
-           "load_default_data"]
+__all__ = ["COMPARE_OPTIMIZERS", "ComparisonResult", "compare", "lr_sweep", "SweepResult",
+           "plot_loss_curves", "load_default_data"]
 
 # name -> (optimizer, hyperparameters, default lr, full batch)
 COMPARE_OPTIMIZERS = {
@@ -141,7 +141,7 @@ def _score(model, result, X, y):
 
 def compare(X=None, y=None, *, model=None, optimizers=None, epochs=100, batch_size=32, lr=None,
             schedule=None, backend="auto", standardize=True, penalty="l2", alpha=1e-3, seed=0,
-            target_gap=1e-2, progress=None) -> ComparisonResult:
+            target_gap=1e-2, progress=None, optimum=None) -> ComparisonResult:
     """Fit the same model with every optimizer and measure each against the optimum.
 
     Parameters
@@ -159,6 +159,8 @@ def compare(X=None, y=None, *, model=None, optimizers=None, epochs=100, batch_si
         evaluated after every epoch, gives ``updates_to_target`` and ``seconds_to_target``
         (training time only).
     progress : True: one line per fit on stderr; None: when stderr is a terminal.
+    optimum : the optimal training loss when already known (e.g. from an earlier call on the
+        same data and settings); None: found with Newton's method.
     """
     if X is None and y is None:
         X, y = load_default_data()
@@ -191,15 +193,21 @@ def compare(X=None, y=None, *, model=None, optimizers=None, epochs=100, batch_si
 
     # The optimum: Newton to convergence where it applies, else the best final loss.
     optimum_source = "newton"
-    try:
-        exact = fit(X, y, optimizer="newton", **{**common, "epochs": OPTIMUM_ITERATIONS})
-        optimum = full_loss(exact)
-    except ValueError:
-        exact, optimum, optimum_source = None, math.inf, "best fit"
+    if optimum is not None:
+        optimum_source = "given"
+    else:
+        try:
+            exact = fit(X, y, optimizer="newton", **{**common, "epochs": OPTIMUM_ITERATIONS})
+            optimum = full_loss(exact)
+        except ValueError:
+            optimum, optimum_source = math.inf, "best fit"
 
+    initial_loss = float(objective(problem, np.zeros(problem.spec.n_params,
+                                                     dtype=problem.X.dtype))[0])
     out = ComparisonResult(model, optimum, settings=dict(
         common, batch_size=batch_size, lr=lr, target_gap=target_gap, n_samples=len(X),
-        n_features=problem.spec.n_features, optimum_source=optimum_source))
+        n_features=problem.spec.n_features, optimum_source=optimum_source,
+        initial_loss=initial_loss))
     losses = {}
     for name in names:
         kind, hyper, default_lr, full_batch = COMPARE_OPTIMIZERS[name]
@@ -247,7 +255,7 @@ def compare(X=None, y=None, *, model=None, optimizers=None, epochs=100, batch_si
         row["accuracy" if model != "linear" else "r2"] = _score(model, result, X, y)
         out.rows.append(row)
 
-    if optimum_source != "newton":
+    if optimum_source == "best fit":
         optimum = out.optimum = min(losses.values(), default=math.nan)
     scale = max(abs(optimum), TINY)
     for row in out.rows:
@@ -291,3 +299,40 @@ def plot_loss_curves(result: ComparisonResult, path) -> str:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path)
+
+
+@dataclass
+class SweepResult:
+    """What :func:`lr_sweep` returns: ``runs`` maps each learning rate to its
+    :class:`ComparisonResult` (one fit; its row has ``"error"`` when the fit diverged)."""
+
+    optimizer: str
+    optimum: float
+    runs: dict = field(default_factory=dict)
+
+    def diverged(self):
+        """The learning rates whose fit diverged: its loss became non-finite, or ended above
+        the loss of the starting point (all parameters zero)."""
+        return [lr for lr, run in self.runs.items()
+                if "error" in run.rows[0]
+                or not run.rows[0]["final_loss"] <= run.settings["initial_loss"]]
+
+
+def lr_sweep(X=None, y=None, *, optimizer="sgd", lrs=(1e-3, 1e-2, 1e-1, 1.0, 10.0), **options):
+    """One optimizer of :data:`COMPARE_OPTIMIZERS` at each learning rate of ``lrs``, on the same
+    data, epochs and shuffle (``options`` as for :func:`compare`); the optimum is found once."""
+    if optimizer == "newton" or optimizer not in COMPARE_OPTIMIZERS:
+        raise ValueError(f"lr_sweep needs a first-order optimizer from "
+                         f"{', '.join(n for n in COMPARE_OPTIMIZERS if n != 'newton')}; got "
+                         f"{optimizer!r}")
+    lrs = [float(lr) for lr in lrs]
+    if not lrs or any(not lr > 0 or not math.isfinite(lr) for lr in lrs):
+        raise ValueError(f"lrs must be positive finite numbers, got {lrs}")
+    sweep = None
+    for lr in lrs:
+        run = compare(X, y, optimizers=[optimizer], lr=lr,
+                      optimum=None if sweep is None else sweep.optimum, **options)
+        if sweep is None:
+            sweep = SweepResult(optimizer, run.optimum)
+        sweep.runs[lr] = run
+    return sweep

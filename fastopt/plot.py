@@ -10,7 +10,7 @@ import numpy as np
 
 from .schedules import SCHEDULES, make_schedule
 
-__all__ = ["loss_curves", "schedules"]
+__all__ = ["loss_curves", "lr_sweep", "schedules"]
 
 GAP_FLOOR = 1e-16  # a log scale cannot show an exact zero
 
@@ -56,5 +56,28 @@ def schedules(ax=None, *, lr=0.1, total_steps=1000, names=None):
     ax.set_xlabel("update t")
     ax.set_ylabel("learning rate")
     ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def lr_sweep(sweep, ax=None):
+    """The gap to the optimum after each epoch against updates, one line per learning rate of
+    a :func:`fastopt.compare.lr_sweep` result; diverged rates are listed in the legend."""
+    ax = _axes(ax)
+    diverged = set(sweep.diverged())
+    for lr, run in sweep.runs.items():
+        curve = run.curves.get(sweep.optimizer)
+        label = f"lr={lr:g}" + (" (diverged)" if lr in diverged else "")
+        if curve is None or "gap" not in curve:
+            ax.plot([], [], linestyle="none", marker="x", label=label)
+            continue
+        ax.plot(curve["updates"], np.maximum(curve["gap"], GAP_FLOOR), label=label,
+                linestyle=":" if lr in diverged else "-")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("updates")
+    ax.set_ylabel("relative loss gap")
+    ax.set_title(f"{sweep.optimizer}: learning-rate sweep")
+    ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     return ax

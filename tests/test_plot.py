@@ -55,3 +55,32 @@ def test_cli_schedules_prints_a_table_and_writes_the_picture(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "fastopt", "schedules", "--steps", "1"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_lr_sweep_marks_the_rates_that_diverge(ax):
+    from fastopt.compare import lr_sweep
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((150, 3))
+    y = X @ np.ones(3) + 0.1 * rng.standard_normal(150)
+    sweep = lr_sweep(X, y, model="linear", optimizer="sgd", lrs=(0.01, 0.1, 50.0), epochs=5,
+                     progress=False, standardize=False)
+    assert sweep.diverged() == [50.0]
+    gaps = [run.rows[0]["gap"] for run in sweep.runs.values()]
+    assert gaps[1] < gaps[0]  # a larger, stable rate gets closer in the same epochs
+    plot.lr_sweep(sweep, ax)
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["lr=0.01", "lr=0.1", "lr=50 (diverged)"]
+    with pytest.raises(ValueError, match="first-order optimizer"):
+        lr_sweep(X, y, model="linear", optimizer="newton")
+
+
+def test_cli_lr_sweep(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "fastopt", "lr-sweep", "--epochs", "3",
+                           "--lrs", "0.01,1,1000", "--out", str(tmp_path)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "diverged" in done.stdout and (tmp_path / "fastopt-lr-sweep.png").exists()
+    bad = subprocess.run([sys.executable, "-m", "fastopt", "lr-sweep", "--lrs", "x"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
