@@ -293,6 +293,14 @@ def run_lr_sweep(args) -> int:
         status = "diverged" if lr in diverged else "ok"
         print(f"{lr:>10g}  {row.get('final_loss', math.nan):>12.6g}  "
               f"{row.get('gap', math.inf):>10.2e}  {status}")
+    from . import plot
+    return _save_picture(lambda ax: plot.lr_sweep(sweep, ax),
+                         Path(args.out) / "fastopt-lr-sweep.png")
+
+
+def _save_picture(draw, path) -> int:
+    """``draw(ax)`` on a new figure saved as the PNG ``path``; a note instead when matplotlib
+    is missing (the tables above are the result, the picture is extra)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -300,11 +308,8 @@ def run_lr_sweep(args) -> int:
     except ImportError:
         print("(the plot needs matplotlib: pip install 'fastopt[plot]')")
         return 0
-    from .plot import lr_sweep as draw
-
     fig, ax = plt.subplots(figsize=(8, 4.5), constrained_layout=True)
-    draw(sweep, ax)
-    path = Path(args.out) / "fastopt-lr-sweep.png"
+    draw(ax)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -325,23 +330,9 @@ def run_schedules(args) -> int:
     for name in SCHEDULES:
         rates = make_schedule(name, args.lr, args.steps)(points)
         print(name.ljust(14) + "".join(f"{rate:>12.4g}" for rate in rates))
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("(the plot needs matplotlib: pip install 'fastopt[plot]')")
-        return 0
-    from .plot import schedules
-
-    fig, ax = plt.subplots(figsize=(8, 4.5), constrained_layout=True)
-    schedules(ax, lr=args.lr, total_steps=args.steps)
-    path = Path(args.out) / "fastopt-schedules.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"curves: {path}")
-    return 0
+    from . import plot
+    return _save_picture(lambda ax: plot.schedules(ax, lr=args.lr, total_steps=args.steps),
+                         Path(args.out) / "fastopt-schedules.png")
 
 
 def main(argv=None) -> int:
