@@ -18,6 +18,8 @@ from .optim import (OPTIMIZERS, SGD, Adadelta, Adagrad, Adam, AdamW, NAdam, Opti
 from .schedules import (SCHEDULES, Constant, Cosine, Exponential, InverseSqrt, Linear, OneCycle,
                         Polynomial, StepDecay, WarmupCosine, make_schedule)
 from .training import ConvergenceWarning, DivergenceError, FitResult, fit
+from .comparison import ComparisonResult, SweepResult, compare, lr_sweep
+from .paths import PathsResult, optimizer_paths
 
 __version__ = "0.1.0"
 
@@ -39,5 +41,6 @@ __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW"
            "RAdam", "OPTIMIZERS", "make_optimizer", "schedules", "SCHEDULES", "Constant",
            "InverseSqrt", "StepDecay", "Exponential", "Polynomial", "Cosine", "Linear",
            "WarmupCosine", "OneCycle", "make_schedule", "fit", "FitResult", "DivergenceError",
-           "ConvergenceWarning", "LinearRegression", "LogisticRegression", "backends",
+           "ConvergenceWarning", "compare", "lr_sweep", "ComparisonResult", "SweepResult",
+           "optimizer_paths", "PathsResult", "LinearRegression", "LogisticRegression", "backends",
            "__version__"]

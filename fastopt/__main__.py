@@ -3,6 +3,9 @@
 ``fastopt compare`` (the default when no subcommand is given) trains the same model with every
 optimizer on a data set (scikit-learn's breast-cancer data, or ``--data FILE --target COLUMN``)
 and reports each optimizer's gap to the exact optimum, with a plot of the loss curves.
+``fastopt lr-sweep`` runs one optimizer at several learning rates, ``fastopt paths`` draws
+optimizer paths on a two-parameter loss surface (raw vs standardized feature), ``fastopt
+schedules`` the learning-rate schedules.
 ``fastopt demo`` runs every optimizer step on a small ill-conditioned quadratic."""
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ def _to_float(values):
 
 
 def load_data(path, target, model):
-    """``(X, y, model)`` from a table file; ``model`` None is inferred from the target: a
+    """``(X, y, model, feature names)`` from a table file; ``model`` None is inferred from the target: a
     non-numeric or integer target with 2 values -> logistic, 3..20 -> softmax, else linear."""
     header, rows = _read_table(path)
     if target is None:
@@ -117,7 +120,7 @@ def load_data(path, target, model):
                          f"{', '.join(header)}")
     columns = list(zip(*rows))
     j = header.index(target)
-    features = []
+    features, names = [], []
     for i, name in enumerate(header):
         if i == j:
             continue
@@ -126,6 +129,7 @@ def load_data(path, target, model):
             raise UsageError(f"feature column {name!r} is not numeric (or has missing or "
                              "infinite values); drop or encode it first")
         features.append(values)
+        names.append(name)
     if not features:
         raise UsageError(f"{path} has no feature columns besides {target!r}")
     X = np.ascontiguousarray(np.column_stack(features))
@@ -139,13 +143,13 @@ def load_data(path, target, model):
         if y_numeric is None:
             raise UsageError(f"target column {target!r} is not numeric; use --model logistic "
                              "or softmax for labels")
-        return X, y_numeric, model
+        return X, y_numeric, model, names
     y = y_numeric if y_numeric is not None else np.array(columns[j])
-    return X, y, model
+    return X, y, model, names
 
 
 def _optimizer_list(text):
-    from .compare import COMPARE_OPTIMIZERS
+    from .comparison import COMPARE_OPTIMIZERS
     names = [name.strip().lower() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in COMPARE_OPTIMIZERS]
     if unknown or not names:
@@ -163,15 +167,15 @@ def _json_value(value):
 
 
 def run_compare(args) -> int:
-    from .compare import compare, plot_loss_curves
+    from .comparison import compare, plot_loss_curves
     optimizers = None if args.optimizers is None else _optimizer_list(args.optimizers)
     if args.data is not None:
-        X, y, model = load_data(args.data, args.target, args.model)
+        X, y, model, features = load_data(args.data, args.target, args.model)
         source = args.data
     else:
         if args.target is not None:
             raise UsageError("--target needs --data FILE")
-        X = y = None
+        X = y = features = None
         model = args.model
         source = "breast cancer (scikit-learn)"
     try:
@@ -185,7 +189,7 @@ def run_compare(args) -> int:
         raise UsageError(str(exc)) from None
     if args.json:
         rows = [{key: _json_value(value) for key, value in row.items()} for row in result.rows]
-        print(json.dumps({"data": source, "model": result.model,
+        print(json.dumps({"data": source, "model": result.model, "features": features,
                           "optimum": _json_value(result.optimum), "rows": rows}, indent=2))
         return 0
     settings = result.settings
@@ -227,7 +231,7 @@ def run_demo(args) -> int:
 
 
 def _add_compare_arguments(parser):
-    from .compare import COMPARE_OPTIMIZERS
+    from .comparison import COMPARE_OPTIMIZERS
     from .schedules import SCHEDULES
     parser.add_argument("--data", metavar="PATH", help="CSV file (Parquet with pandas+pyarrow) "
                         "with a header row; default: scikit-learn's breast-cancer data")
@@ -263,7 +267,7 @@ def _add_demo_arguments(parser):
 
 def run_lr_sweep(args) -> int:
     """One optimizer at several learning rates: a table and the loss curves."""
-    from .compare import lr_sweep
+    from .comparison import lr_sweep
     try:
         lrs = [float(text) for text in args.lrs.split(",") if text.strip()]
     except ValueError:
@@ -273,7 +277,7 @@ def run_lr_sweep(args) -> int:
     X = y = None
     model = args.model
     if args.data is not None:
-        X, y, model = load_data(args.data, args.target, args.model)
+        X, y, model, _ = load_data(args.data, args.target, args.model)
     elif args.target is not None:
         raise UsageError("--target needs --data FILE")
     try:
@@ -298,9 +302,10 @@ def run_lr_sweep(args) -> int:
                          Path(args.out) / "fastopt-lr-sweep.png")
 
 
-def _save_picture(draw, path) -> int:
-    """``draw(ax)`` on a new figure saved as the PNG ``path``; a note instead when matplotlib
-    is missing (the tables above are the result, the picture is extra)."""
+def _save_picture(draw, path, figsize=(8, 4.5)) -> int:
+    """``draw(ax)`` on a new figure saved as the PNG ``path`` (a list of functions: one panel
+    each, side by side); a note instead when matplotlib is missing (the tables above are the
+    result, the picture is extra)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -308,13 +313,47 @@ def _save_picture(draw, path) -> int:
     except ImportError:
         print("(the plot needs matplotlib: pip install 'fastopt[plot]')")
         return 0
-    fig, ax = plt.subplots(figsize=(8, 4.5), constrained_layout=True)
-    draw(ax)
+    panels = draw if isinstance(draw, list) else [draw]
+    fig, axes = plt.subplots(1, len(panels), figsize=figsize, constrained_layout=True,
+                             squeeze=False)
+    for panel, ax in zip(panels, axes[0]):
+        panel(ax)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     print(f"curves: {path}")
     return 0
+
+
+def run_paths(args) -> int:
+    """Optimizer paths on the two-parameter surface, raw and standardized, side by side."""
+    from .paths import PATH_OPTIMIZERS, optimizer_paths
+
+    names = PATH_OPTIMIZERS if args.optimizers is None else _optimizer_list(args.optimizers)
+    if args.updates < 1:
+        raise UsageError("--updates must be positive")
+    result = optimizer_paths(names, updates=args.updates, seed=args.seed, backend=args.backend)
+    rows = result.rows()
+    if args.json:
+        print(json.dumps([{key: _json_value(value) for key, value in row.items()}
+                          for row in rows], indent=2))
+        return 0
+    for surface in result.surfaces.values():
+        print(f"{surface.name} feature: condition number {surface.condition_number:.3g}, "
+              f"optimum w={surface.optimum[0]:.4g}, b={surface.optimum[1]:.4g}")
+    print(f"{'surface':<13} {'optimizer':<10} {'lr':>9} {'final gap':>11} "
+          f"{'updates to 1e-6':>16}")
+    for row in rows:
+        lr = "-" if row["lr"] is None else format(row["lr"], ".3g")
+        reached = row["updates_to_1e-6"]
+        print(f"{row['surface']:<13} {row['optimizer']:<10} {lr:>9} {row['final_gap']:>11.3e} "
+              f"{'-' if reached is None else reached:>16}")
+        if "error" in row:
+            print(f"  {row['error']}")
+    from . import plot
+    return _save_picture([lambda ax: plot.paths(result, ax, surface="raw"),
+                          lambda ax: plot.paths(result, ax, surface="standardized")],
+                         Path(args.out) / "fastopt-paths.png", figsize=(13, 6))
 
 
 def run_schedules(args) -> int:
@@ -341,7 +380,7 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"fastopt {__version__}")
     commands = parser.add_subparsers(dest="command",
-                                     metavar="{compare,lr-sweep,schedules,demo}")
+                                     metavar="{compare,lr-sweep,paths,schedules,demo}")
     _add_compare_arguments(commands.add_parser(
         "compare", help="every optimizer against the optimum on a data set (the default)"))
     _add_demo_arguments(commands.add_parser(
@@ -361,12 +400,21 @@ def main(argv=None) -> int:
                          ("--out", {"default": ".", "help": "folder for fastopt-lr-sweep.png"})):
         sweep.add_argument(flag, **kwargs)
     sweep.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True)
+    paths = commands.add_parser("paths", help="optimizer paths on a 2-parameter loss surface, "
+                                "raw vs standardized feature")
+    paths.add_argument("--optimizers", metavar="LIST",
+                       help="comma-separated (default gd,momentum,nesterov,adagrad,rmsprop,adam)")
+    paths.add_argument("--updates", type=int, default=100)
+    paths.add_argument("--seed", type=int, default=0)
+    paths.add_argument("--backend", default="auto", choices=("auto",) + _backends.BACKENDS)
+    paths.add_argument("--json", action="store_true", help="print the rows as JSON instead")
+    paths.add_argument("--out", default=".", help="folder for fastopt-paths.png")
     shapes = commands.add_parser("schedules", help="the learning rate of every schedule")
     shapes.add_argument("--lr", type=float, default=0.1)
     shapes.add_argument("--steps", type=int, default=1000)
     shapes.add_argument("--out", default=".", help="folder for fastopt-schedules.png")
-    if not argv or argv[0] not in ("compare", "demo", "schedules", "lr-sweep", "-h", "--help",
-                                   "--version"):
+    if not argv or argv[0] not in ("compare", "demo", "schedules", "lr-sweep", "paths", "-h",
+                                   "--help", "--version"):
         argv = ["compare"] + argv  # plain `fastopt [options]` runs the comparison
     args = parser.parse_args(argv)
     try:
@@ -376,6 +424,8 @@ def main(argv=None) -> int:
             return run_schedules(args)
         if args.command == "lr-sweep":
             return run_lr_sweep(args)
+        if args.command == "paths":
+            return run_paths(args)
         if args.epochs < 1 or args.batch_size < 1:
             raise UsageError("--epochs and --batch-size must be positive")
         return run_compare(args)

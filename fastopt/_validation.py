@@ -27,6 +27,18 @@ def _describe(array):
     return f"shape={array.shape}"
 
 
+def feature_names(X):
+    """The column names of a pandas or polars DataFrame (any table with a ``columns`` list of
+    strings) as an object array, else None: what scikit-learn keeps as ``feature_names_in_``."""
+    columns = getattr(X, "columns", None)
+    if columns is None or isinstance(X, np.ndarray):
+        return None
+    names = list(columns)
+    if not names or not all(isinstance(name, str) for name in names):
+        return None
+    return np.asarray(names, dtype=object)
+
+
 def check_X(X, *, name="X", allow_float32=True, allow_device=False):
     """``X`` as a 2-D C-contiguous float32/float64 array: the input itself when it already is one
     (no copy), else a float64 (or float32) C-ordered copy. Refuses NaN/inf, complex, strings,

@@ -10,7 +10,7 @@ import numpy as np
 
 from .schedules import SCHEDULES, make_schedule
 
-__all__ = ["loss_curves", "lr_sweep", "schedules"]
+__all__ = ["loss_curves", "lr_sweep", "paths", "schedules"]
 
 GAP_FLOOR = 1e-16  # a log scale cannot show an exact zero
 
@@ -26,7 +26,7 @@ def _axes(ax):
 
 
 def loss_curves(comparison, ax=None, *, x="updates"):
-    """The relative gap to the optimum of every fit of a :func:`fastopt.compare.compare`
+    """The relative gap to the optimum of every fit of a :func:`fastopt.compare`
     result, after each epoch, against ``x`` ("updates" or "seconds"), on a log scale."""
     if x not in ("updates", "seconds"):
         raise ValueError(f"x must be 'updates' or 'seconds', got {x!r}")
@@ -62,7 +62,7 @@ def schedules(ax=None, *, lr=0.1, total_steps=1000, names=None):
 
 def lr_sweep(sweep, ax=None):
     """The gap to the optimum after each epoch against updates, one line per learning rate of
-    a :func:`fastopt.compare.lr_sweep` result; diverged rates are listed in the legend."""
+    a :func:`fastopt.lr_sweep` result; diverged rates are listed in the legend."""
     ax = _axes(ax)
     diverged = set(sweep.diverged())
     for lr, run in sweep.runs.items():
@@ -79,5 +79,50 @@ def lr_sweep(sweep, ax=None):
     ax.set_ylabel("relative loss gap")
     ax.set_title(f"{sweep.optimizer}: learning-rate sweep")
     ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+def paths(result, ax=None, *, surface="raw", levels=12, margin=0.15):
+    """Loss contours of one surface of a :func:`fastopt.optimizer_paths` result ("raw" or
+    "standardized") with the path of every optimizer on it, its start and the optimum.
+
+    The view covers the optimum, the start and the paths up to a few times the distance from
+    the start to the optimum (a diverging path leaves the picture instead of flattening it);
+    the contour levels are spaced geometrically in the loss gap ``L - L*``."""
+    ax = _axes(ax)
+    data = result.surfaces[surface]
+    start = np.zeros(2)
+    reach = 3.0 * float(np.linalg.norm(data.optimum - start))
+    points = [start[None, :], data.optimum[None, :]]
+    for path in data.paths.values():
+        near = np.linalg.norm(path - data.optimum, axis=1) <= reach
+        points.append(path[near & np.all(np.isfinite(path), axis=1)])
+    points = np.concatenate(points)
+    low, high = points.min(axis=0), points.max(axis=0)
+    # A square view with equal scales: only then is the gradient drawn perpendicular to the
+    # contours, and a round surface looks round.
+    half = (0.5 + margin) * max(float(np.max(high - low)), 1e-3)
+    center = 0.5 * (low + high)
+    low, high = center - half, center + half
+    w, b = np.meshgrid(np.linspace(low[0], high[0], 200), np.linspace(low[1], high[1], 200))
+    gap = np.maximum(data.loss(w, b) - data.optimum_loss, 0.0)
+    top = float(gap.max())
+    contour_levels = top * np.geomspace(1e-4, 1.0, levels) if top > 0 else levels
+    ax.contour(w, b, gap, levels=contour_levels, colors="0.6", linewidths=0.7)
+    for name, path in data.paths.items():
+        ax.plot(path[:, 0], path[:, 1], marker=".", markersize=3, linewidth=1.2,
+                label=f"{name} (lr={data.learning_rates[name]:.3g})"
+                if data.learning_rates[name] is not None else name)
+    ax.plot(*start, marker="o", color="black", linestyle="none", label="start")
+    ax.plot(*data.optimum, marker="*", markersize=12, color="black", linestyle="none",
+            label="optimum")
+    ax.set_xlim(low[0], high[0])
+    ax.set_ylim(low[1], high[1])
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel("weight w")
+    ax.set_ylabel("bias b")
+    ax.set_title(f"{surface} feature (condition number {data.condition_number:.3g}), "
+                 f"{result.settings.get('updates')} updates")
     ax.legend(fontsize="small")
     return ax

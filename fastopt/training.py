@@ -90,6 +90,8 @@ class FitResult:
     history : dict of lists, one entry per epoch: ``epoch``, ``loss`` (mean training objective
         during the epoch), ``lr`` (learning rate of the epoch's last update), ``seconds`` (wall
         time of the epoch), ``steps`` (updates so far); ``val_loss`` with early stopping.
+    feature_names_in_ : ndarray of str or None, the column names when X was a pandas or polars
+        DataFrame.
     """
 
     model: str
@@ -100,6 +102,7 @@ class FitResult:
     converged: bool
     history: dict = field(default_factory=dict)
     state: TrainingState | None = field(default=None, repr=False)
+    feature_names_in_: np.ndarray | None = None
 
     def decision_function(self, X):
         X = v.check_X(X)
@@ -422,4 +425,4 @@ def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=2
     if model == "linear":
         coef, intercept = coef[0], float(intercept[0])
     return FitResult(model, coef, intercept, classes, len(history["loss"]), converged,
-                     history, state)
+                     history, state, v.feature_names(X))

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from fastopt.compare import COMPARE_OPTIMIZERS, compare, plot_loss_curves
+from fastopt.comparison import COMPARE_OPTIMIZERS, compare, plot_loss_curves
 
 pytest.importorskip("sklearn")
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastopt as fo
-from fastopt.compare import compare
+from fastopt.comparison import compare
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
@@ -58,7 +58,7 @@ def test_cli_schedules_prints_a_table_and_writes_the_picture(tmp_path):
 
 
 def test_lr_sweep_marks_the_rates_that_diverge(ax):
-    from fastopt.compare import lr_sweep
+    from fastopt.comparison import lr_sweep
 
     rng = np.random.default_rng(1)
     X = rng.standard_normal((150, 3))

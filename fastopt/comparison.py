@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _backends
+from . import _validation as v
 from .optim import make_optimizer
 from .training import DivergenceError, FitResult, fit, from_original_space, prepare
 
@@ -68,6 +69,30 @@ COMPARE_OPTIMIZERS = {
 
 TINY = 1e-12          # floor of |L*| in the relative gap
 OPTIMUM_ITERATIONS = 100
+PROGRESS_DELAY = 0.5  # seconds a fit runs before its progress bar appears (short fits: none)
+
+
+class _Progress:
+    """A tqdm bar over one fit's epochs on stderr, shown once the fit has run for
+    ``PROGRESS_DELAY`` seconds and removed when it ends; without tqdm, one line per fit."""
+
+    def __init__(self, name, epochs):
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            print(f"fastopt compare: {name} ({epochs} epochs)", file=sys.stderr, flush=True)
+            self.bar = None
+        else:
+            self.bar = tqdm(total=epochs, desc=name, unit="epoch", file=sys.stderr,
+                            delay=PROGRESS_DELAY, leave=False, dynamic_ncols=True)
+
+    def update(self):
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 def load_default_data():
@@ -85,7 +110,8 @@ def load_default_data():
 class ComparisonResult:
     """What :func:`compare` returns: ``results`` (name -> FitResult, absent for a fit that
     diverged), ``rows`` (one dict per optimizer, in the order run), ``optimum`` (L*),
-    ``curves`` (name -> dict of per-epoch ``updates``, ``seconds`` (cumulative) and ``gap``)."""
+    ``curves`` (name -> dict of per-epoch ``updates``, ``seconds`` (cumulative) and ``gap``),
+    ``settings`` (the arguments, data sizes, ``feature_names`` of a DataFrame X)."""
 
     model: str
     optimum: float
@@ -158,7 +184,9 @@ def compare(X=None, y=None, *, model=None, optimizers=None, epochs=100, batch_si
     target_gap : the relative gap whose first crossing by the exact training objective,
         evaluated after every epoch, gives ``updates_to_target`` and ``seconds_to_target``
         (training time only).
-    progress : True: one line per fit on stderr; None: when stderr is a terminal.
+    progress : True: a progress bar per fit on stderr (tqdm, when installed: it appears once
+        a fit has run for half a second; else one line per fit); None: when stderr is a
+        terminal; False: quiet.
     optimum : the optimal training loss when already known (e.g. from an earlier call on the
         same data and settings); None: found with Newton's method.
     """
@@ -207,13 +235,13 @@ def compare(X=None, y=None, *, model=None, optimizers=None, epochs=100, batch_si
     out = ComparisonResult(model, optimum, settings=dict(
         common, batch_size=batch_size, lr=lr, target_gap=target_gap, n_samples=len(X),
         n_features=problem.spec.n_features, optimum_source=optimum_source,
+        feature_names=None if (names_in := v.feature_names(X)) is None else list(names_in),
         initial_loss=initial_loss))
     losses = {}
     for name in names:
         kind, hyper, default_lr, full_batch = COMPARE_OPTIMIZERS[name]
         rate = None if kind == "newton" else (default_lr if lr is None else lr)
-        if progress:
-            print(f"fastopt compare: {name} ({epochs} epochs)", file=sys.stderr, flush=True)
+        bar = _Progress(name, epochs) if progress else None
         exact_losses = []
 
         def record(entry):
@@ -221,6 +249,8 @@ def compare(X=None, y=None, *, model=None, optimizers=None, epochs=100, batch_si
             # running mean of the minibatch losses: the curves and "to target" use it.
             exact_losses.append(float(objective(problem, entry["params"].astype(
                 problem.X.dtype))[0]))
+            if bar is not None:
+                bar.update()
 
         start = time.perf_counter()
         try:
@@ -238,6 +268,9 @@ def compare(X=None, y=None, *, model=None, optimizers=None, epochs=100, batch_si
                 raise
             out.rows.append({"optimizer": name, "lr": rate, "error": str(exc)})
             continue
+        finally:
+            if bar is not None:
+                bar.close()
         wall = time.perf_counter() - start
         out.results[name] = result
         losses[name] = full_loss(result)
