@@ -110,8 +110,9 @@ def _to_float(values):
 
 
 def load_data(path, target, model):
-    """``(X, y, model, feature names)`` from a table file; ``model`` None is inferred from the target: a
-    non-numeric or integer target with 2 values -> logistic, 3..20 -> softmax, else linear."""
+    """``(X, y, model, feature names)`` from a table file; ``model`` None is inferred from the
+    target: a non-numeric or integer target with 2 values -> logistic, 3..20 -> softmax, else
+    linear."""
     header, rows = _read_table(path)
     if target is None:
         raise UsageError("--data needs --target COLUMN (the column to predict)")

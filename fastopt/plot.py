@@ -62,12 +62,17 @@ def schedules(ax=None, *, lr=0.1, total_steps=1000, names=None):
 
 def lr_sweep(sweep, ax=None):
     """The gap to the optimum after each epoch against updates, one line per learning rate of
-    a :func:`fastopt.lr_sweep` result; diverged rates are listed in the legend."""
+    a :func:`fastopt.lr_sweep` result; diverged rates are dotted and named in the legend. The
+    y axis stops at 10x the starting gap, so a blown-up run leaves the picture rather than
+    squashing the others."""
     ax = _axes(ax)
     diverged = set(sweep.diverged())
+    start = None
     for lr, run in sweep.runs.items():
         curve = run.curves.get(sweep.optimizer)
-        label = f"lr={lr:g}" + (" (diverged)" if lr in diverged else "")
+        label = f"lr={lr:.3g}" + (" (diverged)" if lr in diverged else "")
+        initial = (run.settings["initial_loss"] - sweep.optimum) / max(abs(sweep.optimum), 1e-12)
+        start = initial if start is None else max(start, initial)
         if curve is None or "gap" not in curve:
             ax.plot([], [], linestyle="none", marker="x", label=label)
             continue
@@ -75,6 +80,8 @@ def lr_sweep(sweep, ax=None):
                 linestyle=":" if lr in diverged else "-")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    if start is not None and np.isfinite(start) and start > 0:
+        ax.set_ylim(top=10 * start)
     ax.set_xlabel("updates")
     ax.set_ylabel("relative loss gap")
     ax.set_title(f"{sweep.optimizer}: learning-rate sweep")

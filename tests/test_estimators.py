@@ -302,15 +302,28 @@ def test_one_weighted_class_is_refused():
         LogisticRegression().fit(X, y, sample_weight=(y == 1).astype(float))
 
 
-def test_dataframe_keeps_feature_names():
-    pd = pytest.importorskip("pandas")
+@pytest.mark.parametrize("library", ["pandas", "polars"])
+def test_dataframe_keeps_feature_names(library):
+    lib = pytest.importorskip(library)
     X, y = regression_data()
-    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
-    est = LinearRegression(random_state=0).fit(frame, y)
-    np.testing.assert_array_equal(est.feature_names_in_, ["a", "b", "c", "d"])
+    names = ["a", "b", "c", "d"]
+    if library == "pandas":
+        frame, target = lib.DataFrame(X, columns=names), lib.Series(y)
+    else:
+        frame, target = lib.DataFrame(X, schema=names), lib.Series(y)
+    est = LinearRegression(random_state=0).fit(frame, target)
+    np.testing.assert_array_equal(est.feature_names_in_, names)
     assert est.n_features_in_ == 4
+    plain = LinearRegression(random_state=0).fit(X, y)
+    np.testing.assert_array_equal(est.coef_, plain.coef_)
+    # A DataFrame converts to a Fortran-ordered array: BLAS may sum in another order.
+    np.testing.assert_allclose(est.predict(frame), plain.predict(X), rtol=1e-12)
     with pytest.raises(ValueError, match="feature names"):
         est.predict(frame[["d", "c", "b", "a"]])
+    labels = np.where(y > np.median(y), "high", "low")
+    clf = LogisticRegression(random_state=0).fit(frame, lib.Series(labels))
+    np.testing.assert_array_equal(clf.feature_names_in_, names)
+    assert set(clf.predict(frame)) <= {"high", "low"} and clf.score(frame, labels) > 0.9
 
 
 def test_defaults_converge_on_raw_features():
