@@ -4,6 +4,8 @@ import io
 import subprocess
 import sys
 
+import pytest
+
 from fastopt.__main__ import DEMO_OPTIMIZERS, quadratic_demo
 
 
@@ -27,3 +29,16 @@ def test_bad_arguments_exit_with_code_2(tmp_path):
     done = subprocess.run([sys.executable, "-m", "fastopt", "demo", "--steps", "0"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_missing_matplotlib_gives_a_clear_message(monkeypatch, tmp_path, capsys):
+    from fastopt import plot
+    from fastopt.__main__ import main
+
+    for name in ("matplotlib", "matplotlib.pyplot"):
+        monkeypatch.setitem(sys.modules, name, None)  # import matplotlib now fails
+    assert main(["schedules", "--steps", "10", "--out", str(tmp_path)]) == 0
+    assert "pip install 'fastopt[plot]'" in capsys.readouterr().out
+    assert not (tmp_path / "fastopt-schedules.png").exists()
+    with pytest.raises(ImportError, match=r"pip install 'fastopt\[plot\]'"):
+        plot.schedules()
