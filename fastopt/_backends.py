@@ -215,21 +215,24 @@ def _cpp_optimizer_config(kind, hyper):
     return config
 
 
-def _cpp_epoch(problem, state, lrs, batch_size, shuffle):
+def _cpp_epoch(problem, state, lrs, batch_size, shuffle, threads=1):
     config, names = _cpp_optimizer_setup(state.optimizer)
     st = state.optimizer_state
     loss_sum, steps, status, failed, step, mu_product = _core.run_epoch(
         _cpp_model_spec(problem.spec), problem.X, problem.y, problem.sample_weight,
         problem.mean, problem.inv_std, state.params, config,
         {name: st[name] for name in names}, int(st["step"]),
-        float(st.get("mu_product", 1.0)), batch_size, shuffle, state.seed, state.epochs, lrs)
+        float(st.get("mu_product", 1.0)), batch_size, shuffle, state.seed, state.epochs, lrs,
+        threads)
     st["step"] = step
     if "mu_product" in st:
         st["mu_product"] = mu_product
     return loss_sum / problem.n_samples, steps, status == 0, failed
 
 
-def _numpy_epoch(problem, state, lrs, batch_size, shuffle):
+def _numpy_epoch(problem, state, lrs, batch_size, shuffle, threads=1):
+    # The reference sums each minibatch with matrix products in one piece: ``threads`` changes
+    # the compiled backends' sums only by rounding.
     opt = state.optimizer
     result = _reference_models.run_epoch(
         problem.spec, problem.X, problem.y, problem.sample_weight, problem.mean,
@@ -239,8 +242,10 @@ def _numpy_epoch(problem, state, lrs, batch_size, shuffle):
 
 
 def epoch_function(backend: str = "auto"):
-    """``f(problem, state, lrs, batch_size, shuffle) -> (mean loss, updates, ok, failed_step)``:
-    one epoch, updating ``state.params`` and ``state.optimizer_state`` in place."""
+    """``f(problem, state, lrs, batch_size, shuffle, threads=1) -> (mean loss, updates, ok,
+    failed_step)``: one epoch, updating ``state.params`` and ``state.optimizer_state`` in place.
+    ``threads`` > 1 splits every minibatch into that many lanes (cpp: one thread each; numba:
+    the same sums one after another; numpy and cuda: ignored)."""
     name = resolve(backend)
     if name == "cpp":
         return _cpp_epoch

@@ -902,7 +902,7 @@ def _forget(state):
     _cache_of(state).pop("training", None)
 
 
-def epoch(problem, state, lrs, batch_size, shuffle):
+def epoch(problem, state, lrs, batch_size, shuffle, threads=1):  # noqa: ARG001 - one device
     """One epoch of minibatch training on the device; ``(mean loss, updates, ok, failed_step)``
     as the C++ epoch. On success the parameters and optimizer state are mirrored into
     ``state``'s arrays; on failure those are left as they were (the caller rolls back)."""

@@ -709,12 +709,17 @@ S_EPOCH, S_BATCH, S_MU = range(3)
 @_jit
 def _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper, lrs,
                   batch, shuffled, shuffle_key, wsp, grad, grad_t, f, xs, ring, cursor, sums,
-                  budget):
+                  budget, lane_grad, lane_loss):
     """Continue the epoch described by ``cursor`` for about ``budget`` multiply-adds. Returns
-    True when the epoch is over (completed, or stopped at a non-finite update)."""
+    True when the epoch is over (completed, or stopped at a non-finite update).
+
+    Every minibatch is summed in ``lanes = lane_grad.shape[0]`` contiguous row ranges, each on
+    its own, then added in lane order: epoch.hpp ``run_epoch_lanes`` with its threads run one
+    after another (the same sums, so the same bits)."""
     n = X.shape[0]
     p = w.size
     d, k = mi[M_FEATURES], mi[M_OUTPUTS]
+    lanes = lane_grad.shape[0]
     steps = (n + batch - 1) // batch
     keys = np.zeros(_ROUNDS, dtype=np.uint64)
     bits = _permutation_setup(np.uint64(n), shuffle_key[0], shuffle_key[1], keys)
@@ -726,21 +731,34 @@ def _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper, 
         first = step * batch
         m = min(batch, n - first)
         if row == 0:
-            grad[:] = 0.0
-            sums[S_BATCH] = 0.0
-        count = min(m - row, max(1, (budget - work) // per_row))
-        sums[S_BATCH], cursor[C_READY] = _accumulate_rows(
-            X, y, sw, mean, inv_std, mi, wsp, grad, f, xs, ring, cursor[C_READY], shuffled,
-            bits, keys, first + row, first + row + count, sums[S_BATCH])
-        row += count
-        work += count * per_row
-        if row < m:  # out of budget inside the minibatch: come back for the rest
-            cursor[C_STEP], cursor[C_ROW] = step, row
-            return False
+            lane_grad[:, :] = 0.0
+            lane_loss[:] = 0.0
+        while row < m:
+            lane = 0
+            while m * (lane + 1) // lanes <= row:  # the lane holding this row
+                lane += 1
+            lane_end = m * (lane + 1) // lanes
+            count = min(lane_end - row, max(1, (budget - work) // per_row))
+            lane_loss[lane], cursor[C_READY] = _accumulate_rows(
+                X, y, sw, mean, inv_std, mi, wsp, lane_grad[lane], f, xs, ring,
+                cursor[C_READY], shuffled, bits, keys, first + row, first + row + count,
+                lane_loss[lane])
+            row += count
+            work += count * per_row
+            if row < m and work >= budget:  # out of budget inside the minibatch: come back
+                cursor[C_STEP], cursor[C_ROW] = step, row
+                return False
+        loss = lane_loss[0]
+        for j in range(p):
+            grad[j] = lane_grad[0, j]
+        for lane in range(1, lanes):
+            loss += lane_loss[lane]
+            for j in range(p):
+                grad[j] += lane_grad[lane, j]
         for j in range(p):
             grad[j] = grad[j] / np.float64(m)
         _add_penalty_gradient(mi, mf, wsp, grad)
-        value = sums[S_BATCH] + _penalty_value(mi, mf, wsp) * np.float64(m)
+        value = loss + _penalty_value(mi, mf, wsp) * np.float64(m)
         if not np.isfinite(value) or not _all_finite(grad):
             cursor[C_STATUS], cursor[C_FAILED] = 1, step
             return True
@@ -979,13 +997,16 @@ def _problem_arrays(problem, params):
     return X, y, sw, mean, inv_std, mi, mf, params
 
 
-def epoch(problem, state, lrs, batch_size, shuffle):
+def epoch(problem, state, lrs, batch_size, shuffle, threads=1):
     """One epoch on ``state`` (params and optimizer state updated in place). Returns ``(mean
-    loss, updates done, ok, failed update or -1)``, as the C++ backend."""
+    loss, updates done, ok, failed update or -1)``, as the C++ backend; ``threads`` lanes per
+    minibatch, summed one after another (the C++ backend's threaded sums, bit for bit)."""
     X, y, sw, mean, inv_std, mi, mf, w = _problem_arrays(problem, state.params)
     _require_writeable(w, "params")
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
+    if not 1 <= threads <= 256:
+        raise ValueError("threads must be in [1, 256]")
     n, p = X.shape[0], w.size
     steps = -(-n // batch_size)
     lrs = _vector(lrs, "lrs", steps)
@@ -1002,11 +1023,12 @@ def epoch(problem, state, lrs, batch_size, shuffle):
     grad_t = np.empty(p, dtype=w.dtype)
     f, xs = np.empty(problem.spec.n_outputs), np.empty(problem.spec.n_features)
     ring = np.empty(_RING, dtype=np.int64)
+    lane_grad, lane_loss = np.zeros((int(threads), p)), np.zeros(int(threads))
     budget = max(1, int(_WORK_PER_CALL))
     try:
         while not _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper,
                                 lrs, int(batch_size), bool(shuffle), key, wsp, grad, grad_t, f,
-                                xs, ring, cursor, sums, budget):
+                                xs, ring, cursor, sums, budget, lane_grad, lane_loss):
             pass  # back in the interpreter between calls: a pending Ctrl-C is raised here
     finally:  # also when interrupted: the optimizer state matches the parameters
         st["step"] = int(cursor[C_OPT_STEP])

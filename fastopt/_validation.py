@@ -4,6 +4,7 @@ wording where it has one."""
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 
@@ -183,6 +184,19 @@ def check_int(name, value, minimum, *, allow_none=False):
         raise ValueError(f"The '{name}' parameter must be an int >= {minimum}. "
                          f"Got {value!r} instead.")
     return int(value)
+
+
+def check_n_jobs(n_jobs):
+    """Threads for an epoch from scikit-learn's ``n_jobs``: None -> 1, -1 -> every CPU,
+    -2 -> all but one, ...; at most 256."""
+    if n_jobs is None:
+        return 1
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0:
+        raise ValueError(f"The 'n_jobs' parameter must be None or a non-zero int. Got "
+                         f"{n_jobs!r} instead.")
+    if n_jobs < 0:
+        n_jobs = max(1, (os.cpu_count() or 1) + 1 + int(n_jobs))
+    return min(int(n_jobs), 256)
 
 
 def check_float(name, value, low, high=np.inf, *, allow_none=False, low_open=False):

@@ -105,6 +105,7 @@ class _FastoptLinearModel(BaseEstimator):
             raise ValueError(f"The 'verbose' parameter must be an int >= 0. Got "
                              f"{self.verbose!r} instead.")
         _backends.resolve(self.backend)
+        v.check_n_jobs(self.n_jobs)
         if self.lr is not None:
             v.check_float("lr", self.lr, 0.0)
         if _is_newton(self.optimizer):
@@ -232,7 +233,7 @@ class _FastoptLinearModel(BaseEstimator):
             training, state, schedule=self.schedule, epochs=epochs, batch_size=self.batch_size,
             shuffle=self.shuffle, tol=tol, n_iter_no_change=self.n_iter_no_change,
             validation=validation, backend=self.backend, verbose=self.verbose,
-            total_steps=total_steps)
+            total_steps=total_steps, n_jobs=self.n_jobs)
         if best is not None:  # early stopping: keep (and continue from) the best parameters
             state.params[...] = best
         return history, converged
@@ -380,6 +381,8 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
     backend : {"auto", "cpp", "numba", "numpy", "cuda"}, default="auto"
     verbose : int, default=0
         1 prints one line per epoch to stderr.
+    n_jobs : int, default=None
+        Threads per epoch (None: 1; -1: every CPU); see :func:`fastopt.fit`.
 
     Attributes
     ----------
@@ -426,7 +429,7 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
                  shuffle=True, penalty=None, alpha=1e-4, l1_ratio=0.15, fit_intercept=True,
                  standardize=True, tol=1e-4, n_iter_no_change=5, early_stopping=False,
                  validation_fraction=0.1, warm_start=False, random_state=None,
-                 backend="auto", verbose=0):
+                 backend="auto", verbose=0, n_jobs=None):
         self.optimizer = optimizer
         self.lr = lr
         self.schedule = schedule
@@ -446,6 +449,7 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
         self.random_state = random_state
         self.backend = backend
         self.verbose = verbose
+        self.n_jobs = n_jobs
 
     def _model_and_classes(self, y, classes, first_partial):
         return "linear", None
@@ -517,6 +521,7 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
     random_state : None, int or numpy Generator/RandomState, default=None
     backend : {"auto", "cpp", "numba", "numpy", "cuda"}, default="auto"
     verbose : int, default=0
+    n_jobs : int, default=None
         See :class:`LinearRegression` for the meaning of each.
 
     Attributes
@@ -549,7 +554,7 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
                  shuffle=True, penalty="l2", alpha=1e-4, l1_ratio=0.15, fit_intercept=True,
                  standardize=True, tol=1e-4, n_iter_no_change=5, early_stopping=False,
                  validation_fraction=0.1, warm_start=False, random_state=None,
-                 backend="auto", verbose=0):
+                 backend="auto", verbose=0, n_jobs=None):
         self.optimizer = optimizer
         self.lr = lr
         self.schedule = schedule
@@ -569,6 +574,7 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
         self.random_state = random_state
         self.backend = backend
         self.verbose = verbose
+        self.n_jobs = n_jobs
 
     def _model_and_classes(self, y, classes, first_partial):
         check_classification_targets(y)

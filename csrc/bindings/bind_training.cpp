@@ -146,11 +146,12 @@ py::tuple run_epoch(const ModelSpec& spec_in, const py::handle& X, const py::han
                     const py::handle& inv_std, const py::handle& params,
                     const OptimConfig& opt, const py::dict& state_arrays, int64_t step,
                     double mu_product, int64_t batch_size, bool shuffle, uint64_t seed,
-                    uint64_t epoch, const py::handle& lrs_obj) {
+                    uint64_t epoch, const py::handle& lrs_obj, int64_t threads) {
     const ModelSpec spec = checked_spec(spec_in);
     Inputs in = check_inputs(spec, X, y, params);
     require_writeable(in.params, "params");
     if (batch_size < 1) throw py::value_error("batch_size must be >= 1");
+    if (threads < 1 || threads > 256) throw py::value_error("threads must be in [1, 256]");
     const int64_t steps = (in.n + batch_size - 1) / batch_size;
     py::array lrs = require_vector(lrs_obj, "lrs", steps);
     const double* weights = optional_vector(sample_weight, "sample_weight", in.n);
@@ -163,7 +164,8 @@ py::tuple run_epoch(const ModelSpec& spec_in, const py::handle& X, const py::han
     std::vector<py::array> state = checked_state(state_arrays, state_size(opt), in.params, spans);
 
     OptimScalars scalars{step, mu_product};
-    const EpochSpec e{batch_size, shuffle, seed, epoch, static_cast<const double*>(lrs.data())};
+    const EpochSpec e{batch_size, shuffle, seed, epoch, static_cast<const double*>(lrs.data()),
+                      threads};
     const EpochOutcome out =
         in.f32 ? epoch_impl<float>(spec, in, y, weights, mu, inv, opt, scalars, state, e)
                : epoch_impl<double>(spec, in, y, weights, mu, inv, opt, scalars, state, e);
@@ -236,8 +238,9 @@ void register_training(py::module_& m) {
           py::arg("sample_weight"), py::arg("mean"), py::arg("inv_std"), py::arg("params"),
           py::arg("optimizer"), py::arg("state"), py::arg("step"), py::arg("mu_product"),
           py::arg("batch_size"), py::arg("shuffle"), py::arg("seed"), py::arg("epoch"),
-          py::arg("lrs"),
-          "One epoch in place. Returns (loss_sum, steps, status, failed_step, step, mu_product);"
+          py::arg("lrs"), py::arg("threads") = 1,
+          "One epoch in place; `threads` > 1 splits every minibatch into that many lanes, one "
+          "thread each. Returns (loss_sum, steps, status, failed_step, step, mu_product);"
           " status 0 ok, 1 non-finite loss or parameters at failed_step.");
     m.def("objective", &objective, py::arg("spec"), py::arg("X"), py::arg("y"),
           py::arg("sample_weight"), py::arg("mean"), py::arg("inv_std"), py::arg("params"),

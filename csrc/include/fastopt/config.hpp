@@ -125,6 +125,9 @@ struct EpochSpec {
     uint64_t seed;
     uint64_t epoch;
     const double* lrs;  // one learning rate per update of the epoch
+    // Lanes each minibatch is split into (contiguous row ranges, one thread each, partial sums
+    // added in lane order). The result depends on `threads` (rounding), never on timing.
+    int64_t threads = 1;
 };
 
 struct EpochOutcome {

@@ -3,9 +3,12 @@
 // Reference: run_epoch in fastopt/reference/models.py.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
-#include <algorithm>
+#include <thread>
+#include <vector>
 
 #include "fastopt/config.hpp"
 #include "fastopt/models.hpp"
@@ -29,7 +32,7 @@ inline bool all_finite(const T* v, int64_t p) noexcept {
 }
 
 template <class T>
-EpochOutcome run_epoch(const ModelSpec& s, const Dataset<T>& data, const OptimConfig& opt,
+EpochOutcome run_epoch_one_lane(const ModelSpec& s, const Dataset<T>& data, const OptimConfig& opt,
                        OptimScalars& scalars, T* w, T* const* opt_state, const EpochSpec& e,
                        Workspace<T>& ws, StopCheck& stop) noexcept {
     const int64_t n = data.n, p = n_params(s), batch = e.batch_size;
@@ -63,6 +66,163 @@ EpochOutcome run_epoch(const ModelSpec& s, const Dataset<T>& data, const OptimCo
         out.failed_step = steps - 1;
     }
     return out;
+}
+
+// Threads of a split minibatch meet here twice per update; they spin (an update takes tens of
+// microseconds, a sleeping wake-up as long), yielding now and then so that an oversubscribed
+// machine still makes progress.
+class SpinBarrier {
+   public:
+    explicit SpinBarrier(int64_t parties) noexcept : parties_(parties) {}
+
+    void wait() noexcept {
+        const int64_t generation = generation_.load(std::memory_order_acquire);
+        if (arrived_.fetch_add(1, std::memory_order_acq_rel) == parties_ - 1) {
+            arrived_.store(0, std::memory_order_relaxed);
+            generation_.fetch_add(1, std::memory_order_release);
+            return;
+        }
+        for (int64_t spins = 0; generation_.load(std::memory_order_acquire) == generation;
+             ++spins) {
+            if (spins % 256 == 255) std::this_thread::yield();
+        }
+    }
+
+   private:
+    const int64_t parties_;
+    std::atomic<int64_t> arrived_{0};
+    std::atomic<int64_t> generation_{0};
+};
+
+// A minibatch split into `lanes` contiguous row ranges, each summed on its own (by its own
+// thread) and added in lane order: the result depends on the number of lanes, not on timing.
+template <class T>
+struct Lane {
+    std::vector<double> grad, scores, row;
+    std::vector<int64_t> rows, upcoming;  // this minibatch's rows of the lane, the next one's
+    double loss = 0.0;
+};
+
+template <class T>
+EpochOutcome run_epoch_lanes(const ModelSpec& s, const Dataset<T>& data, const OptimConfig& opt,
+                             OptimScalars& scalars, T* w, T* const* opt_state,
+                             const EpochSpec& e, Workspace<T>& ws, StopCheck& stop) noexcept {
+    const int64_t n = data.n, p = n_params(s), batch = e.batch_size, lanes = e.threads;
+    const int64_t steps = (n + batch - 1) / batch;
+    const Permutation permutation(uint64_t(n), e.seed, e.epoch);
+    EpochOutcome out;
+    std::vector<Lane<T>> lane;
+    try {
+        lane.resize(size_t(lanes));
+        for (auto& l : lane) {
+            l.grad.resize(size_t(p));
+            l.scores.resize(size_t(s.n_outputs));
+            l.row.resize(size_t(s.n_features));
+            l.rows.reserve(size_t(batch / lanes + 1));
+            l.upcoming.reserve(size_t(batch / lanes + 1));
+        }
+    } catch (...) {  // out of memory: one lane still gives an answer, if not this one
+        return run_epoch_one_lane(s, data, opt, scalars, w, opt_state, e, ws, stop);
+    }
+    auto rows_of = [&](int64_t step, int64_t t, std::vector<int64_t>& out_rows) {
+        out_rows.clear();
+        if (step >= steps) return;
+        const int64_t first = step * batch, m = std::min(batch, n - first);
+        for (int64_t pos = first + m * t / lanes; pos < first + m * (t + 1) / lanes; ++pos)
+            out_rows.push_back(e.shuffle ? int64_t(permutation(uint64_t(pos))) : pos);
+    };
+    auto compute_lane = [&](int64_t step, int64_t t) {
+        Lane<T>& l = lane[size_t(t)];
+        if (step == 0) rows_of(0, t, l.rows);
+        else std::swap(l.rows, l.upcoming);
+        rows_of(step + 1, t, l.upcoming);
+        l.loss = lane_gradient(s, data, l.rows.data(), int64_t(l.rows.size()), l.upcoming.data(),
+                               int64_t(l.upcoming.size()), ws.params, l.grad.data(),
+                               l.scores.data(), l.row.data(), t == 0 ? &stop : nullptr);
+    };
+
+    // Workers 1..lanes-1 wait for `go` (1: run, -1: none could be started, exit).
+    std::atomic<int> go{0};
+    std::atomic<bool> done{false};
+    SpinBarrier barrier(lanes);
+    auto worker = [&](int64_t t) {
+        int state;
+        while ((state = go.load(std::memory_order_acquire)) == 0) std::this_thread::yield();
+        if (state < 0) return;
+        for (int64_t step = 0;; ++step) {
+            barrier.wait();  // parameters ready, or done
+            if (done.load(std::memory_order_acquire)) return;
+            compute_lane(step, t);
+            barrier.wait();  // lanes summed
+        }
+    };
+    std::vector<std::thread> team;
+    bool started = true;
+    try {
+        team.reserve(size_t(lanes - 1));
+        for (int64_t t = 1; t < lanes; ++t) team.emplace_back(worker, t);
+    } catch (...) {
+        started = false;  // no threads to be had: the lanes run one after another
+    }
+    go.store(started ? 1 : -1, std::memory_order_release);
+    if (!started) {
+        for (auto& th : team) th.join();
+        team.clear();
+    }
+    const bool parallel = !team.empty();
+
+    load_params(w, ws.params, p);
+    for (int64_t step = 0; step < steps; ++step) {
+        const int64_t first = step * batch;
+        const int64_t m = std::min(batch, n - first);
+        if (parallel) barrier.wait();
+        compute_lane(step, 0);
+        if (parallel) barrier.wait();
+        else
+            for (int64_t t = 1; t < lanes; ++t) compute_lane(step, t);
+        if (stop.stopped) {
+            out.status = EpochStatus::interrupted;
+            break;
+        }
+        double loss_sum = lane[0].loss;
+        for (int64_t j = 0; j < p; ++j) ws.grad[j] = lane[0].grad[size_t(j)];
+        for (int64_t t = 1; t < lanes; ++t) {
+            loss_sum += lane[size_t(t)].loss;
+            const double* g = lane[size_t(t)].grad.data();
+            for (int64_t j = 0; j < p; ++j) ws.grad[j] += g[j];
+        }
+        finish_gradient(s, ws.params, ws.grad, m);
+        const double objective = loss_sum + penalty_value(s, ws.params) * double(m);
+        if (!std::isfinite(objective) || !all_finite(ws.grad, p)) {
+            out.status = EpochStatus::nonfinite;
+            out.failed_step = step;
+            break;
+        }
+        for (int64_t j = 0; j < p; ++j) ws.grad_t[j] = T(ws.grad[j]);
+        optimizer_step<T>(opt, scalars, e.lrs[step], w, ws.grad_t, opt_state, p);
+        load_params(w, ws.params, p);
+        out.loss_sum += objective;
+        out.steps = step + 1;
+    }
+    if (parallel) {
+        done.store(true, std::memory_order_release);
+        barrier.wait();
+        for (auto& th : team) th.join();
+    }
+    if (out.status == EpochStatus::ok && !all_finite(w, p)) {
+        out.status = EpochStatus::nonfinite;
+        out.failed_step = steps - 1;
+    }
+    return out;
+}
+
+// One epoch; with e.threads > 1 every minibatch is split into that many lanes.
+template <class T>
+EpochOutcome run_epoch(const ModelSpec& s, const Dataset<T>& data, const OptimConfig& opt,
+                       OptimScalars& scalars, T* w, T* const* opt_state, const EpochSpec& e,
+                       Workspace<T>& ws, StopCheck& stop) noexcept {
+    if (e.threads > 1) return run_epoch_lanes(s, data, opt, scalars, w, opt_state, e, ws, stop);
+    return run_epoch_one_lane(s, data, opt, scalars, w, opt_state, e, ws, stop);
 }
 
 // The full objective L(w) over all rows, in order; its gradient is left in ws.grad.

@@ -197,51 +197,94 @@ class RowStream {
     int64_t ready_ = 0;
 };
 
+// One row's contribution: its scores, loss and residual, then its gradient term added to `grad`
+// while the row is still in L1. Returns s_r * l_r.
+template <class T>
+inline double accumulate_row(const ModelSpec& s, const Dataset<T>& data, int64_t r,
+                             const double* w, double* __restrict grad, double* __restrict f,
+                             double* row_scratch) noexcept {
+    const int64_t d = s.n_features, k = s.n_outputs;
+    const double* b = w + k * d;
+    const T* x = data.X + r * d;
+    const double* xs = standardize_row(data, x, d, row_scratch);
+    for (int64_t c = 0; c < k; ++c) {
+        const double score = xs ? dot<double>(w + c * d, xs, d) : dot<T>(w + c * d, x, d);
+        f[c] = s.fit_intercept ? score + b[c] : score;
+    }
+    const double loss = loss_and_residual(s.model, f, k, data.y[r]);
+    const double weight = data.sample_weight ? data.sample_weight[r] : 1.0;
+    for (int64_t c = 0; c < k; ++c) {
+        const double rc = f[c] * weight;
+        double* __restrict g = grad + c * d;
+        if (xs) axpy<double>(rc, xs, g, d);
+        else axpy<T>(rc, x, g, d);
+        if (s.fit_intercept) grad[k * d + c] += rc;
+    }
+    return weight * loss;
+}
+
+template <class T>
+inline void prefetch_sample(const Dataset<T>& data, int64_t r, int64_t d) noexcept {
+    prefetch_row(data.X, r, d);
+    __builtin_prefetch(data.y + r, 0, 3);
+    if (data.sample_weight) __builtin_prefetch(data.sample_weight + r, 0, 3);
+}
+
+// The gradient mean and penalty of a minibatch of m rows whose sum is in grad.
+inline void finish_gradient(const ModelSpec& s, const double* w, double* grad,
+                            int64_t m) noexcept {
+    const int64_t p = n_params(s);
+    for (int64_t j = 0; j < p; ++j) grad[j] = grad[j] / double(m);
+    add_penalty_gradient(s, w, grad);
+}
+
 // Sum of s_i * l_i over the rows at positions [first, first + m) of `rows`, and the gradient of
-// L_B (penalty included) into ws.grad. One pass per row: its scores, loss and residual, then
-// its contribution to the gradient while the row is still in L1.
+// L_B (penalty included) into ws.grad. One pass per row.
 template <class T>
 double batch_gradient(const ModelSpec& s, const Dataset<T>& data, RowStream& rows,
                       int64_t first, int64_t m, Workspace<T>& ws, StopCheck& stop) noexcept {
     const int64_t lookahead = data.prefetch_rows;
     constexpr int64_t poll_every = 512;
     const int64_t d = s.n_features, k = s.n_outputs, p = n_params(s);
-    const double* w = ws.params;
-    const double* b = w + k * d;
     double* __restrict grad = ws.grad;
-    double* __restrict f = ws.scores;
     for (int64_t j = 0; j < p; ++j) grad[j] = 0.0;
     double loss_sum = 0.0;
     const int64_t end = first + m;
     for (int64_t pos = first; pos < end; ++pos) {
-        if (rows.shuffled() && pos + lookahead < rows.size()) {
-            const int64_t ahead = rows.row(pos + lookahead);
-            prefetch_row(data.X, ahead, d);
-            __builtin_prefetch(data.y + ahead, 0, 3);
-            if (data.sample_weight) __builtin_prefetch(data.sample_weight + ahead, 0, 3);
-        }
-        const int64_t r = rows.row(pos);
-        const T* x = data.X + r * d;
-        const double* xs = standardize_row(data, x, d, ws.row);
-        for (int64_t c = 0; c < k; ++c) {
-            const double score = xs ? dot<double>(w + c * d, xs, d) : dot<T>(w + c * d, x, d);
-            f[c] = s.fit_intercept ? score + b[c] : score;
-        }
-        const double loss = loss_and_residual(s.model, f, k, data.y[r]);
-        const double weight = data.sample_weight ? data.sample_weight[r] : 1.0;
-        loss_sum += weight * loss;
-        for (int64_t c = 0; c < k; ++c) {
-            const double rc = f[c] * weight;
-            double* __restrict g = grad + c * d;
-            if (xs) axpy<double>(rc, xs, g, d);
-            else axpy<T>(rc, x, g, d);
-            if (s.fit_intercept) grad[k * d + c] += rc;
-        }
+        if (rows.shuffled() && pos + lookahead < rows.size())
+            prefetch_sample(data, rows.row(pos + lookahead), d);
+        loss_sum += accumulate_row(s, data, rows.row(pos), ws.params, grad, ws.scores, ws.row);
         if ((pos - first + 1) % poll_every == 0 && tick(stop, poll_every * d * (2 * k + 1)))
             return loss_sum;  // ~ multiply-adds done
     }
-    for (int64_t j = 0; j < p; ++j) grad[j] = grad[j] / double(m);
-    add_penalty_gradient(s, w, grad);
+    finish_gradient(s, ws.params, grad, m);
+    return loss_sum;
+}
+
+// One lane of a minibatch split across threads: the rows `rows[0..count)` summed into `grad`
+// (zeroed first; no mean, no penalty), prefetching `lookahead` rows ahead and on into
+// `upcoming`, the lane's rows of the next minibatch. `stop` null: never polls.
+template <class T>
+double lane_gradient(const ModelSpec& s, const Dataset<T>& data, const int64_t* rows,
+                     int64_t count, const int64_t* upcoming, int64_t upcoming_count,
+                     const double* w, double* grad, double* f, double* row_scratch,
+                     StopCheck* stop) noexcept {
+    const int64_t lookahead = data.prefetch_rows;
+    constexpr int64_t poll_every = 512;
+    const int64_t d = s.n_features, k = s.n_outputs, p = n_params(s);
+    for (int64_t j = 0; j < p; ++j) grad[j] = 0.0;
+    double loss_sum = 0.0;
+    for (int64_t i = 0; i < count; ++i) {
+        const int64_t ahead = i + lookahead;
+        if (lookahead > 0) {
+            if (ahead < count) prefetch_sample(data, rows[ahead], d);
+            else if (ahead - count < upcoming_count)
+                prefetch_sample(data, upcoming[ahead - count], d);
+        }
+        loss_sum += accumulate_row(s, data, rows[i], w, grad, f, row_scratch);
+        if (stop && (i + 1) % poll_every == 0 && tick(*stop, poll_every * d * (2 * k + 1)))
+            return loss_sum;
+    }
     return loss_sum;
 }
 
