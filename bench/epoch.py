@@ -60,6 +60,7 @@ class Workload:
 WORKLOADS = {"W1": Workload("linear", 1_000_000, 100), "W2": Workload("logistic", 500_000, 100)}
 
 EPOCH = "fastopt epoch"
+THREADS = "fastopt epoch, 2 threads"
 IN_ORDER = "fastopt epoch, rows in order"
 FIT = "fastopt.fit() end to end"
 NUMPY_LOOP = "NumPy loop"
@@ -97,7 +98,7 @@ def targets(X, model, seed=SEED):
 # ---------------------------------------------------------------------------------------------
 # Contenders: each returns the mean training loss of the epoch (None where it has none)
 
-def fastopt_epoch_function(X, y, model, backend="cpp", shuffle=True):
+def fastopt_epoch_function(X, y, model, backend="cpp", shuffle=True, threads=1):
     """One epoch of fastopt's training loop on already validated data: ``prepare`` (the checks
     fit() does) runs here once, not per call. ``shuffle=False`` (a reference, not a contender)
     shows what the random row order costs."""
@@ -111,7 +112,7 @@ def fastopt_epoch_function(X, y, model, backend="cpp", shuffle=True):
         params = np.zeros(problem.spec.n_params, dtype=X.dtype)
         opt = fastopt.Adam(lr=LR)
         state = TrainingState(params, opt, opt.init(params), seed=SEED)
-        loss, _, ok, _ = run_epoch(problem, state, lrs, BATCH, shuffle)
+        loss, _, ok, _ = run_epoch(problem, state, lrs, BATCH, shuffle, threads)
         assert ok
         return loss
     return epoch
@@ -251,6 +252,7 @@ def contenders(X, y, model, *, reference=True, verbose=True):
     share its memory). ``y`` is float64; the NumPy and torch loops get it in X's dtype."""
     y_native = y.astype(X.dtype, copy=False)
     calls = {EPOCH: fastopt_epoch_function(X, y, model),
+             THREADS: fastopt_epoch_function(X, y, model, threads=2),
              FIT: lambda: fastopt_fit(X, y, model),
              NUMPY_LOOP: lambda: numpy_loop(X, y_native, model)}
     if reference:
@@ -325,6 +327,7 @@ TARGETS = [
 ]
 FLOOR_TARGET = 2.0  # fastopt epoch / streaming floor at most
 NUMBA_TARGET = 1.5  # numba backend epoch / C++ epoch at most (backends issue)
+THREADS_TARGET = 1.6  # 2-thread epoch speed-up over 1 thread, B >= 256 (performance issue)
 
 
 def report(name, workload, dtype, calls, times, losses):
@@ -349,7 +352,7 @@ def report(name, workload, dtype, calls, times, losses):
           "epoch loss: mean training loss during the epoch (the warm-up call's)")
     print("\nfastopt epoch vs peers (peer time / fastopt epoch time; medians):")
     for peer in calls:
-        if peer in (EPOCH,) + REFERENCES:
+        if peer in (EPOCH, THREADS) + REFERENCES:
             continue
         ratio = round(median[peer] / epoch, 2)  # the verdict agrees with the printed ratio
         goals = [(goal, source) for p, goal, source in TARGETS if p == peer]
@@ -360,6 +363,9 @@ def report(name, workload, dtype, calls, times, losses):
     print(f"  {'fastopt epoch / read-X floor':<32}{ratio:>7.2f}x  target <= {FLOOR_TARGET:g}x: "
           f"{'met' if ratio <= FLOOR_TARGET else 'MISSED'}")
     print(f"  {'fastopt epoch / gather floor':<32}{epoch / median[GATHER]:>7.2f}x")
+    ratio = round(epoch / median[THREADS], 2)
+    print(f"  {'2 threads: speed-up over 1':<32}{ratio:>7.2f}x  target >= {THREADS_TARGET:g}x "
+          f"(performance issue): {'met' if ratio >= THREADS_TARGET else 'MISSED'}")
     if NUMBA in median:
         ratio = median[NUMBA] / epoch
         print(f"  {'numba backend / C++ epoch':<32}{ratio:>7.2f}x  target <= {NUMBA_TARGET:g}x "

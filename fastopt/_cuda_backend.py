@@ -7,8 +7,8 @@ One epoch on the device
 The host loops over the epoch's minibatches and only launches kernels: nothing is copied back
 until the epoch ends. For the minibatch of ``m`` rows at positions ``[first, first + m)``:
 
-1. ``_residual_kernel``, one thread per row: the row index from the epoch's permutation (the
-   Feistel bijection of :mod:`fastopt.reference.shuffle`, in uint64 arithmetic), the scores
+1. ``_residual_kernel``, one thread per row: the row index from the epoch's visiting order (the
+   shuffle of :mod:`fastopt.reference.shuffle`, drawn on the host and uploaded), the scores
    ``W x~ + b`` with ``x~ = (x - mean) * inv_std`` applied on the fly, the loss and the residual
    ``dl/df`` of the row, both times its sample weight; all float64.
 2. ``_gradient_kernel``, a grid of row tiles x feature blocks: each thread sums
@@ -59,7 +59,6 @@ from numba.core import config as _numba_config
 from numba.core.errors import NumbaPerformanceWarning
 
 from ._validation import is_device_array
-from .reference.shuffle import round_keys
 
 __all__ = ["optimizer_step", "epoch", "objective", "check_device_X", "column_scaling",
            "take_rows"]
@@ -92,58 +91,19 @@ _LINEAR, _LOGISTIC, _SOFTMAX = range(3)
 _S_MODEL, _S_OUTPUTS, _S_FEATURES, _S_INTERCEPT, _S_WEIGHTED, _S_STANDARDIZED = range(6)
 # ... the penalty (float64 array: on, alpha, l1 share, l2 share) ...
 _PEN_ON, _PEN_ALPHA, _PEN_L1, _PEN_L2 = range(4)
-# ... and the epoch's permutation (uint64 array: shuffle, n, bits, four round keys).
-_P_SHUFFLE, _P_N, _P_BITS, _P_KEYS = 0, 1, 2, 3
+# ... and the epoch's visiting order (uint32 array of n rows).
 
 # Kernels write min/max out as comparisons: the builtins fail to compile with numba 0.68's CUDA
-# target. Integer constants are typed: numba turns uint64 mixed with a signed integer into
-# float64.
-_U0, _U1, _U2 = np.uint64(0), np.uint64(1), np.uint64(2)
-_U15, _U16 = np.uint64(15), np.uint64(16)
-_MASK32 = np.uint64(0xFFFFFFFF)
-_HASH_MUL1, _HASH_MUL2 = np.uint64(0x7FEB352D), np.uint64(0x846CA68B)
+# target.
 
 
 # ---------------------------------------------------------------------------------------------
-# The shuffle (fastopt/reference/shuffle.py, csrc/include/fastopt/shuffle.hpp)
+# The shuffle (fastopt/reference/shuffle.py): drawn on the host, read here.
 
 @cuda.jit(device=True)
-def _lowbias32(x):
-    """lowbias32 of a 32-bit value held in a uint64; products stay below 2**64 and are reduced
-    mod 2**32, which is the uint32 arithmetic of the reference."""
-    x = x ^ (x >> _U16)
-    x = (x * _HASH_MUL1) & _MASK32
-    x = x ^ (x >> _U15)
-    x = (x * _HASH_MUL2) & _MASK32
-    return x ^ (x >> _U16)
-
-
-@cuda.jit(device=True)
-def _feistel(x, perm):
-    bits = perm[_P_BITS]
-    right_bits = bits - bits // _U2
-    width_left = bits // _U2
-    width_right = right_bits
-    left = x >> width_right
-    right = x & ((_U1 << width_right) - _U1)
-    for r in range(4):
-        f = _lowbias32((right & _MASK32) ^ perm[_P_KEYS + r]) & ((_U1 << width_left) - _U1)
-        left, right = right, left ^ f
-        width_left, width_right = width_right, width_left
-    return (left << right_bits) | right
-
-
-@cuda.jit(device=True)
-def _row_at(position, perm):
-    """The row visited at ``position`` (uint64): the permutation with cycle walking, or the
-    position itself without shuffling."""
-    n = perm[_P_N]
-    if perm[_P_SHUFFLE] == _U0 or n <= _U1:
-        return np.int64(position)
-    x = _feistel(position, perm)
-    while x >= n:
-        x = _feistel(x, perm)
-    return np.int64(x)
+def _row_at(position, order):
+    """The row visited at ``position``."""
+    return np.int64(order[position])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,7 +292,7 @@ def _residual_kernel(X, y, weight, mean, inv_std, params, spec, perm, first, m, 
         return
     k = spec[_S_OUTPUTS]
     d = spec[_S_FEATURES]
-    row = _row_at(np.uint64(first + i), perm)
+    row = _row_at(first + i, perm)
     rows[i] = row
     for c in range(k):
         score = 0.0
@@ -703,10 +663,12 @@ def _workspace(data, spec, batch):
 
 
 def _permutation(n, seed, epoch_index, shuffle):
-    """The uint64 parameter array of the epoch's row order (see _row_at)."""
-    keys = round_keys(seed, epoch_index) if shuffle else [0, 0, 0, 0]
-    bits = int(n - 1).bit_length() if n > 1 else 0
-    return np.array([int(shuffle), n, bits, *keys], dtype=np.uint64)
+    """The epoch's rows in visiting order (uint32, see _row_at): the shuffle compiled for the
+    CPU by the Numba backend, or 0..n-1."""
+    if not shuffle:
+        return np.arange(n, dtype=np.uint32)
+    from ._numba_backend import shuffled_order
+    return shuffled_order(n, seed, epoch_index)
 
 
 def _batch_gradient(data, workspace, spec, params, perm, first, m):

@@ -24,8 +24,8 @@ Numerics. Each kernel is a line-for-line copy of its C++ counterpart (``optimize
 
 Ctrl-C. Compiled Numba code cannot see signals, so an epoch runs as a sequence of calls of
 about ``_WORK_PER_CALL`` multiply-adds each (10-60 ms), resumable at any row: the cursor
-(update, row within the minibatch), the partial gradient, the ring of upcoming rows and the
-running sums live in arrays that survive between calls. Every floating-point operation happens
+(update, row within the minibatch), the partial gradients of the lanes and the running sums
+live in arrays that survive between calls. Every floating-point operation happens
 in the same order however the work is cut, so the trajectory does not depend on the chunking.
 A KeyboardInterrupt raised between two calls leaves the parameters as they were after the last
 completed update, as with the C++ backend.
@@ -348,10 +348,10 @@ def _optimizer_step(flags, hyper, step, mu_product, lr, p, g, s0, s1, s2):
 _U0, _U1, _U2 = np.uint64(0), np.uint64(1), np.uint64(2)
 _U15, _U16, _U27, _U30, _U31 = (np.uint64(s) for s in (15, 16, 27, 30, 31))
 _MASK32 = np.uint64(0xFFFFFFFF)
+_U32 = np.uint64(32)
+_MAX_ROWS = 2**32 - 1
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-_HASH1, _HASH2 = np.uint64(0x7FEB352D), np.uint64(0x846CA68B)
-_ROUNDS = 4
 
 
 @_jit
@@ -363,72 +363,42 @@ def _splitmix64(x):
 
 
 @_jit
-def _lowbias32(x):
-    x = x ^ (x >> _U16)
-    x = (x * _HASH1) & _MASK32
-    x = x ^ (x >> _U15)
-    x = (x * _HASH2) & _MASK32
-    return x ^ (x >> _U16)
+def _shuffled_order(n, seed, epoch, order):
+    """``order[:n]`` = the rows of ``epoch`` in visiting order (shuffle.hpp shuffled_order)."""
+    for i in range(n):
+        order[i] = np.uint32(i)
+    state = _splitmix64(_splitmix64(seed) + epoch)
+    i = n - 1
+    while i > 0:
+        bound = np.uint64(i + 1)
+        while True:
+            u = _splitmix64(state) >> _U32
+            state += _GOLDEN
+            m = u * bound
+            low = m & _MASK32
+            if low >= bound or low >= ((_U1 << _U32) - bound) % bound:
+                break
+        j = np.int64(m >> _U32)
+        t = order[i]
+        order[i] = order[j]
+        order[j] = t
+        i -= 1
 
 
-@_jit
-def _permutation_setup(n, seed, epoch, keys):
-    """Round keys of ``epoch`` into ``keys`` (4 uint64); returns the domain's bit count k."""
-    base = _splitmix64(seed)
-    for r in range(_ROUNDS):
-        keys[r] = _splitmix64(base + np.uint64(_ROUNDS) * epoch + np.uint64(r)) & _MASK32
-    bits = _U0
-    m = n - _U1 if n > _U0 else _U0
-    while m != _U0:
-        bits += _U1
-        m >>= _U1
-    return bits
-
-
-@_jit
-def _feistel(x, bits, keys):
-    right_bits = bits - bits // _U2
-    width_left, width_right = bits // _U2, right_bits
-    left = x >> width_right
-    right = x & ((_U1 << width_right) - _U1)
-    for r in range(_ROUNDS):
-        f = _lowbias32((right & _MASK32) ^ keys[r]) & ((_U1 << width_left) - _U1)
-        new_right = left ^ f
-        left = right
-        right = new_right
-        width_left, width_right = width_right, width_left
-    return (left << right_bits) | right
-
-
-@_jit
-def _permute(position, n, bits, keys):
-    """Row visited at ``position`` (uint64, < n)."""
-    if n <= _U1:
-        return position
-    x = _feistel(position, bits, keys)
-    while x >= n:
-        x = _feistel(x, bits, keys)
-    return x
-
-
-@_jit
-def _permutation_kernel(n, seed, epoch, positions, out):
-    keys = np.zeros(_ROUNDS, dtype=np.uint64)
-    bits = _permutation_setup(n, seed, epoch, keys)
-    for i in range(positions.size):
-        out[i] = np.int64(_permute(positions[i], n, bits, keys))
+def shuffled_order(n, seed, epoch):
+    """The rows of ``epoch`` in visiting order, uint32: the compiled twin of
+    :func:`fastopt.reference.shuffle.permutation`."""
+    if not 0 <= n <= _MAX_ROWS:
+        raise ValueError(f"the shuffle handles up to {_MAX_ROWS} rows, got {n}")
+    order = np.empty(n, dtype=np.uint32)
+    _shuffled_order(np.int64(n), np.uint64(seed), np.uint64(epoch), order)
+    return order
 
 
 def permutation(n, seed, epoch, positions=None):
-    """Rows visited at ``positions`` (default all of ``0..n-1``) in ``epoch``, as int64: the
-    compiled twin of :func:`fastopt.reference.shuffle.permutation`."""
-    if positions is None:
-        positions = np.arange(n, dtype=np.uint64)
-    positions = np.ascontiguousarray(positions, dtype=np.uint64)
-    out = np.empty(positions.shape, dtype=np.int64)
-    _permutation_kernel(np.uint64(n), np.uint64(seed), np.uint64(epoch), positions.ravel(),
-                        out.ravel())
-    return out
+    """Rows visited at ``positions`` (default all of ``0..n-1``) in ``epoch``, as int64."""
+    order = shuffled_order(n, seed, epoch).astype(np.int64)
+    return order if positions is None else order[np.asarray(positions, dtype=np.int64)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,8 +410,7 @@ MODEL_CODES = {"linear": 0, "logistic": 1, "softmax": 2}
 PENALTY_CODES = {None: 0, "none": 0, "l2": 1, "l1": 2, "elasticnet": 3}
 (P_ALPHA, P_L1) = range(2)  # alpha and the L1 share of the penalty
 _LOOKAHEAD = 4    # rows prefetched ahead of use (models.hpp batch_gradient)
-_RING = 1024      # row indices of a shuffled epoch kept ahead (RowStream::capacity) ...
-_BLOCK = 256      # ... computed this many at a time (RowStream::block)
+_NO_ORDER = np.empty(0, dtype=np.uint32)  # the visiting order of an epoch in row order
 
 
 def model_config(spec, has_weights, has_standardization, fused):
@@ -620,24 +589,12 @@ def _add_penalty_gradient(mi, mf, w, grad):
 
 
 @_jit
-def _row_at(pos, ring, ready, n, bits, keys):
-    """Row visited at position ``pos`` of a shuffled epoch, from a ring of upcoming rows filled
-    ``_BLOCK`` at a time (models.hpp ``RowStream``); ``ready`` is the first position not yet in
-    the ring. Returns ``(row, ready)``."""
-    while pos >= ready:
-        end = min(ready + _BLOCK, n)
-        for q in range(ready, end):
-            ring[q & (_RING - 1)] = np.int64(_permute(np.uint64(q), np.uint64(n), bits, keys))
-        ready += _BLOCK
-    return ring[pos & (_RING - 1)], ready
-
-
-@_jit
-def _accumulate_rows(X, y, sw, mean, inv_std, mi, w, grad, f, xs, ring, ready, shuffled, bits,
-                     keys, begin, end, loss_sum):
+def _accumulate_rows(X, y, sw, mean, inv_std, mi, w, grad, f, xs, order, shuffled, begin, end,
+                     loss_sum):
     """Rows at positions ``begin..end-1`` of the epoch into the gradient sum ``grad`` and the
     weighted loss sum: the row loop of models.hpp ``batch_gradient``, resumable at any row
-    with the same order of operations. Returns ``(loss_sum, ready)``."""
+    with the same order of operations; ``order``: the epoch's rows when ``shuffled``. Returns
+    the loss sum."""
     n = X.shape[0]
     d, k = mi[M_FEATURES], mi[M_OUTPUTS]
     model = mi[M_MODEL]
@@ -649,12 +606,12 @@ def _accumulate_rows(X, y, sw, mean, inv_std, mi, w, grad, f, xs, ring, ready, s
     for pos in range(begin, end):
         if shuffled:
             if pos + _LOOKAHEAD < n:
-                ahead, ready = _row_at(pos + _LOOKAHEAD, ring, ready, n, bits, keys)
+                ahead = np.int64(order[pos + _LOOKAHEAD])
                 _prefetch_row(flat, ahead, d)
                 _prefetch(y, ahead)
                 if weighted:
                     _prefetch(sw, ahead)
-            r, ready = _row_at(pos, ring, ready, n, bits, keys)
+            r = np.int64(order[pos])
         else:
             r = pos
         xo = r * d
@@ -679,7 +636,7 @@ def _accumulate_rows(X, y, sw, mean, inv_std, mi, w, grad, f, xs, ring, ready, s
                 _axpy(rc, flat, xo, grad, c * d, d, fused)
             if intercept:
                 grad[k * d + c] += rc
-    return loss_sum, ready
+    return loss_sum
 
 
 @_jit
@@ -698,18 +655,18 @@ def _all_finite(v):
 
 # ---------------------------------------------------------------------------------------------
 # The epoch (epoch.hpp run_epoch), resumable. `cursor` (int64): update, row within it, status
-# (0 ok, 1 non-finite), failed update, updates done, optimizer step, first position not yet in
-# the row ring. `sums` (float64): epoch objective sum, the current minibatch's loss sum, NAdam's
-# mu_product. `shuffle_key` (uint64): seed, epoch.
+# (0 ok, 1 non-finite), failed update, updates done, optimizer step. `sums` (float64):
+# epoch objective sum, the current minibatch's loss sum, NAdam's mu_product. `order` (uint32):
+# the epoch's rows in visiting order when shuffled.
 
-C_STEP, C_ROW, C_STATUS, C_FAILED, C_DONE, C_OPT_STEP, C_READY = range(7)
+C_STEP, C_ROW, C_STATUS, C_FAILED, C_DONE, C_OPT_STEP = range(6)
 S_EPOCH, S_BATCH, S_MU = range(3)
 
 
 @_jit
 def _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper, lrs,
-                  batch, shuffled, shuffle_key, wsp, grad, grad_t, f, xs, ring, cursor, sums,
-                  budget, lane_grad, lane_loss):
+                  batch, shuffled, order, wsp, grad, grad_t, f, xs, cursor, sums, budget,
+                  lane_grad, lane_loss):
     """Continue the epoch described by ``cursor`` for about ``budget`` multiply-adds. Returns
     True when the epoch is over (completed, or stopped at a non-finite update).
 
@@ -721,8 +678,6 @@ def _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper, 
     d, k = mi[M_FEATURES], mi[M_OUTPUTS]
     lanes = lane_grad.shape[0]
     steps = (n + batch - 1) // batch
-    keys = np.zeros(_ROUNDS, dtype=np.uint64)
-    bits = _permutation_setup(np.uint64(n), shuffle_key[0], shuffle_key[1], keys)
     per_row = d * (2 * k + 1) + 1
     work = 0
     step, row = cursor[C_STEP], cursor[C_ROW]
@@ -739,10 +694,9 @@ def _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper, 
                 lane += 1
             lane_end = m * (lane + 1) // lanes
             count = min(lane_end - row, max(1, (budget - work) // per_row))
-            lane_loss[lane], cursor[C_READY] = _accumulate_rows(
-                X, y, sw, mean, inv_std, mi, wsp, lane_grad[lane], f, xs, ring,
-                cursor[C_READY], shuffled, bits, keys, first + row, first + row + count,
-                lane_loss[lane])
+            lane_loss[lane] = _accumulate_rows(
+                X, y, sw, mean, inv_std, mi, wsp, lane_grad[lane], f, xs, order, shuffled,
+                first + row, first + row + count, lane_loss[lane])
             row += count
             work += count * per_row
             if row < m and work >= budget:  # out of budget inside the minibatch: come back
@@ -781,23 +735,21 @@ def _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper, 
 
 
 @_jit
-def _objective_kernel(X, y, sw, mean, inv_std, mi, mf, w, wsp, grad, f, xs, ring, cursor,
+def _objective_kernel(X, y, sw, mean, inv_std, mi, mf, w, wsp, grad, f, xs, order, cursor,
                       sums, budget):
     """Continue the full pass of epoch.hpp ``objective`` (rows in order) from row
     ``cursor[C_ROW]``; True when done, with L(w) in ``sums[S_EPOCH]`` and its gradient in
     ``grad``."""
     n = X.shape[0]
     d, k = mi[M_FEATURES], mi[M_OUTPUTS]
-    keys = np.zeros(_ROUNDS, dtype=np.uint64)
     row = cursor[C_ROW]
     _load_params(w, wsp)
     if row == 0:
         grad[:] = 0.0
         sums[S_BATCH] = 0.0
     count = min(n - row, max(1, budget // (d * (2 * k + 1) + 1)))
-    sums[S_BATCH], cursor[C_READY] = _accumulate_rows(
-        X, y, sw, mean, inv_std, mi, wsp, grad, f, xs, ring, cursor[C_READY], False, _U0, keys,
-        row, row + count, sums[S_BATCH])
+    sums[S_BATCH] = _accumulate_rows(X, y, sw, mean, inv_std, mi, wsp, grad, f, xs, order,
+                                     False, row, row + count, sums[S_BATCH])
     row += count
     cursor[C_ROW] = row
     if row < n:
@@ -1008,6 +960,9 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1):
     if not 1 <= threads <= 256:
         raise ValueError("threads must be in [1, 256]")
     n, p = X.shape[0], w.size
+    if shuffle and n > _MAX_ROWS:
+        raise ValueError("the shuffle handles up to 2**32 - 1 rows; pass shuffle=False or "
+                         "train on chunks with partial_fit")
     steps = -(-n // batch_size)
     lrs = _vector(lrs, "lrs", steps)
     flags, hyper, names = _optimizer_setup(state.optimizer)
@@ -1015,20 +970,22 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1):
     named = [("params", w), ("X", X)]
     s0, s1, s2 = _state_arrays(names, st, w, "params", named)
     _require_disjoint(named)
-    cursor = np.zeros(7, dtype=np.int64)
+    cursor = np.zeros(6, dtype=np.int64)
     cursor[C_OPT_STEP] = int(st["step"])
     sums = np.array([0.0, 0.0, float(st.get("mu_product", 1.0))])
-    key = np.array([state.seed, state.epochs], dtype=np.uint64)
+    order = _NO_ORDER
+    if shuffle:
+        order = np.empty(n, dtype=np.uint32)
+        _shuffled_order(np.int64(n), np.uint64(state.seed), np.uint64(state.epochs), order)
     wsp, grad = np.empty(p), np.empty(p)
     grad_t = np.empty(p, dtype=w.dtype)
     f, xs = np.empty(problem.spec.n_outputs), np.empty(problem.spec.n_features)
-    ring = np.empty(_RING, dtype=np.int64)
     lane_grad, lane_loss = np.zeros((int(threads), p)), np.zeros(int(threads))
     budget = max(1, int(_WORK_PER_CALL))
     try:
         while not _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper,
-                                lrs, int(batch_size), bool(shuffle), key, wsp, grad, grad_t, f,
-                                xs, ring, cursor, sums, budget, lane_grad, lane_loss):
+                                lrs, int(batch_size), bool(shuffle), order, wsp, grad, grad_t,
+                                f, xs, cursor, sums, budget, lane_grad, lane_loss):
             pass  # back in the interpreter between calls: a pending Ctrl-C is raised here
     finally:  # also when interrupted: the optimizer state matches the parameters
         st["step"] = int(cursor[C_OPT_STEP])
@@ -1044,11 +1001,10 @@ def objective(problem, params):
     p = w.size
     wsp, grad = np.empty(p), np.empty(p)
     f, xs = np.empty(problem.spec.n_outputs), np.empty(problem.spec.n_features)
-    ring = np.empty(_RING, dtype=np.int64)
-    cursor = np.zeros(7, dtype=np.int64)
+    cursor = np.zeros(6, dtype=np.int64)
     sums = np.zeros(3)
     budget = max(1, int(_WORK_PER_CALL))
-    while not _objective_kernel(X, y, sw, mean, inv_std, mi, mf, w, wsp, grad, f, xs, ring,
+    while not _objective_kernel(X, y, sw, mean, inv_std, mi, mf, w, wsp, grad, f, xs, _NO_ORDER,
                                 cursor, sums, budget):
         pass
     return float(sums[S_EPOCH]), grad

@@ -229,7 +229,8 @@ def count_uploads(monkeypatch):
     upload = _cuda_backend._upload
 
     def counting(array):
-        shapes.append(np.shape(array))
+        shapes.append(np.shape(array) if np.asarray(array).dtype != np.uint32
+                      else ("order", np.shape(array)))
         return upload(array)
 
     monkeypatch.setattr(_cuda_backend, "_upload", counting)
@@ -243,6 +244,7 @@ def test_data_goes_to_the_device_once_and_parameters_stay_there(monkeypatch):
            standardize=True, backend="cuda")
     assert shapes.count(X.shape) == 1
     assert shapes.count((31,)) == 1                         # y
+    assert shapes.count(("order", (31,))) == 3              # each epoch's shuffled rows
     assert shapes.count((9,)) == 2                          # mean, inv_std
     assert shapes.count((10,)) == 3                         # params, exp_avg, exp_avg_sq
     assert shapes.count((4, _cuda_backend._N_COEFS)) == 3   # each epoch's coefficients

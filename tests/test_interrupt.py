@@ -19,7 +19,7 @@ CHILD = textwrap.dedent("""
     print("ready", flush=True)
     try:
         fo.fit(X, y, model="softmax", epochs=1000, tol=None, batch_size=None,
-               backend=sys.argv[1])
+               backend=sys.argv[1], n_jobs=int(sys.argv[2]))
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         small = fo.fit(X[:200, :5], y[:200] % 2, model="logistic", epochs=2, tol=None)
@@ -28,9 +28,10 @@ CHILD = textwrap.dedent("""
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
-@pytest.mark.parametrize("backend, budget", [("cpp", 2.0)])
-def test_ctrl_c_interrupts_a_compiled_epoch_quickly(backend, budget, tmp_path):
-    with subprocess.Popen([sys.executable, "-c", CHILD, backend], stdout=subprocess.PIPE,
+@pytest.mark.parametrize("backend, n_jobs, budget", [("cpp", 1, 2.0), ("cpp", 2, 2.0)])
+def test_ctrl_c_interrupts_a_compiled_epoch_quickly(backend, n_jobs, budget, tmp_path):
+    with subprocess.Popen([sys.executable, "-c", CHILD, backend, str(n_jobs)],
+                          stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, cwd=tmp_path) as child:
         assert child.stdout.readline().strip() == "ready"
         time.sleep(1.0)  # well inside the first full-batch epoch (~1 s of work each)

@@ -10,6 +10,7 @@
 #include "bindings/array_checks.hpp"
 #include "dispatch/dispatch.hpp"
 #include "fastopt/config.hpp"
+#include "fastopt/shuffle.hpp"
 
 namespace py = pybind11;
 
@@ -90,14 +91,15 @@ template <class T>
 struct Scratch {
     std::vector<double> params, grad, scores, row;
     std::vector<T> grad_t;
-    std::vector<int64_t> rows;
+    std::vector<uint32_t> order;
     Workspace<T> ws;
 
-    explicit Scratch(const ModelSpec& s)
+    // `order_rows`: n for a shuffled epoch (the visiting order), else 0.
+    explicit Scratch(const ModelSpec& s, int64_t order_rows = 0)
         : params(n_params(s)), grad(n_params(s)),
           scores(s.n_outputs), row(s.n_features),
-          grad_t(n_params(s)), rows(row_ring_capacity),
-          ws{params.data(), grad.data(), grad_t.data(), scores.data(), row.data(), rows.data()} {}
+          grad_t(n_params(s)), order(size_t(order_rows)),
+          ws{params.data(), grad.data(), grad_t.data(), scores.data(), row.data(), order.data()} {}
 };
 
 // Prefetch distance of shuffled epochs, in rows: FASTOPT_PREFETCH_ROWS (a tuning knob for
@@ -121,7 +123,7 @@ EpochOutcome epoch_impl(const ModelSpec& spec, Inputs& in, const py::handle& y,
                         const double* weights, const double* mean, const double* inv_std,
                         const OptimConfig& opt, OptimScalars& scalars,
                         std::vector<py::array>& state, const EpochSpec& e) {
-    Scratch<T> scratch(spec);
+    Scratch<T> scratch(spec, e.shuffle ? in.n : 0);
     T* bufs[3] = {nullptr, nullptr, nullptr};
     for (size_t i = 0; i < state.size(); ++i) bufs[i] = static_cast<T*>(state[i].mutable_data());
     T* w = static_cast<T*>(in.params.mutable_data());
@@ -152,6 +154,9 @@ py::tuple run_epoch(const ModelSpec& spec_in, const py::handle& X, const py::han
     require_writeable(in.params, "params");
     if (batch_size < 1) throw py::value_error("batch_size must be >= 1");
     if (threads < 1 || threads > 256) throw py::value_error("threads must be in [1, 256]");
+    if (shuffle && in.n > int64_t(0xFFFFFFFF))
+        throw py::value_error("the shuffle handles up to 2**32 - 1 rows; pass shuffle=False or "
+                              "train on chunks with partial_fit");
     const int64_t steps = (in.n + batch_size - 1) / batch_size;
     py::array lrs = require_vector(lrs_obj, "lrs", steps);
     const double* weights = optional_vector(sample_weight, "sample_weight", in.n);
@@ -212,6 +217,18 @@ py::tuple objective(const ModelSpec& spec_in, const py::handle& X, const py::han
     return py::make_tuple(value, grad);
 }
 
+py::array_t<uint32_t> shuffled_order(int64_t n, uint64_t seed, uint64_t epoch) {
+    if (n < 0 || n > int64_t(0xFFFFFFFF))
+        throw py::value_error("n must be in [0, 2**32 - 1]");
+    py::array_t<uint32_t> order(n);
+    uint32_t* out = order.mutable_data();
+    {
+        py::gil_scoped_release release;
+        baseline::shuffled_order(out, uint64_t(n), seed, epoch);
+    }
+    return order;
+}
+
 }  // namespace
 
 void register_training(py::module_& m) {
@@ -242,6 +259,8 @@ void register_training(py::module_& m) {
           "One epoch in place; `threads` > 1 splits every minibatch into that many lanes, one "
           "thread each. Returns (loss_sum, steps, status, failed_step, step, mu_product);"
           " status 0 ok, 1 non-finite loss or parameters at failed_step.");
+    m.def("shuffled_order", &shuffled_order, py::arg("n"), py::arg("seed"), py::arg("epoch"),
+          "The rows of a shuffled epoch in visiting order (fastopt/reference/shuffle.py).");
     m.def("objective", &objective, py::arg("spec"), py::arg("X"), py::arg("y"),
           py::arg("sample_weight"), py::arg("mean"), py::arg("inv_std"), py::arg("params"),
           "Full objective over all rows and its float64 gradient.");

@@ -1,89 +1,94 @@
-"""The epoch shuffle: a keyed pseudo-random bijection of ``[0, n)``, evaluated per position.
+"""The epoch shuffle: a uniform random permutation of the rows, the same in every backend.
 
 Every backend implements exactly this algorithm, so that they visit rows in the same order and
-can be compared update by update. Evaluating it per position needs no O(n) shuffle pass and tells
-the compiled loops which rows come next (they prefetch them).
+can be compared update by update. It is the Fisher-Yates shuffle, so every one of the ``n!``
+orders is equally likely (up to the quality of the random stream).
 
 Algorithm
 ---------
-1. Round keys. ``splitmix64`` is the SplitMix64 output function. For a fit seeded with
-   ``seed`` (an int in ``[0, 2**64)``), epoch ``e`` uses the four 32-bit keys
-   ``k_r = splitmix64(splitmix64(seed) + 4 e + r) mod 2**32`` for ``r = 0..3``.
-2. Domain. With ``k = bit_length(n - 1)``, positions live in ``[0, 2**k)``, at most ``2n``
-   values, split into a left part of ``a = k // 2`` bits and a right part of ``b = k - a``.
-3. Feistel network, 4 rounds: ``(L, R) -> (R, L xor (h(R xor k_r) mod 2**width(L)))``; the
-   widths of the two parts swap every round, so after 4 rounds they are back to ``(a, b)`` and
-   the result is ``L * 2**b + R``. ``h`` is the 32-bit integer hash "lowbias32"
-   (xorshift-multiply: shifts 16, 15, 16, multipliers 0x7feb352d, 0x846ca68b). Each round is
-   invertible, so this is a bijection of ``[0, 2**k)``.
-4. Cycle walking: position ``i`` goes to ``x = F(i)``, then ``x = F(x)`` while ``x >= n``. This
-   restricts the bijection to ``[0, n)`` (at most 2 evaluations on average).
+1. The random stream. ``splitmix64(x)`` is the SplitMix64 output function applied to
+   ``x + 0x9E3779B97F4A7C15`` (mod 2**64). For a fit seeded with ``seed`` (an int in
+   ``[0, 2**64)``), epoch ``e`` has the key ``key = splitmix64(splitmix64(seed) + e)`` and draws
+   the 32-bit numbers ``u_k = splitmix64(key + k * 0x9E3779B97F4A7C15) >> 32``, ``k = 0, 1, ...``
+   (the SplitMix64 generator seeded with ``key``, high halves).
+2. Bounded integers (Lemire's multiply-shift with rejection): a uniform ``j`` in ``[0, b)``
+   takes the next ``u``, ``m = u * b`` (64-bit); if ``m mod 2**32 < (2**32 mod b)`` the draw is
+   rejected and the next ``u`` is taken; else ``j = m >> 32``.
+3. Fisher-Yates (Durstenfeld): ``order = [0, 1, ..., n-1]``; for ``i = n-1`` down to 1, draw
+   ``j`` in ``[0, i + 1)`` and swap ``order[i]`` and ``order[j]``.
 
-Epoch ``e`` visits rows ``permutation(n, seed, e)[0], [1], ...``; minibatch ``j`` is positions
-``[j B, min((j + 1) B, n))``.
+Epoch ``e`` visits rows ``order[0], order[1], ...``; minibatch ``j`` is positions
+``[j B, min((j + 1) B, n))``. The shuffle needs ``n < 2**32`` rows.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["splitmix64", "round_keys", "feistel", "permutation"]
+__all__ = ["splitmix64", "epoch_key", "random_stream", "permutation", "MAX_ROWS"]
 
-MASK32 = 0xFFFFFFFF
 MASK64 = 0xFFFFFFFFFFFFFFFF
-ROUNDS = 4
+GOLDEN = 0x9E3779B97F4A7C15
+MAX_ROWS = 2**32 - 1  # the bounded draws are 32-bit
 
 
-def splitmix64(x: int) -> int:
-    """SplitMix64 output function on a Python int (arithmetic mod 2**64)."""
-    z = (x + 0x9E3779B97F4A7C15) & MASK64
+def splitmix64(x):
+    """SplitMix64 of ``x + GOLDEN`` on a Python int, or elementwise on a uint64 array
+    (arithmetic mod 2**64)."""
+    if isinstance(x, np.ndarray):
+        with np.errstate(over="ignore"):
+            z = x + np.uint64(GOLDEN)
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            return z ^ (z >> np.uint64(31))
+    z = (x + GOLDEN) & MASK64
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
     return z ^ (z >> 31)
 
 
-def round_keys(seed: int, epoch: int) -> list[int]:
-    """The four 32-bit round keys of ``epoch`` for a fit seeded with ``seed``."""
-    base = splitmix64(seed & MASK64)
-    return [splitmix64((base + ROUNDS * epoch + r) & MASK64) & MASK32 for r in range(ROUNDS)]
+def epoch_key(seed: int, epoch: int) -> int:
+    """The key of ``epoch``'s random stream for a fit seeded with ``seed``."""
+    return splitmix64((splitmix64(seed & MASK64) + epoch) & MASK64)
 
 
-def _hash32(x):
-    """lowbias32 on a uint32 array (NumPy array arithmetic wraps mod 2**32)."""
-    x = x ^ (x >> np.uint32(16))
-    x = x * np.uint32(0x7FEB352D)
-    x = x ^ (x >> np.uint32(15))
-    x = x * np.uint32(0x846CA68B)
-    return x ^ (x >> np.uint32(16))
+def random_stream(key: int, start: int, count: int) -> np.ndarray:
+    """``u_start, ..., u_{start+count-1}`` of the stream with ``key``, as uint64."""
+    k = np.arange(start, start + count, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        return splitmix64(np.uint64(key) + k * np.uint64(GOLDEN)) >> np.uint64(32)
 
 
-def feistel(x, bits: int, keys) -> np.ndarray:
-    """The bijection of ``[0, 2**bits)`` defined above, on a uint64 array."""
-    x = np.asarray(x, dtype=np.uint64)
-    right_bits = bits - bits // 2
-    width_left, width_right = bits // 2, right_bits
-    left = x >> np.uint64(width_right)
-    right = x & np.uint64((1 << width_right) - 1)
-    for key in keys:
-        mixed = _hash32((right & np.uint64(MASK32)).astype(np.uint32) ^ np.uint32(key))
-        f = mixed.astype(np.uint64) & np.uint64((1 << width_left) - 1)
-        left, right = right, left ^ f
-        width_left, width_right = width_right, width_left
-    return (left << np.uint64(right_bits)) | right
+def _swap_targets(n: int, key: int) -> np.ndarray:
+    """``j_i`` for ``i = n-1, n-2, ..., 1``: the bounded draws in order, rejections skipped.
+    Vectorised between rejections, which are rare (about n**2 / 2**33 of them)."""
+    bounds = np.arange(n, 1, -1, dtype=np.uint64)  # i + 1 for i = n-1 .. 1
+    out = np.empty(len(bounds), dtype=np.int64)
+    done, drawn = 0, 0
+    while done < len(bounds):
+        b = bounds[done:]
+        u = random_stream(key, drawn, len(b))
+        m = u * b  # < 2**64: both factors < 2**32
+        threshold = (np.uint64(2**32) - b) % b  # 2**32 mod b
+        rejected = np.flatnonzero((m & np.uint64(0xFFFFFFFF)) < threshold)
+        good = len(b) if len(rejected) == 0 else int(rejected[0])
+        out[done:done + good] = (m[:good] >> np.uint64(32)).astype(np.int64)
+        done += good
+        drawn += good + (1 if good < len(b) else 0)  # a rejected draw is consumed
+    return out
 
 
 def permutation(n: int, seed: int, epoch: int, positions=None) -> np.ndarray:
     """Rows visited at ``positions`` (default: all of ``0..n-1``) in ``epoch``, as int64."""
+    if not 0 <= n <= MAX_ROWS:
+        raise ValueError(f"the shuffle handles up to {MAX_ROWS} rows, got {n}")
+    order = np.arange(n, dtype=np.int64)
+    if n > 1:
+        targets = _swap_targets(n, epoch_key(seed, epoch)).tolist()
+        values = order.tolist()  # Python lists: the sequential swaps run ~10x faster
+        for i, j in zip(range(n - 1, 0, -1), targets):
+            values[i], values[j] = values[j], values[i]
+        order = np.array(values, dtype=np.int64)
     if positions is None:
-        positions = np.arange(n, dtype=np.uint64)
-    positions = np.asarray(positions, dtype=np.uint64)
-    if n <= 1:
-        return positions.astype(np.int64)
-    bits = int(n - 1).bit_length()
-    keys = round_keys(seed, epoch)
-    x = feistel(positions, bits, keys)
-    outside = x >= np.uint64(n)
-    while outside.any():
-        x[outside] = feistel(x[outside], bits, keys)
-        outside = x >= np.uint64(n)
-    return x.astype(np.int64)
+        return order
+    return order[np.asarray(positions, dtype=np.int64)]

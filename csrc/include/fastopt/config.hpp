@@ -93,9 +93,6 @@ struct Dataset {
     int64_t prefetch_rows = 4;  // in a shuffled epoch, rows requested this far ahead of use
 };
 
-// Entries of the ring of upcoming row indices (RowStream); a power of two.
-inline constexpr int64_t row_ring_capacity = 1024;
-
 // Scratch memory the caller allocates once: no allocation inside the loops.
 template <class T>
 struct Workspace {
@@ -104,7 +101,7 @@ struct Workspace {
     T* grad_t;                            // n_params: the gradient in the parameters' type
     double* scores;                       // n_outputs: one row's scores, then residuals
     double* row;                          // n_features: one standardised row
-    int64_t* rows;                        // RowStream::capacity: upcoming row indices
+    uint32_t* order;                      // n (shuffled epochs): the rows in visiting order
 };
 
 // `poll` is called every few hundred rows once about `budget` multiply-adds were done since the

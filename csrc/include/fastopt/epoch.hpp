@@ -37,8 +37,8 @@ EpochOutcome run_epoch_one_lane(const ModelSpec& s, const Dataset<T>& data, cons
                        Workspace<T>& ws, StopCheck& stop) noexcept {
     const int64_t n = data.n, p = n_params(s), batch = e.batch_size;
     const int64_t steps = (n + batch - 1) / batch;
-    const Permutation permutation(uint64_t(n), e.seed, e.epoch);
-    RowStream rows(e.shuffle ? &permutation : nullptr, n, ws.rows);
+    if (e.shuffle) shuffled_order(ws.order, uint64_t(n), e.seed, e.epoch);
+    const RowStream rows(e.shuffle ? ws.order : nullptr, n);
     EpochOutcome out;
     load_params(w, ws.params, p);
     for (int64_t step = 0; step < steps; ++step) {
@@ -99,7 +99,6 @@ class SpinBarrier {
 template <class T>
 struct Lane {
     std::vector<double> grad, scores, row;
-    std::vector<int64_t> rows, upcoming;  // this minibatch's rows of the lane, the next one's
     double loss = 0.0;
 };
 
@@ -109,7 +108,6 @@ EpochOutcome run_epoch_lanes(const ModelSpec& s, const Dataset<T>& data, const O
                              const EpochSpec& e, Workspace<T>& ws, StopCheck& stop) noexcept {
     const int64_t n = data.n, p = n_params(s), batch = e.batch_size, lanes = e.threads;
     const int64_t steps = (n + batch - 1) / batch;
-    const Permutation permutation(uint64_t(n), e.seed, e.epoch);
     EpochOutcome out;
     std::vector<Lane<T>> lane;
     try {
@@ -118,27 +116,22 @@ EpochOutcome run_epoch_lanes(const ModelSpec& s, const Dataset<T>& data, const O
             l.grad.resize(size_t(p));
             l.scores.resize(size_t(s.n_outputs));
             l.row.resize(size_t(s.n_features));
-            l.rows.reserve(size_t(batch / lanes + 1));
-            l.upcoming.reserve(size_t(batch / lanes + 1));
         }
     } catch (...) {  // out of memory: one lane still gives an answer, if not this one
         return run_epoch_one_lane(s, data, opt, scalars, w, opt_state, e, ws, stop);
     }
-    auto rows_of = [&](int64_t step, int64_t t, std::vector<int64_t>& out_rows) {
-        out_rows.clear();
-        if (step >= steps) return;
-        const int64_t first = step * batch, m = std::min(batch, n - first);
-        for (int64_t pos = first + m * t / lanes; pos < first + m * (t + 1) / lanes; ++pos)
-            out_rows.push_back(e.shuffle ? int64_t(permutation(uint64_t(pos))) : pos);
+    if (e.shuffle) shuffled_order(ws.order, uint64_t(n), e.seed, e.epoch);
+    const RowStream rows(e.shuffle ? ws.order : nullptr, n);
+    auto lane_bound = [&](int64_t step, int64_t t) {  // first position of lane t (t <= lanes)
+        const int64_t first = std::min(step * batch, n), m = std::min(batch, n - first);
+        return first + m * t / lanes;
     };
     auto compute_lane = [&](int64_t step, int64_t t) {
         Lane<T>& l = lane[size_t(t)];
-        if (step == 0) rows_of(0, t, l.rows);
-        else std::swap(l.rows, l.upcoming);
-        rows_of(step + 1, t, l.upcoming);
-        l.loss = lane_gradient(s, data, l.rows.data(), int64_t(l.rows.size()), l.upcoming.data(),
-                               int64_t(l.upcoming.size()), ws.params, l.grad.data(),
-                               l.scores.data(), l.row.data(), t == 0 ? &stop : nullptr);
+        l.loss = lane_gradient(s, data, rows, lane_bound(step, t), lane_bound(step, t + 1),
+                               lane_bound(step + 1, t), lane_bound(step + 1, t + 1), ws.params,
+                               l.grad.data(), l.scores.data(), l.row.data(),
+                               t == 0 ? &stop : nullptr);
     };
 
     // Workers 1..lanes-1 wait for `go` (1: run, -1: none could be started, exit).
@@ -230,7 +223,7 @@ template <class T>
 double objective(const ModelSpec& s, const Dataset<T>& data, const T* w, Workspace<T>& ws,
                  StopCheck& stop) noexcept {
     load_params(w, ws.params, n_params(s));
-    RowStream rows(nullptr, data.n, ws.rows);
+    const RowStream rows(nullptr, data.n);
     const double loss_sum = batch_gradient(s, data, rows, 0, data.n, ws, stop);
     return loss_sum / double(data.n) + penalty_value(s, ws.params);
 }

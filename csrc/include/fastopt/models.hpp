@@ -165,36 +165,19 @@ inline void prefetch_row(const T* X, int64_t r, int64_t d) noexcept {
     for (int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(p + offset, 0, 3);
 }
 
-// Rows of an epoch in visiting order: row(pos) for positions 0, 1, ..., n - 1, computed a block
-// ahead into a small ring so that upcoming rows can be prefetched, across batch boundaries too.
+// Rows of an epoch in visiting order: the shuffled order, or 0, 1, ..., n - 1.
 class RowStream {
    public:
-    static constexpr int64_t capacity = row_ring_capacity;  // > lookahead + 2 * block
-    static constexpr int64_t block = 256;
+    // `order` null: rows in order.
+    RowStream(const uint32_t* order, int64_t n) noexcept : order_(order), n_(n) {}
 
-    // `permutation` null: rows in order. `ring`: `capacity` entries of scratch memory.
-    RowStream(const Permutation* permutation, int64_t n, int64_t* ring) noexcept
-        : permutation_(permutation), n_(n), ring_(ring) {}
-
-    int64_t row(int64_t pos) noexcept {
-        if (permutation_ == nullptr) return pos;
-        while (pos >= ready_) {
-            const int64_t end = std::min(ready_ + block, n_);
-            for (int64_t p = ready_; p < end; ++p)
-                ring_[p & (capacity - 1)] = int64_t((*permutation_)(uint64_t(p)));
-            ready_ += block;
-        }
-        return ring_[pos & (capacity - 1)];
-    }
-
+    int64_t row(int64_t pos) const noexcept { return order_ ? int64_t(order_[pos]) : pos; }
     int64_t size() const noexcept { return n_; }
-    bool shuffled() const noexcept { return permutation_ != nullptr; }
+    bool shuffled() const noexcept { return order_ != nullptr; }
 
    private:
-    const Permutation* permutation_;
+    const uint32_t* order_;
     int64_t n_;
-    int64_t* ring_;
-    int64_t ready_ = 0;
 };
 
 // One row's contribution: its scores, loss and residual, then its gradient term added to `grad`
@@ -241,7 +224,7 @@ inline void finish_gradient(const ModelSpec& s, const double* w, double* grad,
 // Sum of s_i * l_i over the rows at positions [first, first + m) of `rows`, and the gradient of
 // L_B (penalty included) into ws.grad. One pass per row.
 template <class T>
-double batch_gradient(const ModelSpec& s, const Dataset<T>& data, RowStream& rows,
+double batch_gradient(const ModelSpec& s, const Dataset<T>& data, const RowStream& rows,
                       int64_t first, int64_t m, Workspace<T>& ws, StopCheck& stop) noexcept {
     const int64_t lookahead = data.prefetch_rows;
     constexpr int64_t poll_every = 512;
@@ -261,28 +244,28 @@ double batch_gradient(const ModelSpec& s, const Dataset<T>& data, RowStream& row
     return loss_sum;
 }
 
-// One lane of a minibatch split across threads: the rows `rows[0..count)` summed into `grad`
-// (zeroed first; no mean, no penalty), prefetching `lookahead` rows ahead and on into
-// `upcoming`, the lane's rows of the next minibatch. `stop` null: never polls.
+// One lane of a minibatch split across threads: the rows at positions [lo, hi) summed into
+// `grad` (zeroed first; no mean, no penalty), prefetching `lookahead` rows ahead and on into
+// [next_lo, next_hi), the lane's positions in the next minibatch. `stop` null: never polls.
 template <class T>
-double lane_gradient(const ModelSpec& s, const Dataset<T>& data, const int64_t* rows,
-                     int64_t count, const int64_t* upcoming, int64_t upcoming_count,
-                     const double* w, double* grad, double* f, double* row_scratch,
-                     StopCheck* stop) noexcept {
+double lane_gradient(const ModelSpec& s, const Dataset<T>& data, const RowStream& rows,
+                     int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi, const double* w,
+                     double* grad, double* f, double* row_scratch, StopCheck* stop) noexcept {
     const int64_t lookahead = data.prefetch_rows;
     constexpr int64_t poll_every = 512;
     const int64_t d = s.n_features, k = s.n_outputs, p = n_params(s);
     for (int64_t j = 0; j < p; ++j) grad[j] = 0.0;
     double loss_sum = 0.0;
-    for (int64_t i = 0; i < count; ++i) {
-        const int64_t ahead = i + lookahead;
-        if (lookahead > 0) {
-            if (ahead < count) prefetch_sample(data, rows[ahead], d);
-            else if (ahead - count < upcoming_count)
-                prefetch_sample(data, upcoming[ahead - count], d);
+    for (int64_t pos = lo; pos < hi; ++pos) {
+        if (rows.shuffled() && lookahead > 0) {
+            const int64_t ahead = pos + lookahead;
+            if (ahead < hi) prefetch_sample(data, rows.row(ahead), d);
+            else if (next_lo + (ahead - hi) < next_hi)
+                prefetch_sample(data, rows.row(next_lo + (ahead - hi)), d);
         }
-        loss_sum += accumulate_row(s, data, rows[i], w, grad, f, row_scratch);
-        if (stop && (i + 1) % poll_every == 0 && tick(*stop, poll_every * d * (2 * k + 1)))
+        loss_sum += accumulate_row(s, data, rows.row(pos), w, grad, f, row_scratch);
+        if (stop && (pos - lo + 1) % poll_every == 0 &&
+            tick(*stop, poll_every * d * (2 * k + 1)))
             return loss_sum;
     }
     return loss_sum;

@@ -1,6 +1,6 @@
-// The epoch shuffle: a keyed Feistel bijection of [0, 2^k) restricted to [0, n) by cycle
-// walking. The algorithm is specified in fastopt/reference/shuffle.py; every backend
-// implements it bit for bit so that they visit rows in the same order.
+// The epoch shuffle: Fisher-Yates driven by a SplitMix64 stream, with Lemire's bounded draws.
+// The algorithm is specified in fastopt/reference/shuffle.py; every backend implements it bit
+// for bit so that they visit rows in the same order.
 #pragma once
 
 #include <cstdint>
@@ -12,65 +12,36 @@
 namespace fastopt {
 namespace FASTOPT_ISA {
 
+inline constexpr uint64_t golden_gamma = 0x9E3779B97F4A7C15ULL;
+
 inline uint64_t splitmix64(uint64_t x) noexcept {
-    uint64_t z = x + 0x9E3779B97F4A7C15ULL;
+    uint64_t z = x + golden_gamma;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     return z ^ (z >> 31);
 }
 
-inline uint32_t lowbias32(uint32_t x) noexcept {
-    x ^= x >> 16;
-    x *= 0x7FEB352DU;
-    x ^= x >> 15;
-    x *= 0x846CA68BU;
-    x ^= x >> 16;
-    return x;
-}
-
-class Permutation {
-   public:
-    static constexpr int rounds = 4;
-
-    Permutation(uint64_t n, uint64_t seed, uint64_t epoch) noexcept : n_(n) {
-        const uint64_t base = splitmix64(seed);
-        for (int r = 0; r < rounds; ++r)
-            keys_[r] = static_cast<uint32_t>(splitmix64(base + rounds * epoch + uint64_t(r)));
-        bits_ = 0;
-        for (uint64_t m = n > 0 ? n - 1 : 0; m != 0; m >>= 1) ++bits_;
-    }
-
-    // Row visited at `position` (< n).
-    uint64_t operator()(uint64_t position) const noexcept {
-        if (n_ <= 1) return position;
-        uint64_t x = feistel(position);
-        while (x >= n_) x = feistel(x);
-        return x;
-    }
-
-   private:
-    uint64_t feistel(uint64_t x) const noexcept {
-        const int right_bits = bits_ - bits_ / 2;
-        int width_left = bits_ / 2, width_right = right_bits;
-        uint64_t left = x >> width_right;
-        uint64_t right = x & ((uint64_t(1) << width_right) - 1);
-        for (int r = 0; r < rounds; ++r) {
-            const uint64_t f = lowbias32(static_cast<uint32_t>(right) ^ keys_[r]) &
-                               ((uint64_t(1) << width_left) - 1);
-            const uint64_t new_right = left ^ f;
-            left = right;
-            right = new_right;
-            const int w = width_left;
-            width_left = width_right;
-            width_right = w;
+// order[0..n) = the rows of epoch `epoch` in visiting order; n < 2^32.
+inline void shuffled_order(uint32_t* order, uint64_t n, uint64_t seed, uint64_t epoch) noexcept {
+    for (uint64_t i = 0; i < n; ++i) order[i] = uint32_t(i);
+    uint64_t state = splitmix64(splitmix64(seed) + epoch);  // the stream's key
+    for (uint64_t i = n > 0 ? n - 1 : 0; i > 0; --i) {
+        const uint64_t bound = i + 1;
+        uint64_t m;
+        for (;;) {
+            const uint64_t u = splitmix64(state) >> 32;
+            state += golden_gamma;
+            m = u * bound;
+            const uint64_t low = m & 0xFFFFFFFFULL;
+            if (low >= bound) break;  // the threshold below is < bound: accept without it
+            if (low >= ((uint64_t(1) << 32) - bound) % bound) break;
         }
-        return (left << right_bits) | right;
+        const uint64_t j = m >> 32;
+        const uint32_t t = order[i];
+        order[i] = order[j];
+        order[j] = t;
     }
-
-    uint64_t n_;
-    int bits_;
-    uint32_t keys_[rounds];
-};
+}
 
 }  // namespace FASTOPT_ISA
 }  // namespace fastopt

@@ -1,0 +1,105 @@
+"""Threads per epoch (``n_jobs``): every minibatch is split into contiguous lanes summed on
+their own and added in lane order. The C++ backend runs the lanes in parallel, Numba one after
+another: the same sums, so the same bits; the result is reproducible for a given n_jobs and
+within rounding of one lane and of the NumPy reference."""
+
+import os
+
+import numpy as np
+import pytest
+
+import fastopt as fo
+from fastopt import _validation as v
+
+
+def problem(model, dtype, n=700, d=9, seed=0):
+    rng = np.random.default_rng(seed)
+    X = (rng.standard_normal((n, d)) * rng.uniform(0.5, 3, d) + 1).astype(dtype)
+    score = X.astype(np.float64) @ rng.standard_normal(d)
+    if model == "linear":
+        y = score + 0.1 * rng.standard_normal(n)
+    elif model == "logistic":
+        y = (score + rng.logistic(size=n) > score.mean()).astype(int)
+    else:
+        y = np.digitize(score, np.quantile(score, [0.3, 0.7]))
+    return X, y, rng.uniform(0.5, 2.0, n)
+
+
+def params_of(result):
+    return np.r_[np.ravel(result.coef_), np.ravel(result.intercept_)]
+
+
+CASES = [("linear", "adam", {}), ("logistic", "sgd", {"penalty": "l2", "alpha": 1e-3}),
+         ("softmax", "rmsprop", {"penalty": "elasticnet", "alpha": 1e-3}),
+         ("linear", "nadam", {"standardize": True})]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("model, optim, options", CASES)
+@pytest.mark.parametrize("n_jobs", [2, 3])
+def test_numba_runs_the_same_lanes_bit_for_bit(model, optim, options, dtype, n_jobs):
+    X, y, weights = problem(model, dtype)
+    common = dict(model=model, optimizer=optim, lr=0.01, epochs=3, batch_size=64,
+                  tol=None, random_state=3, sample_weight=weights, n_jobs=n_jobs, **options)
+    cpp = fo.fit(X, y, backend="cpp", **common)
+    numba = fo.fit(X, y, backend="numba", **common)
+    np.testing.assert_array_equal(params_of(cpp), params_of(numba))
+    assert cpp.history["loss"] == numba.history["loss"]
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-4), (np.float64, 1e-10)])
+@pytest.mark.parametrize("model, optim, options", CASES)
+def test_lanes_agree_with_one_lane_and_the_reference_to_rounding(model, optim, options,
+                                                                  dtype, rtol):
+    X, y, weights = problem(model, dtype, seed=1)
+    common = dict(model=model, optimizer=optim, lr=0.01, epochs=3, batch_size=100,
+                  tol=None, random_state=4, sample_weight=weights, **options)
+    two = fo.fit(X, y, backend="cpp", n_jobs=2, **common)
+    again = fo.fit(X, y, backend="cpp", n_jobs=2, **common)
+    np.testing.assert_array_equal(params_of(two), params_of(again))  # reproducible
+    one = fo.fit(X, y, backend="cpp", n_jobs=1, **common)
+    reference = fo.fit(X, y, backend="numpy", n_jobs=2, **common)
+    scale = np.abs(params_of(one)).max()
+    for other in (one, reference):
+        np.testing.assert_allclose(params_of(two), params_of(other), rtol=rtol,
+                                   atol=rtol * scale)
+
+
+def test_more_lanes_than_rows_in_a_batch():
+    X, y, _ = problem("linear", np.float64, n=11)
+    for backend in ("cpp", "numba"):
+        result = fo.fit(X, y, epochs=2, batch_size=4, n_jobs=8, tol=None, random_state=0,
+                        backend=backend)
+        single = fo.fit(X, y, epochs=2, batch_size=4, n_jobs=1, tol=None, random_state=0,
+                        backend=backend)
+        np.testing.assert_allclose(params_of(result), params_of(single), rtol=1e-12)
+
+
+def test_divergence_with_threads_rolls_back():
+    X, y, _ = problem("linear", np.float64)
+    with pytest.raises(fo.DivergenceError, match="non-finite"):
+        fo.fit(X * 1e3, y, optimizer="sgd", lr=10.0, epochs=5, batch_size=128, n_jobs=2,
+               backend="cpp", tol=None)
+
+
+def test_n_jobs_values():
+    assert v.check_n_jobs(None) == 1 and v.check_n_jobs(3) == 3
+    assert v.check_n_jobs(-1) == (os.cpu_count() or 1)
+    assert v.check_n_jobs(-10_000) == 1 and v.check_n_jobs(10_000) == 256
+    for bad in (0, 1.5, "2", True):
+        with pytest.raises(ValueError, match="n_jobs"):
+            v.check_n_jobs(bad)
+    X, y, _ = problem("linear", np.float64, n=50)
+    with pytest.raises(ValueError, match="n_jobs"):
+        fo.fit(X, y, n_jobs=0)
+    with pytest.raises(ValueError, match="n_jobs"):
+        fo.LinearRegression(n_jobs="all").fit(X, y)
+
+
+def test_estimator_with_threads_matches_numba():
+    pytest.importorskip("sklearn")
+    X, y, _ = problem("logistic", np.float64)
+    options = dict(epochs=5, batch_size=128, n_jobs=2, random_state=0, tol=None)
+    cpp = fo.LogisticRegression(backend="cpp", **options).fit(X, y)
+    numba = fo.LogisticRegression(backend="numba", **options).fit(X, y)
+    np.testing.assert_array_equal(cpp.coef_, numba.coef_)
