@@ -1,0 +1,1 @@
+"""fastopt's benchmarks: ``python -m bench`` runs the performance issue's workloads."""

@@ -1,0 +1,26 @@
+"""``python -m bench`` runs (a smoke test at the smallest size; the numbers are not checked:
+speed is shown by the benchmark itself, not by tests)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_command_writes_the_table_and_json(tmp_path):
+    out = tmp_path / "results.json"
+    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "W5,W6",
+                           "--repeat", "2", "--json", str(out)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "fastopt Adam step" in done.stdout and "default hyperparameters" in done.stdout
+    report = json.loads(out.read_text())
+    workloads = {row["workload"].split()[0] for row in report["rows"]}
+    assert workloads == {"W5", "W6"}
+    firsts = [row for row in report["rows"] if row["contender"].startswith("fastopt")]
+    assert firsts and all(row["median_ms"] > 0 for row in firsts)
+    bad = subprocess.run([sys.executable, "-m", "bench", "--only", "W4"], capture_output=True,
+                         text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode == 2 and "W4" in bad.stderr
