@@ -9,6 +9,7 @@ fallback says so once with a ``RuntimeWarning``. :func:`backends` tells which on
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -195,7 +196,9 @@ def optimizer_step(backend: str = "auto"):
     return _numpy_optimizer_step
 
 
+@functools.lru_cache(maxsize=64)
 def _cpp_model_spec(spec):
+    # Cached: a fit passes the same (frozen, hashable) spec once per epoch.
     out = _core.ModelSpec()
     out.model = getattr(_core.Model, spec.model)
     out.n_features = spec.n_features

@@ -241,6 +241,9 @@ class _Progress:
                   "updates", file=sys.stderr)
 
 
+LR_CHUNK = 1 << 16  # learning rates computed at a time (updates)
+
+
 def train(problem, state, *, schedule, epochs, batch_size, shuffle, tol, n_iter_no_change,
           validation=None, backend="auto", callback=None, verbose=0, total_steps=None,
           n_jobs=None):
@@ -264,9 +267,18 @@ def train(problem, state, *, schedule, epochs, batch_size, shuffle, tol, n_iter_
         history["val_loss"] = []
     progress = _Progress(verbose)
     best, stall, converged, best_params, interrupted = math.inf, 0, False, None, False
-    for _ in range(epochs):
-        lrs = np.ascontiguousarray(lr_of(np.arange(state.updates, state.updates + steps_per_epoch)),
-                                   dtype=np.float64)
+    # The learning rates of several epochs at once: a schedule call costs more than a short
+    # epoch (e.g. 10,000 rows in batches of 32).
+    chunk = max(1, LR_CHUNK // steps_per_epoch)
+    rates, first = None, None
+    for done in range(epochs):
+        if done % chunk == 0:
+            first = state.updates
+            count = min(chunk, epochs - done) * steps_per_epoch
+            rates = np.ascontiguousarray(lr_of(np.arange(first, first + count)),
+                                         dtype=np.float64)
+        offset = state.updates - first
+        lrs = rates[offset:offset + steps_per_epoch]
         saved = (state.params.copy(), {k: np.copy(a) for k, a in state.optimizer_state.items()})
 
         def roll_back():

@@ -350,3 +350,21 @@ def test_callback_gets_the_current_parameters():
     assert len(seen) == 3 and not np.array_equal(seen[0], seen[2])
     np.testing.assert_array_equal(seen[-1], result.state.params)
     assert "params" not in result.history
+
+
+def test_learning_rates_computed_in_chunks_of_epochs_are_the_same(monkeypatch):
+    from fastopt import training
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((100, 3))
+    y = X @ [1.0, 2.0, -1.0]
+    runs = []
+    for chunk in (1 << 16, 25, 10):  # all epochs at once, 2.5 epochs (-> 2), under 1 (-> 1)
+        monkeypatch.setattr(training, "LR_CHUNK", chunk)
+        result = fo.fit(X, y, optimizer="sgd", lr=0.05, schedule="cosine", epochs=7,
+                        batch_size=10, tol=None, random_state=0)
+        runs.append(result)
+    for other in runs[1:]:
+        assert other.history["lr"] == runs[0].history["lr"]
+        np.testing.assert_array_equal(other.coef_, runs[0].coef_)
+    assert len(set(runs[0].history["lr"])) == 7  # the schedule does change every epoch
