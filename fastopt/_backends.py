@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _validation
 from .reference import models as _reference_models
 from .reference import optim as _reference_optim
 
@@ -218,11 +219,18 @@ def _cpp_optimizer_config(kind, hyper):
     return config
 
 
+def _cpp_X(X):
+    """X as the compiled module takes it: the array, or CSR as (values, indices, indptr, d)."""
+    if _validation.is_sparse(X):
+        return (X.data, X.indices, X.indptr, X.shape[1])
+    return X
+
+
 def _cpp_epoch(problem, state, lrs, batch_size, shuffle, threads=1):
     config, names = _cpp_optimizer_setup(state.optimizer)
     st = state.optimizer_state
     loss_sum, steps, status, failed, step, mu_product = _core.run_epoch(
-        _cpp_model_spec(problem.spec), problem.X, problem.y, problem.sample_weight,
+        _cpp_model_spec(problem.spec), _cpp_X(problem.X), problem.y, problem.sample_weight,
         problem.mean, problem.inv_std, state.params, config,
         {name: st[name] for name in names}, int(st["step"]),
         float(st.get("mu_product", 1.0)), batch_size, shuffle, state.seed, state.epochs, lrs,
@@ -260,7 +268,7 @@ def epoch_function(backend: str = "auto"):
 
 
 def _cpp_objective(problem, params):
-    return _core.objective(_cpp_model_spec(problem.spec), problem.X, problem.y,
+    return _core.objective(_cpp_model_spec(problem.spec), _cpp_X(problem.X), problem.y,
                            problem.sample_weight, problem.mean, problem.inv_std, params)
 
 

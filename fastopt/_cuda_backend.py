@@ -864,10 +864,18 @@ def _forget(state):
     _cache_of(state).pop("training", None)
 
 
+def _require_dense(problem):
+    from ._validation import is_sparse
+    if is_sparse(problem.X):
+        raise TypeError("backend='cuda' trains on dense X only; pass X.toarray(), or use "
+                        "backend='cpp' or 'numba' for sparse X")
+
+
 def epoch(problem, state, lrs, batch_size, shuffle, threads=1):  # noqa: ARG001 - one device
     """One epoch of minibatch training on the device; ``(mean loss, updates, ok, failed_step)``
     as the C++ epoch. On success the parameters and optimizer state are mirrored into
     ``state``'s arrays; on failure those are left as they were (the caller rolls back)."""
+    _require_dense(problem)
     n = problem.n_samples
     steps = -(-n // batch_size)
     opt = state.optimizer
@@ -920,6 +928,7 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1):  # noqa: ARG001 
 
 def objective(problem, params):
     """``(L(params), float64 gradient)`` over all rows, in order."""
+    _require_dense(problem)
     n = problem.n_samples
     data = _problem_data(problem)
     workspace = _workspace(data, problem.spec, n)

@@ -589,13 +589,69 @@ def _add_penalty_gradient(mi, mf, w, grad):
 
 
 @_jit
+def _sparse_centering(mi, mean, inv_std, w, center):
+    """center_c = sum_j w_cj * mean_j * inv_std_j (models.hpp sparse_centering)."""
+    d, k = mi[M_FEATURES], mi[M_OUTPUTS]
+    fused = mi[M_FUSED] != 0
+    for c in range(k):
+        total = 0.0
+        for j in range(d):
+            total = _madd(w[c * d + j], mean[j] * inv_std[j], total, fused)
+        center[c] = total
+
+
+@_jit
+def _sparse_correction(mi, mean, inv_std, grad, rsum):
+    """grad_cj -= mean_j * inv_std_j * sum_i r_ic (models.hpp finish_gradient)."""
+    d, k = mi[M_FEATURES], mi[M_OUTPUTS]
+    for c in range(k):
+        for j in range(d):
+            grad[c * d + j] = grad[c * d + j] - mean[j] * inv_std[j] * rsum[c]
+
+
+@_jit
+def _accumulate_sparse_row(r, y, sw, mean, inv_std, mi, w, grad, f, csr, rsum):
+    """models.hpp accumulate_sparse_row; returns s_r * l_r."""
+    values, indptr, indices, center = csr
+    d, k = mi[M_FEATURES], mi[M_OUTPUTS]
+    intercept = mi[M_INTERCEPT] != 0
+    standardize = mi[M_STANDARDIZE] != 0
+    fused = mi[M_FUSED] != 0
+    begin, end = np.int64(indptr[r]), np.int64(indptr[r + 1])
+    for c in range(k):
+        score = 0.0
+        for e in range(begin, end):
+            j = np.int64(indices[e])
+            x = np.float64(values[e]) * inv_std[j] if standardize else np.float64(values[e])
+            score = _madd(w[c * d + j], x, score, fused)
+        if standardize:
+            score = score - center[c]
+        f[c] = score + w[k * d + c] if intercept else score
+    loss = _loss_and_residual(mi[M_MODEL], f, k, y[r])
+    weight = sw[r] if mi[M_WEIGHTS] != 0 else 1.0
+    for c in range(k):
+        rc = f[c] * weight
+        for e in range(begin, end):
+            j = np.int64(indices[e])
+            x = np.float64(values[e]) * inv_std[j] if standardize else np.float64(values[e])
+            grad[c * d + j] = _madd(rc, x, grad[c * d + j], fused)
+        if intercept:
+            grad[k * d + c] += rc
+        if standardize:
+            rsum[c] += rc
+    return weight * loss
+
+
+@_jit
 def _accumulate_rows(X, y, sw, mean, inv_std, mi, w, grad, f, xs, order, shuffled, begin, end,
-                     loss_sum):
+                     loss_sum, csr, rsum):
     """Rows at positions ``begin..end-1`` of the epoch into the gradient sum ``grad`` and the
     weighted loss sum: the row loop of models.hpp ``batch_gradient``, resumable at any row
-    with the same order of operations; ``order``: the epoch's rows when ``shuffled``. Returns
-    the loss sum."""
+    with the same order of operations; ``order``: the epoch's rows when ``shuffled``. A sparse X
+    comes as ``csr`` (values, indptr, indices, centring terms; ``X`` is then an empty
+    (n, 0) array) and adds its residual sums to ``rsum``. Returns the loss sum."""
     n = X.shape[0]
+    sparse = csr[1].size > 0
     d, k = mi[M_FEATURES], mi[M_OUTPUTS]
     model = mi[M_MODEL]
     intercept = mi[M_INTERCEPT] != 0
@@ -607,13 +663,18 @@ def _accumulate_rows(X, y, sw, mean, inv_std, mi, w, grad, f, xs, order, shuffle
         if shuffled:
             if pos + _LOOKAHEAD < n:
                 ahead = np.int64(order[pos + _LOOKAHEAD])
-                _prefetch_row(flat, ahead, d)
+                if not sparse:
+                    _prefetch_row(flat, ahead, d)
                 _prefetch(y, ahead)
                 if weighted:
                     _prefetch(sw, ahead)
             r = np.int64(order[pos])
         else:
             r = pos
+        if sparse:
+            loss_sum += _accumulate_sparse_row(r, y, sw, mean, inv_std, mi, w, grad, f, csr,
+                                               rsum)
+            continue
         xo = r * d
         zero = np.int64(0)  # not the literal 0: one compiled _dot and _axpy serve both calls
         if standardize:
@@ -666,7 +727,7 @@ S_EPOCH, S_BATCH, S_MU = range(3)
 @_jit
 def _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper, lrs,
                   batch, shuffled, order, wsp, grad, grad_t, f, xs, cursor, sums, budget,
-                  lane_grad, lane_loss):
+                  lane_grad, lane_loss, csr, lane_rsum, rsum):
     """Continue the epoch described by ``cursor`` for about ``budget`` multiply-adds. Returns
     True when the epoch is over (completed, or stopped at a non-finite update).
 
@@ -677,6 +738,7 @@ def _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper, 
     p = w.size
     d, k = mi[M_FEATURES], mi[M_OUTPUTS]
     lanes = lane_grad.shape[0]
+    sparse_standardized = csr[1].size > 0 and mi[M_STANDARDIZE] != 0
     steps = (n + batch - 1) // batch
     per_row = d * (2 * k + 1) + 1
     work = 0
@@ -688,6 +750,9 @@ def _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper, 
         if row == 0:
             lane_grad[:, :] = 0.0
             lane_loss[:] = 0.0
+            lane_rsum[:, :] = 0.0
+            if sparse_standardized:
+                _sparse_centering(mi, mean, inv_std, wsp, csr[3])
         while row < m:
             lane = 0
             while m * (lane + 1) // lanes <= row:  # the lane holding this row
@@ -696,7 +761,7 @@ def _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper, 
             count = min(lane_end - row, max(1, (budget - work) // per_row))
             lane_loss[lane] = _accumulate_rows(
                 X, y, sw, mean, inv_std, mi, wsp, lane_grad[lane], f, xs, order, shuffled,
-                first + row, first + row + count, lane_loss[lane])
+                first + row, first + row + count, lane_loss[lane], csr, lane_rsum[lane])
             row += count
             work += count * per_row
             if row < m and work >= budget:  # out of budget inside the minibatch: come back
@@ -705,10 +770,16 @@ def _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper, 
         loss = lane_loss[0]
         for j in range(p):
             grad[j] = lane_grad[0, j]
+        for c in range(k):
+            rsum[c] = lane_rsum[0, c]
         for lane in range(1, lanes):
             loss += lane_loss[lane]
             for j in range(p):
                 grad[j] += lane_grad[lane, j]
+            for c in range(k):
+                rsum[c] += lane_rsum[lane, c]
+        if sparse_standardized:
+            _sparse_correction(mi, mean, inv_std, grad, rsum)
         for j in range(p):
             grad[j] = grad[j] / np.float64(m)
         _add_penalty_gradient(mi, mf, wsp, grad)
@@ -736,7 +807,7 @@ def _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper, 
 
 @_jit
 def _objective_kernel(X, y, sw, mean, inv_std, mi, mf, w, wsp, grad, f, xs, order, cursor,
-                      sums, budget):
+                      sums, budget, csr, rsum):
     """Continue the full pass of epoch.hpp ``objective`` (rows in order) from row
     ``cursor[C_ROW]``; True when done, with L(w) in ``sums[S_EPOCH]`` and its gradient in
     ``grad``."""
@@ -744,16 +815,22 @@ def _objective_kernel(X, y, sw, mean, inv_std, mi, mf, w, wsp, grad, f, xs, orde
     d, k = mi[M_FEATURES], mi[M_OUTPUTS]
     row = cursor[C_ROW]
     _load_params(w, wsp)
+    sparse_standardized = csr[1].size > 0 and mi[M_STANDARDIZE] != 0
     if row == 0:
         grad[:] = 0.0
         sums[S_BATCH] = 0.0
+        rsum[:] = 0.0
+        if sparse_standardized:
+            _sparse_centering(mi, mean, inv_std, wsp, csr[3])
     count = min(n - row, max(1, budget // (d * (2 * k + 1) + 1)))
     sums[S_BATCH] = _accumulate_rows(X, y, sw, mean, inv_std, mi, wsp, grad, f, xs, order,
-                                     False, row, row + count, sums[S_BATCH])
+                                     False, row, row + count, sums[S_BATCH], csr, rsum)
     row += count
     cursor[C_ROW] = row
     if row < n:
         return False
+    if sparse_standardized:
+        _sparse_correction(mi, mean, inv_std, grad, rsum)
     for j in range(grad.size):
         grad[j] = grad[j] / np.float64(n)
     _add_penalty_gradient(mi, mf, wsp, grad)
@@ -910,16 +987,61 @@ def _vector(a, what, length):
     return a
 
 
+def _sparse_arrays(problem):
+    """``(values, indptr, indices)`` of a CSR ``problem.X`` with int64 indices (converted once
+    per problem and kept: one compiled kernel then serves dense and sparse X), checked as the
+    C++ binding checks them."""
+    cached = getattr(problem, "_numba_csr", None)
+    if cached is not None and cached[0] is problem.X:
+        return cached[1]
+    X, d = problem.X, problem.spec.n_features
+    if X.shape[1] != d:
+        raise ValueError(f"X must have {d} columns, got {X.shape[1]}")
+    values = X.data
+    if values.dtype not in (np.float32, np.float64):
+        raise TypeError(f"X must have dtype float32 or float64, got {values.dtype}")
+    indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
+    indices = np.ascontiguousarray(X.indices, dtype=np.int64)
+    values = np.ascontiguousarray(values)
+    n, nnz = X.shape[0], values.size
+    if indptr.size != n + 1 or indptr[0] != 0 or indptr[-1] != nnz or indices.size != nnz:
+        raise ValueError("X.indptr must start at 0 and end at nnz")
+    if np.any(np.diff(indptr) < 0):
+        raise ValueError("X.indptr must be non-decreasing")
+    if nnz and (indices.min() < 0 or indices.max() >= d):
+        raise ValueError(f"X.indices out of range [0, {d})")
+    arrays = (values, indptr, indices)
+    problem._numba_csr = (X, arrays)
+    return arrays
+
+
+_NO_INDEX = np.empty(0, dtype=np.int64)
+
+
+def _is_sparse(X):
+    from ._validation import is_sparse
+    return is_sparse(X)
+
+
 def _problem_arrays(problem, params):
     """The arrays of ``problem`` for the kernels, checked as the C++ binding checks them (the
-    compiled loops do no bounds checking)."""
+    compiled loops do no bounds checking). Returns ``(X, y, sw, mean, inv_std, mi, mf, params,
+    csr)``: a sparse X comes as ``csr`` = (values, indptr, indices, centring scratch) with X an
+    empty (n, 0) array; a dense X with empty ``csr`` arrays."""
     spec = problem.spec
-    X = _require_ndarray(problem.X, "X")
-    if X.dtype not in (np.float32, np.float64):
-        raise TypeError(f"X must have dtype float32 or float64, got {X.dtype}")
-    if X.ndim != 2 or X.shape[1] != spec.n_features:
-        raise ValueError(f"X must have shape (n, {spec.n_features}), got {_shape_str(X.shape)}")
-    _require_c_contiguous(X, "X")
+    if _is_sparse(problem.X):
+        values, indptr, indices = _sparse_arrays(problem)
+        X = np.empty((problem.X.shape[0], 0), dtype=values.dtype)
+        csr = (values, indptr, indices, np.zeros(spec.n_outputs))
+    else:
+        X = _require_ndarray(problem.X, "X")
+        if X.dtype not in (np.float32, np.float64):
+            raise TypeError(f"X must have dtype float32 or float64, got {X.dtype}")
+        if X.ndim != 2 or X.shape[1] != spec.n_features:
+            raise ValueError(f"X must have shape (n, {spec.n_features}), got "
+                             f"{_shape_str(X.shape)}")
+        _require_c_contiguous(X, "X")
+        csr = (np.empty(0, dtype=X.dtype), _NO_INDEX, _NO_INDEX, np.zeros(spec.n_outputs))
     n = X.shape[0]
     if n < 1:
         raise ValueError("X has no rows")
@@ -946,14 +1068,14 @@ def _problem_arrays(problem, params):
     _require_c_contiguous(params, "params")
     mi, mf = model_config(spec, problem.sample_weight is not None, problem.mean is not None,
                           _fused_multiply_add())
-    return X, y, sw, mean, inv_std, mi, mf, params
+    return X, y, sw, mean, inv_std, mi, mf, params, csr
 
 
 def epoch(problem, state, lrs, batch_size, shuffle, threads=1):
     """One epoch on ``state`` (params and optimizer state updated in place). Returns ``(mean
     loss, updates done, ok, failed update or -1)``, as the C++ backend; ``threads`` lanes per
     minibatch, summed one after another (the C++ backend's threaded sums, bit for bit)."""
-    X, y, sw, mean, inv_std, mi, mf, w = _problem_arrays(problem, state.params)
+    X, y, sw, mean, inv_std, mi, mf, w, csr = _problem_arrays(problem, state.params)
     _require_writeable(w, "params")
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
@@ -981,11 +1103,14 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1):
     grad_t = np.empty(p, dtype=w.dtype)
     f, xs = np.empty(problem.spec.n_outputs), np.empty(problem.spec.n_features)
     lane_grad, lane_loss = np.zeros((int(threads), p)), np.zeros(int(threads))
+    k = problem.spec.n_outputs
+    lane_rsum, rsum = np.zeros((int(threads), k)), np.zeros(k)
     budget = max(1, int(_WORK_PER_CALL))
     try:
         while not _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper,
                                 lrs, int(batch_size), bool(shuffle), order, wsp, grad, grad_t,
-                                f, xs, cursor, sums, budget, lane_grad, lane_loss):
+                                f, xs, cursor, sums, budget, lane_grad, lane_loss, csr,
+                                lane_rsum, rsum):
             pass  # back in the interpreter between calls: a pending Ctrl-C is raised here
     finally:  # also when interrupted: the optimizer state matches the parameters
         st["step"] = int(cursor[C_OPT_STEP])
@@ -997,14 +1122,15 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1):
 
 def objective(problem, params):
     """``(L(params), float64 gradient)`` over all rows, as the C++ backend."""
-    X, y, sw, mean, inv_std, mi, mf, w = _problem_arrays(problem, params)
+    X, y, sw, mean, inv_std, mi, mf, w, csr = _problem_arrays(problem, params)
     p = w.size
     wsp, grad = np.empty(p), np.empty(p)
     f, xs = np.empty(problem.spec.n_outputs), np.empty(problem.spec.n_features)
     cursor = np.zeros(6, dtype=np.int64)
     sums = np.zeros(3)
     budget = max(1, int(_WORK_PER_CALL))
+    rsum = np.zeros(problem.spec.n_outputs)
     while not _objective_kernel(X, y, sw, mean, inv_std, mi, mf, w, wsp, grad, f, xs, _NO_ORDER,
-                                cursor, sums, budget):
+                                cursor, sums, budget, csr, rsum):
         pass
     return float(sums[S_EPOCH]), grad

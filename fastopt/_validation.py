@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import sys
 
 import numpy as np
 
@@ -15,7 +16,45 @@ def row_blocks(X):
     """Slices of about BLOCK_BYTES (in float64) that cover the rows of X."""
     width = 8 * max(1, int(np.prod(X.shape[1:])))
     step = max(1, BLOCK_BYTES // width)
-    return [slice(start, start + step) for start in range(0, len(X), step)]
+    return [slice(start, start + step) for start in range(0, X.shape[0], step)]
+
+
+def is_sparse(X):
+    """Whether ``X`` is a SciPy sparse matrix or array (SciPy is not imported to find out: a
+    sparse X means it already was)."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(X)
+
+
+def n_rows(X):
+    """Rows of a dense, sparse or device X (``len`` is ambiguous for SciPy's matrices)."""
+    return X.shape[0]
+
+
+def check_sparse_X(X, name="X", allow_float32=True):
+    """A sparse ``X`` as CSR (CSC, COO and the other formats converted once; CSR itself is not
+    copied) with float32/float64 values, every value finite, at least one row and column."""
+    X = X.tocsr()
+    if X.ndim != 2:
+        raise ValueError(f"Expected 2D array, got {X.ndim}D sparse array instead.")
+    if np.iscomplexobj(X.data):
+        raise ValueError("Complex data not supported")
+    if X.shape[0] < 1:
+        raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 "
+                         "is required.")
+    if X.shape[1] < 1:
+        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 "
+                         "is required.")
+    keep = (np.float32, np.float64) if allow_float32 else (np.float64,)
+    if X.dtype.type not in keep:
+        if X.dtype.kind not in "fiub":
+            raise ValueError(f"{name} has unsupported dtype {X.dtype}")
+        X = X.astype(np.float64)
+    if X.indices.dtype != X.indptr.dtype:  # rare (SciPy keeps them alike): new index arrays
+        X = type(X)((X.data, X.indices.astype(np.int64), X.indptr.astype(np.int64)),
+                    shape=X.shape)
+    assert_all_finite(X.data, name)
+    return X
 
 
 def is_device_array(X):
@@ -40,13 +79,19 @@ def feature_names(X):
     return np.asarray(names, dtype=object)
 
 
-def check_X(X, *, name="X", allow_float32=True, allow_device=False):
+def check_X(X, *, name="X", allow_float32=True, allow_device=False, accept_sparse=True):
     """``X`` as a 2-D C-contiguous float32/float64 array: the input itself when it already is one
     (no copy), else a float64 (or float32) C-ordered copy. Refuses NaN/inf, complex, strings,
-    objects, empty input.
+    objects, empty input. A SciPy sparse X comes back as CSR (see ``check_sparse_X``) unless
+    ``accept_sparse`` is False.
 
     With ``allow_device`` (the CUDA backend), an ``X`` in GPU memory is checked on the device
     and returned as a numba device array over the same memory; otherwise it is refused."""
+    if is_sparse(X):
+        if not accept_sparse:
+            raise TypeError(f"{name} is a sparse matrix; this needs dense data: pass "
+                            f"{name}.toarray()")
+        return check_sparse_X(X, name, allow_float32)
     if is_device_array(X):
         if not allow_device:
             raise ValueError(f"{name} is in GPU memory (it exposes __cuda_array_interface__); "

@@ -81,6 +81,11 @@ class _FastoptLinearModel(BaseEstimator):
 
     _regression = True
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # SciPy sparse X trains as CSR, never densified
+        return tags
+
     # -- subclass hooks -----------------------------------------------------------------------
 
     def _model_and_classes(self, y, classes, first_partial):
@@ -162,7 +167,8 @@ class _FastoptLinearModel(BaseEstimator):
         fitted = hasattr(self, "coef_")
         first_partial = partial and not fitted
         X, y = validate_data(self, X, y, reset=not partial or not fitted, dtype=_DTYPES,
-                             order="C", y_numeric=self._regression, multi_output=False)
+                             order="C", accept_sparse="csr", y_numeric=self._regression,
+                             multi_output=False)
         model, classes = self._model_and_classes(y, classes, first_partial if partial else None)
         problem, classes = prepare(X, y, model=model, penalty=self.penalty, alpha=self.alpha,
                                    l1_ratio=self.l1_ratio, fit_intercept=self.fit_intercept,
@@ -295,8 +301,8 @@ class _FastoptLinearModel(BaseEstimator):
 
     def _scores(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=_DTYPES)
-        return X @ np.atleast_2d(self.coef_).T + self.intercept_
+        X = validate_data(self, X, reset=False, dtype=_DTYPES, accept_sparse="csr")
+        return np.asarray(X @ np.atleast_2d(self.coef_).T) + self.intercept_
 
 
 class LinearRegression(RegressorMixin, _FastoptLinearModel):

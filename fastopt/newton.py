@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from . import _backends
-from ._validation import is_device_array, row_blocks
+from ._validation import is_device_array, is_sparse, row_blocks
 
 MAX_PARAMS = 3000  # the Hessian is MAX_PARAMS^2 doubles (72 MB) and costs n * p^2 per iteration
 
@@ -29,7 +29,9 @@ def hessian(problem, params):
     coef, intercept = spec.unpack(np.asarray(params, dtype=np.float64))
     H = np.zeros((k, width, k, width))
     for rows in row_blocks(problem.X):
-        X = problem.X[rows].astype(np.float64)
+        X = problem.X[rows]
+        X = X.toarray() if is_sparse(X) else X  # a block of rows at a time: bounded memory
+        X = X.astype(np.float64)
         if problem.mean is not None:
             X = (X - problem.mean) * problem.inv_std
         Z = np.hstack([X, np.ones((len(X), 1))]) if spec.fit_intercept else X

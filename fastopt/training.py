@@ -51,13 +51,15 @@ class Problem:
 
     @property
     def n_samples(self):
-        return len(self.X)
+        return v.n_rows(self.X)
 
     def subset(self, rows):
         weights = None if self.sample_weight is None else self.sample_weight[rows]
         if v.is_device_array(self.X):
             from ._cuda_backend import take_rows
             X = take_rows(self.X, rows)
+        elif v.is_sparse(self.X):
+            X = self.X[rows]
         else:
             X = np.ascontiguousarray(self.X[rows])
         return Problem(self.spec, X, self.y[rows], weights, self.mean, self.inv_std)
@@ -150,6 +152,8 @@ def column_scaling(X, sample_weight=None):
     if v.is_device_array(X):
         from ._cuda_backend import column_scaling as device_column_scaling
         return device_column_scaling(X, sample_weight)
+    if v.is_sparse(X):
+        return _sparse_column_scaling(X, sample_weight)
     n = len(X)
 
     def weighted_sum(rows, values):
@@ -170,6 +174,21 @@ def column_scaling(X, sample_weight=None):
     return mean, inv_std
 
 
+def _sparse_column_scaling(X, sample_weight):
+    """column_scaling of a CSR X from weighted first and second moments over the stored
+    entries (the zeros contribute nothing to either sum)."""
+    n = X.shape[0]
+    s = np.ones(n) if sample_weight is None else sample_weight
+    mean = np.asarray(X.T @ s, dtype=np.float64).ravel() / n
+    squares = X.copy()
+    squares.data = np.square(squares.data, dtype=np.float64)
+    second = np.asarray(squares.T @ s, dtype=np.float64).ravel() / n
+    std = np.sqrt(np.maximum(second - mean * mean, 0.0))
+    inv_std = np.ones_like(std)
+    np.divide(1.0, std, out=inv_std, where=std > 1e-12 * np.maximum(np.abs(mean), 1.0))
+    return mean, inv_std
+
+
 def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weight, standardize,
             classes=None, X_checked=False, allow_device=False):
     """Validate and encode; returns ``(Problem, classes)``. ``allow_device``: accept X in GPU
@@ -179,7 +198,8 @@ def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weig
     alpha = v.check_float("alpha", alpha, 0.0)
     l1_ratio = v.check_float("l1_ratio", l1_ratio, 0.0, 1.0)
     X = X if X_checked else v.check_X(X, allow_device=allow_device)
-    y = v.check_target(y, len(X), regression=model == "linear")
+    n = v.n_rows(X)
+    y = v.check_target(y, n, regression=model == "linear")
     if model == "linear":
         targets, n_outputs, classes = y, 1, None
     else:
@@ -194,7 +214,7 @@ def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weig
             raise ValueError(f"model='logistic' needs exactly 2 classes, got {len(classes)}; "
                              "use model='softmax' for more")
         n_outputs = 1 if model == "logistic" else len(classes)
-    weights = v.check_sample_weight(sample_weight, len(X))
+    weights = v.check_sample_weight(sample_weight, n)
     spec = ModelSpec(model, X.shape[1], n_outputs, bool(fit_intercept), penalty, alpha, l1_ratio)
     mean = inv_std = None
     if standardize:

@@ -41,23 +41,76 @@ const double* optional_vector(const py::handle& obj, const std::string& what, in
 }
 
 struct Inputs {
-    py::array X;
+    py::array X;  // dense X, or the values of a sparse X
+    py::array indices, indptr;  // sparse X (CSR) only
+    bool sparse = false;
     py::array params;
     bool f32;
     int64_t n;
 };
 
+// CSR X from Python: the tuple (values, indices, indptr, n_columns) of a SciPy CSR matrix.
+// Checked in full (O(nnz)): a bad index would read outside the parameters.
+void check_sparse(const ModelSpec& spec, const py::tuple& parts, Inputs& in) {
+    if (parts.size() != 4)
+        throw py::value_error("sparse X must be (values, indices, indptr, n_columns)");
+    in.X = as_ndarray(parts[0], "X.data");
+    in.indices = as_ndarray(parts[1], "X.indices");
+    in.indptr = as_ndarray(parts[2], "X.indptr");
+    const int64_t columns = parts[3].cast<int64_t>();
+    if (columns != spec.n_features)
+        throw py::value_error("X must have " + std::to_string(spec.n_features) +
+                              " columns, got " + std::to_string(columns));
+    for (auto* a : {&in.X, &in.indices, &in.indptr}) {
+        if (a->ndim() != 1) throw py::value_error("sparse X arrays must be 1-D");
+        require_c_contiguous(*a, "sparse X");
+    }
+    const bool i64 = in.indices.dtype().equal(py::dtype::of<int64_t>());
+    if (!(i64 || in.indices.dtype().equal(py::dtype::of<int32_t>())) ||
+        !in.indptr.dtype().equal(in.indices.dtype()))
+        throw py::type_error("X.indices and X.indptr must both be int32 or both int64");
+    const int64_t nnz = in.X.shape(0), n = in.indptr.shape(0) - 1;
+    if (n < 1) throw py::value_error("X has no rows");
+    if (in.indices.shape(0) != nnz)
+        throw py::value_error("X.indices and X.data differ in length");
+    auto at = [&](const py::array& a, int64_t i) {
+        return i64 ? static_cast<const int64_t*>(a.data())[i]
+                   : int64_t(static_cast<const int32_t*>(a.data())[i]);
+    };
+    if (at(in.indptr, 0) != 0 || at(in.indptr, n) != nnz)
+        throw py::value_error("X.indptr must start at 0 and end at nnz");
+    for (int64_t r = 0; r < n; ++r)
+        if (at(in.indptr, r + 1) < at(in.indptr, r))
+            throw py::value_error("X.indptr must be non-decreasing");
+    for (int64_t e = 0; e < nnz; ++e) {
+        const int64_t j = at(in.indices, e);
+        if (j < 0 || j >= columns)
+            throw py::value_error("X.indices out of range [0, " + std::to_string(columns) + ")");
+    }
+    in.sparse = true;
+    in.n = n;
+}
+
 Inputs check_inputs(const ModelSpec& spec, const py::handle& X_obj, const py::handle& y_obj,
                     const py::handle& params_obj) {
-    py::array X = as_ndarray(X_obj, "X");
+    Inputs in;
+    py::array X;
+    if (py::isinstance<py::tuple>(X_obj)) {
+        check_sparse(spec, py::reinterpret_borrow<py::tuple>(X_obj), in);
+        X = in.X;
+    } else {
+        X = as_ndarray(X_obj, "X");
+        if (X.ndim() != 2 || X.shape(1) != spec.n_features)
+            throw py::value_error("X must have shape (n, " + std::to_string(spec.n_features) +
+                                  "), got " + shape_str(X));
+        require_c_contiguous(X, "X");
+        in.X = X;
+        in.n = X.shape(0);
+    }
     const bool f32 = X.dtype().equal(py::dtype::of<float>());
     if (!f32 && !X.dtype().equal(py::dtype::of<double>()))
         throw py::type_error("X must have dtype float32 or float64, got " + dtype_name(X));
-    if (X.ndim() != 2 || X.shape(1) != spec.n_features)
-        throw py::value_error("X must have shape (n, " + std::to_string(spec.n_features) +
-                              "), got " + shape_str(X));
-    require_c_contiguous(X, "X");
-    const int64_t n = X.shape(0);
+    const int64_t n = in.n;
     if (n < 1) throw py::value_error("X has no rows");
     py::array y = require_vector(y_obj, "y", n);
     if (spec.model == Model::softmax) {
@@ -76,7 +129,9 @@ Inputs check_inputs(const ModelSpec& spec, const py::handle& X_obj, const py::ha
         throw py::value_error("params must have shape (" + std::to_string(n_params(spec)) +
                               ",), got " + shape_str(params));
     require_c_contiguous(params, "params");
-    return {X, params, f32, n};
+    in.params = params;
+    in.f32 = f32;
+    return in;
 }
 
 ModelSpec checked_spec(ModelSpec spec) {
@@ -89,7 +144,7 @@ ModelSpec checked_spec(ModelSpec spec) {
 
 template <class T>
 struct Scratch {
-    std::vector<double> params, grad, scores, row;
+    std::vector<double> params, grad, scores, row, center, residual_sum;
     std::vector<T> grad_t;
     std::vector<uint32_t> order;
     Workspace<T> ws;
@@ -98,8 +153,10 @@ struct Scratch {
     explicit Scratch(const ModelSpec& s, int64_t order_rows = 0)
         : params(n_params(s)), grad(n_params(s)),
           scores(s.n_outputs), row(s.n_features),
-          grad_t(n_params(s)), order(size_t(order_rows)),
-          ws{params.data(), grad.data(), grad_t.data(), scores.data(), row.data(), order.data()} {}
+          center(s.n_outputs), residual_sum(s.n_outputs), grad_t(n_params(s)),
+          order(size_t(order_rows)),
+          ws{params.data(), grad.data(), grad_t.data(), scores.data(), row.data(), order.data(),
+             center.data(), residual_sum.data()} {}
 };
 
 // Prefetch distance of shuffled epochs, in rows: FASTOPT_PREFETCH_ROWS (a tuning knob for
@@ -113,9 +170,20 @@ int64_t prefetch_rows() {
 template <class T>
 Dataset<T> dataset(const Inputs& in, const py::handle& y, const double* weights,
                    const double* mean, const double* inv_std) {
-    return {static_cast<const T*>(in.X.data()),
-            static_cast<const double*>(py::reinterpret_borrow<py::array>(y).data()), weights,
-            mean, inv_std, in.n, prefetch_rows()};
+    Dataset<T> data{in.sparse ? nullptr : static_cast<const T*>(in.X.data()),
+                    static_cast<const double*>(py::reinterpret_borrow<py::array>(y).data()),
+                    weights, mean, inv_std, in.n, prefetch_rows()};
+    if (in.sparse) {
+        data.csr.values = static_cast<const T*>(in.X.data());
+        if (in.indices.dtype().equal(py::dtype::of<int64_t>())) {
+            data.csr.indices64 = static_cast<const int64_t*>(in.indices.data());
+            data.csr.indptr64 = static_cast<const int64_t*>(in.indptr.data());
+        } else {
+            data.csr.indices32 = static_cast<const int32_t*>(in.indices.data());
+            data.csr.indptr32 = static_cast<const int32_t*>(in.indptr.data());
+        }
+    }
+    return data;
 }
 
 template <class T>

@@ -117,19 +117,48 @@ def penalty(spec, w):
     return float(value), grad
 
 
+def _is_sparse(X):
+    return hasattr(X, "tocsr") and hasattr(X, "indptr")
+
+
+def _sparse_scores_and_gradient(spec, X, rows, mean, inv_std, w):
+    """For CSR ``X``: the scores of ``rows`` and a function mapping the weighted residuals to
+    the coefficient gradient sum, both with the standardisation applied through the identity
+    ``x~ = x * inv_std - mean * inv_std`` so that X stays sparse."""
+    Xb = X[rows]
+    coef, intercept = spec.unpack(np.asarray(w, dtype=np.float64))
+    scaled = coef if mean is None else coef * inv_std
+    f = np.asarray(Xb @ scaled.T, dtype=np.float64) + intercept
+    if mean is not None:
+        f = f - scaled @ mean
+
+    def gradient_sum(weighted):
+        g = np.asarray(Xb.T @ weighted, dtype=np.float64).T  # (K, d)
+        if mean is not None:
+            g = g * inv_std - np.outer(weighted.sum(axis=0), mean * inv_std)
+        return g
+    return f, gradient_sum
+
+
 def batch_gradient(spec, X, y, sample_weight, mean, inv_std, w, rows):
     """``(sum_i s_i l_i, gradient of L_B)`` over ``rows``; the gradient is float64 and includes
-    the penalty."""
-    Xb = _standardized_rows(X, rows, mean, inv_std)
-    loss, residual = losses_and_residuals(spec.model, scores(spec, w, Xb),
-                                          np.asarray(y[rows], dtype=np.float64))
+    the penalty. X may be dense or SciPy CSR."""
+    if _is_sparse(X):
+        f, gradient_sum = _sparse_scores_and_gradient(spec, X, rows, mean, inv_std, w)
+    else:
+        Xb = _standardized_rows(X, rows, mean, inv_std)
+        f = scores(spec, w, Xb)
+
+        def gradient_sum(weighted):
+            return weighted.T @ Xb
+    loss, residual = losses_and_residuals(spec.model, f, np.asarray(y[rows], dtype=np.float64))
     s = np.ones(len(rows)) if sample_weight is None else np.asarray(sample_weight[rows],
                                                                      dtype=np.float64)
     weighted = residual * s[:, None]
     m = len(rows)
     grad = np.empty(spec.n_params)
     k, d = spec.n_outputs, spec.n_features
-    grad[: k * d] = (weighted.T @ Xb).ravel() / m
+    grad[: k * d] = gradient_sum(weighted).ravel() / m
     if spec.fit_intercept:
         grad[k * d:] = weighted.sum(axis=0) / m
     grad += penalty(spec, w)[1]
@@ -138,9 +167,9 @@ def batch_gradient(spec, X, y, sample_weight, mean, inv_std, w, rows):
 
 def objective(spec, X, y, sample_weight, mean, inv_std, w):
     """Full objective ``L(w)`` over all rows and its float64 gradient."""
-    rows = np.arange(len(X))
-    loss_sum, grad = batch_gradient(spec, X, y, sample_weight, mean, inv_std, w, rows)
-    return loss_sum / len(X) + penalty(spec, w)[0], grad
+    n = X.shape[0]
+    loss_sum, grad = batch_gradient(spec, X, y, sample_weight, mean, inv_std, w, np.arange(n))
+    return loss_sum / n + penalty(spec, w)[0], grad
 
 
 @dataclass
@@ -170,7 +199,7 @@ def run_epoch(spec, X, y, sample_weight, mean, inv_std, w, optimizer_kind, hyper
 
 def _run_epoch(spec, X, y, sample_weight, mean, inv_std, w, optimizer_kind, hyper, state, lrs,
                batch_size, shuffle, seed, epoch):
-    n = len(X)
+    n = X.shape[0]
     order = permutation(n, seed, epoch) if shuffle else np.arange(n)
     total = 0.0
     steps = -(-n // batch_size)

@@ -81,7 +81,19 @@ struct ModelSpec {
     }
 }
 
-// Rows of X, read-only. `mean`/`inv_std` (length d, or null) standardise on the fly.
+// Compressed sparse rows: row r's entries are values[indptr[r] .. indptr[r + 1]) in the
+// columns indices[...]; 32- or 64-bit indices (as SciPy makes them), both arrays alike.
+template <class T>
+struct SparseRows {
+    const T* values = nullptr;
+    const int32_t* indptr32 = nullptr;
+    const int32_t* indices32 = nullptr;
+    const int64_t* indptr64 = nullptr;
+    const int64_t* indices64 = nullptr;
+};
+
+// Rows of X, read-only: dense (X) or sparse (csr.values set, X null). `mean`/`inv_std`
+// (length d, or null) standardise on the fly.
 template <class T>
 struct Dataset {
     const T* X;
@@ -91,6 +103,7 @@ struct Dataset {
     const double* inv_std;
     int64_t n;
     int64_t prefetch_rows = 4;  // in a shuffled epoch, rows requested this far ahead of use
+    SparseRows<T> csr = {};
 };
 
 // Scratch memory the caller allocates once: no allocation inside the loops.
@@ -102,6 +115,10 @@ struct Workspace {
     double* scores;                       // n_outputs: one row's scores, then residuals
     double* row;                          // n_features: one standardised row
     uint32_t* order;                      // n (shuffled epochs): the rows in visiting order
+    // Sparse standardised X only (see models.hpp): the centring terms of the scores at the
+    // current parameters, and the minibatch's residual sums; n_outputs each.
+    double* center = nullptr;
+    double* residual_sum = nullptr;
 };
 
 // `poll` is called every few hundred rows once about `budget` multiply-adds were done since the

@@ -98,7 +98,7 @@ class SpinBarrier {
 // thread) and added in lane order: the result depends on the number of lanes, not on timing.
 template <class T>
 struct Lane {
-    std::vector<double> grad, scores, row;
+    std::vector<double> grad, scores, row, residual_sum;
     double loss = 0.0;
 };
 
@@ -116,6 +116,7 @@ EpochOutcome run_epoch_lanes(const ModelSpec& s, const Dataset<T>& data, const O
             l.grad.resize(size_t(p));
             l.scores.resize(size_t(s.n_outputs));
             l.row.resize(size_t(s.n_features));
+            l.residual_sum.resize(size_t(s.n_outputs));
         }
     } catch (...) {  // out of memory: one lane still gives an answer, if not this one
         return run_epoch_one_lane(s, data, opt, scalars, w, opt_state, e, ws, stop);
@@ -130,8 +131,8 @@ EpochOutcome run_epoch_lanes(const ModelSpec& s, const Dataset<T>& data, const O
         Lane<T>& l = lane[size_t(t)];
         l.loss = lane_gradient(s, data, rows, lane_bound(step, t), lane_bound(step, t + 1),
                                lane_bound(step + 1, t), lane_bound(step + 1, t + 1), ws.params,
-                               l.grad.data(), l.scores.data(), l.row.data(),
-                               t == 0 ? &stop : nullptr);
+                               l.grad.data(), l.scores.data(), l.row.data(), ws.center,
+                               l.residual_sum.data(), t == 0 ? &stop : nullptr);
     };
 
     // Workers 1..lanes-1 wait for `go` (1: run, -1: none could be started, exit).
@@ -168,6 +169,7 @@ EpochOutcome run_epoch_lanes(const ModelSpec& s, const Dataset<T>& data, const O
     for (int64_t step = 0; step < steps; ++step) {
         const int64_t first = step * batch;
         const int64_t m = std::min(batch, n - first);
+        sparse_centering(s, data, ws.params, ws.center);  // before the lanes read it
         if (parallel) barrier.wait();
         compute_lane(step, 0);
         if (parallel) barrier.wait();
@@ -177,14 +179,18 @@ EpochOutcome run_epoch_lanes(const ModelSpec& s, const Dataset<T>& data, const O
             out.status = EpochStatus::interrupted;
             break;
         }
+        const int64_t k = s.n_outputs;
         double loss_sum = lane[0].loss;
         for (int64_t j = 0; j < p; ++j) ws.grad[j] = lane[0].grad[size_t(j)];
+        for (int64_t c = 0; c < k; ++c) ws.residual_sum[c] = lane[0].residual_sum[size_t(c)];
         for (int64_t t = 1; t < lanes; ++t) {
             loss_sum += lane[size_t(t)].loss;
             const double* g = lane[size_t(t)].grad.data();
             for (int64_t j = 0; j < p; ++j) ws.grad[j] += g[j];
+            const double* rs = lane[size_t(t)].residual_sum.data();
+            for (int64_t c = 0; c < k; ++c) ws.residual_sum[c] += rs[c];
         }
-        finish_gradient(s, ws.params, ws.grad, m);
+        finish_gradient(s, data, ws.params, ws.grad, ws.residual_sum, m);
         const double objective = loss_sum + penalty_value(s, ws.params) * double(m);
         if (!std::isfinite(objective) || !all_finite(ws.grad, p)) {
             out.status = EpochStatus::nonfinite;

@@ -180,12 +180,94 @@ class RowStream {
     int64_t n_;
 };
 
+// Sparse rows. With standardisation x~_j = (x_j - mean_j) * inv_std_j is dense, so the scores
+// and the gradient are split into a sparse part and a per-minibatch correction:
+//   score_c = sum_{j in row} w_cj * x_j * inv_std_j  -  center_c,
+//             center_c = sum_j w_cj * mean_j * inv_std_j              (once per update)
+//   grad_cj = sum_i r_ic * x_ij * inv_std_j  -  (mean_j * inv_std_j) * sum_i r_ic
+// Sums run over the stored entries in order, one multiply-add each.
+template <class T>
+inline bool is_sparse(const Dataset<T>& data) noexcept {
+    return data.csr.values != nullptr;
+}
+
+template <class T>
+inline void sparse_row_range(const Dataset<T>& data, int64_t r, int64_t& begin,
+                             int64_t& end) noexcept {
+    if (data.csr.indptr64) {
+        begin = data.csr.indptr64[r];
+        end = data.csr.indptr64[r + 1];
+    } else {
+        begin = data.csr.indptr32[r];
+        end = data.csr.indptr32[r + 1];
+    }
+}
+
+template <class T>
+inline int64_t sparse_column(const Dataset<T>& data, int64_t e) noexcept {
+    return data.csr.indices64 ? data.csr.indices64[e] : int64_t(data.csr.indices32[e]);
+}
+
+// center_c for the parameters w, into `center` (standardised sparse X only).
+template <class T>
+inline void sparse_centering(const ModelSpec& s, const Dataset<T>& data, const double* w,
+                             double* center) noexcept {
+    if (!is_sparse(data) || data.mean == nullptr) return;
+    const int64_t d = s.n_features;
+    for (int64_t c = 0; c < s.n_outputs; ++c) {
+        double sum = 0.0;
+        for (int64_t j = 0; j < d; ++j) sum = madd(w[c * d + j], data.mean[j] * data.inv_std[j], sum);
+        center[c] = sum;
+    }
+}
+
+template <class T>
+inline double accumulate_sparse_row(const ModelSpec& s, const Dataset<T>& data, int64_t r,
+                                    const double* w, double* __restrict grad,
+                                    double* __restrict f, const double* center,
+                                    double* residual_sum) noexcept {
+    const int64_t d = s.n_features, k = s.n_outputs;
+    const double* b = w + k * d;
+    const bool standardize = data.mean != nullptr;
+    int64_t begin, end;
+    sparse_row_range(data, r, begin, end);
+    const T* values = data.csr.values;
+    for (int64_t c = 0; c < k; ++c) {
+        const double* wc = w + c * d;
+        double score = 0.0;
+        for (int64_t e = begin; e < end; ++e) {
+            const int64_t j = sparse_column(data, e);
+            const double x = standardize ? double(values[e]) * data.inv_std[j] : double(values[e]);
+            score = madd(wc[j], x, score);
+        }
+        if (standardize) score = score - center[c];
+        f[c] = s.fit_intercept ? score + b[c] : score;
+    }
+    const double loss = loss_and_residual(s.model, f, k, data.y[r]);
+    const double weight = data.sample_weight ? data.sample_weight[r] : 1.0;
+    for (int64_t c = 0; c < k; ++c) {
+        const double rc = f[c] * weight;
+        double* __restrict g = grad + c * d;
+        for (int64_t e = begin; e < end; ++e) {
+            const int64_t j = sparse_column(data, e);
+            const double x = standardize ? double(values[e]) * data.inv_std[j] : double(values[e]);
+            g[j] = madd(rc, x, g[j]);
+        }
+        if (s.fit_intercept) grad[k * d + c] += rc;
+        if (standardize) residual_sum[c] += rc;
+    }
+    return weight * loss;
+}
+
 // One row's contribution: its scores, loss and residual, then its gradient term added to `grad`
-// while the row is still in L1. Returns s_r * l_r.
+// while the row is still in L1. Returns s_r * l_r. `center`/`residual_sum`: sparse X only.
 template <class T>
 inline double accumulate_row(const ModelSpec& s, const Dataset<T>& data, int64_t r,
                              const double* w, double* __restrict grad, double* __restrict f,
-                             double* row_scratch) noexcept {
+                             double* row_scratch, const double* center = nullptr,
+                             double* residual_sum = nullptr) noexcept {
+    if (is_sparse(data))
+        return accumulate_sparse_row(s, data, r, w, grad, f, center, residual_sum);
     const int64_t d = s.n_features, k = s.n_outputs;
     const double* b = w + k * d;
     const T* x = data.X + r * d;
@@ -208,15 +290,29 @@ inline double accumulate_row(const ModelSpec& s, const Dataset<T>& data, int64_t
 
 template <class T>
 inline void prefetch_sample(const Dataset<T>& data, int64_t r, int64_t d) noexcept {
-    prefetch_row(data.X, r, d);
+    if (is_sparse(data)) {
+        int64_t begin, end;
+        sparse_row_range(data, r, begin, end);
+        __builtin_prefetch(data.csr.values + begin, 0, 3);
+        if (data.csr.indices64) __builtin_prefetch(data.csr.indices64 + begin, 0, 3);
+        else __builtin_prefetch(data.csr.indices32 + begin, 0, 3);
+    } else {
+        prefetch_row(data.X, r, d);
+    }
     __builtin_prefetch(data.y + r, 0, 3);
     if (data.sample_weight) __builtin_prefetch(data.sample_weight + r, 0, 3);
 }
 
-// The gradient mean and penalty of a minibatch of m rows whose sum is in grad.
-inline void finish_gradient(const ModelSpec& s, const double* w, double* grad,
-                            int64_t m) noexcept {
-    const int64_t p = n_params(s);
+// The gradient mean and penalty of a minibatch of m rows whose sum is in grad (standardised
+// sparse X: with the centring correction from the residual sums first).
+template <class T>
+inline void finish_gradient(const ModelSpec& s, const Dataset<T>& data, const double* w,
+                            double* grad, const double* residual_sum, int64_t m) noexcept {
+    const int64_t p = n_params(s), d = s.n_features;
+    if (is_sparse(data) && data.mean != nullptr)
+        for (int64_t c = 0; c < s.n_outputs; ++c)
+            for (int64_t j = 0; j < d; ++j)
+                grad[c * d + j] = grad[c * d + j] - data.mean[j] * data.inv_std[j] * residual_sum[c];
     for (int64_t j = 0; j < p; ++j) grad[j] = grad[j] / double(m);
     add_penalty_gradient(s, w, grad);
 }
@@ -231,16 +327,20 @@ double batch_gradient(const ModelSpec& s, const Dataset<T>& data, const RowStrea
     const int64_t d = s.n_features, k = s.n_outputs, p = n_params(s);
     double* __restrict grad = ws.grad;
     for (int64_t j = 0; j < p; ++j) grad[j] = 0.0;
+    if (ws.residual_sum)
+        for (int64_t c = 0; c < k; ++c) ws.residual_sum[c] = 0.0;
+    sparse_centering(s, data, ws.params, ws.center);
     double loss_sum = 0.0;
     const int64_t end = first + m;
     for (int64_t pos = first; pos < end; ++pos) {
         if (rows.shuffled() && pos + lookahead < rows.size())
             prefetch_sample(data, rows.row(pos + lookahead), d);
-        loss_sum += accumulate_row(s, data, rows.row(pos), ws.params, grad, ws.scores, ws.row);
+        loss_sum += accumulate_row(s, data, rows.row(pos), ws.params, grad, ws.scores, ws.row,
+                                   ws.center, ws.residual_sum);
         if ((pos - first + 1) % poll_every == 0 && tick(stop, poll_every * d * (2 * k + 1)))
             return loss_sum;  // ~ multiply-adds done
     }
-    finish_gradient(s, ws.params, grad, m);
+    finish_gradient(s, data, ws.params, grad, ws.residual_sum, m);
     return loss_sum;
 }
 
@@ -250,11 +350,13 @@ double batch_gradient(const ModelSpec& s, const Dataset<T>& data, const RowStrea
 template <class T>
 double lane_gradient(const ModelSpec& s, const Dataset<T>& data, const RowStream& rows,
                      int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi, const double* w,
-                     double* grad, double* f, double* row_scratch, StopCheck* stop) noexcept {
+                     double* grad, double* f, double* row_scratch, const double* center,
+                     double* residual_sum, StopCheck* stop) noexcept {
     const int64_t lookahead = data.prefetch_rows;
     constexpr int64_t poll_every = 512;
     const int64_t d = s.n_features, k = s.n_outputs, p = n_params(s);
     for (int64_t j = 0; j < p; ++j) grad[j] = 0.0;
+    for (int64_t c = 0; c < k; ++c) residual_sum[c] = 0.0;
     double loss_sum = 0.0;
     for (int64_t pos = lo; pos < hi; ++pos) {
         if (rows.shuffled() && lookahead > 0) {
@@ -263,7 +365,8 @@ double lane_gradient(const ModelSpec& s, const Dataset<T>& data, const RowStream
             else if (next_lo + (ahead - hi) < next_hi)
                 prefetch_sample(data, rows.row(next_lo + (ahead - hi)), d);
         }
-        loss_sum += accumulate_row(s, data, rows.row(pos), w, grad, f, row_scratch);
+        loss_sum += accumulate_row(s, data, rows.row(pos), w, grad, f, row_scratch, center,
+                                   residual_sum);
         if (stop && (pos - lo + 1) % poll_every == 0 &&
             tick(*stop, poll_every * d * (2 * k + 1)))
             return loss_sum;
