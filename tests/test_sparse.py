@@ -1,0 +1,153 @@
+"""SciPy sparse X: trained as CSR without densifying, with the same results as dense X."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import fastopt as fo
+
+sp = pytest.importorskip("scipy.sparse")
+
+MODELS = ["linear", "logistic", "softmax"]
+OPTIMIZERS = ["sgd", "momentum", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "nadam",
+              "radam"]
+
+
+def sparse_problem(model, dtype=np.float64, n=240, d=15, density=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) * rng.uniform(0.5, 3.0, d) + rng.uniform(-1, 2, d)
+    X[rng.random((n, d)) > density] = 0.0
+    X[3] = 0.0  # a row without entries
+    X = X.astype(dtype)
+    score = X.astype(np.float64) @ rng.standard_normal(d)
+    if model == "linear":
+        y = score + 0.1 * rng.standard_normal(n)
+    elif model == "logistic":
+        y = (score > np.median(score)).astype(int)
+    else:
+        y = np.digitize(score, np.quantile(score, [0.3, 0.7]))
+    return X, y
+
+
+def optimizer_named(name):
+    if name == "momentum":
+        return fo.SGD(lr=0.01, momentum=0.9)
+    return fo.make_optimizer(name, lr=0.01 if name != "adadelta" else 1.0)
+
+
+def params_of(result):
+    return np.r_[np.ravel(result.coef_), np.ravel(result.intercept_)]
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_sparse_equals_dense_for_every_optimizer_and_model(model, name):
+    X, y = sparse_problem(model)
+    common = dict(model=model, epochs=3, batch_size=32, tol=None, random_state=1,
+                  standardize=True, penalty="elasticnet", alpha=1e-3)
+    dense = fo.fit(X, y, optimizer=optimizer_named(name), backend="cpp", **common)
+    sparse = fo.fit(sp.csr_matrix(X), y, optimizer=optimizer_named(name), backend="cpp",
+                    **common)
+    np.testing.assert_allclose(params_of(sparse), params_of(dense), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sparse.history["loss"], dense.history["loss"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 1e-4), (np.float64, 1e-10)])
+@pytest.mark.parametrize("standardize", [False, True])
+@pytest.mark.parametrize("model", MODELS)
+def test_backends_agree_on_sparse_input(model, standardize, dtype, rtol):
+    X, y = sparse_problem(model, dtype, seed=2)
+    weights = np.random.default_rng(3).uniform(0.5, 2.0, len(X))
+    common = dict(model=model, optimizer="adam", lr=0.01, epochs=2, batch_size=40, tol=None,
+                  random_state=2, standardize=standardize, sample_weight=weights)
+    S = sp.csr_matrix(X)
+    cpp = fo.fit(S, y, backend="cpp", **common)
+    numba = fo.fit(S, y, backend="numba", **common)
+    np.testing.assert_array_equal(params_of(cpp), params_of(numba))  # same sums, same bits
+    reference = fo.fit(S, y, backend="numpy", **common)
+    dense = fo.fit(X, y, backend="cpp", **common)
+    scale = np.abs(params_of(dense)).max()
+    for other in (reference, dense):
+        np.testing.assert_allclose(params_of(cpp), params_of(other), rtol=rtol,
+                                   atol=rtol * scale)
+
+
+def test_threads_and_index_widths_and_formats():
+    X, y = sparse_problem("logistic", seed=4)
+    S = sp.csr_matrix(X)
+    wide = sp.csr_matrix((S.data, S.indices.astype(np.int64), S.indptr.astype(np.int64)),
+                         shape=S.shape)
+    common = dict(model="logistic", epochs=2, batch_size=50, tol=None, random_state=0,
+                  standardize=True)
+    base = params_of(fo.fit(S, y, **common))
+    for other in (wide, S.tocsc(), S.tocoo(), sp.csr_array(S)):
+        np.testing.assert_array_equal(params_of(fo.fit(other, y, **common)), base)
+    two = fo.fit(S, y, n_jobs=2, backend="cpp", **common)
+    two_numba = fo.fit(S, y, n_jobs=2, backend="numba", **common)
+    np.testing.assert_array_equal(params_of(two), params_of(two_numba))
+    np.testing.assert_allclose(params_of(two), base, rtol=1e-12, atol=1e-14)
+
+
+def test_newton_and_predict_on_sparse():
+    X, y = sparse_problem("softmax", seed=5)
+    S = sp.csr_matrix(X)
+    dense = fo.fit(X, y, model="softmax", optimizer="newton", standardize=True, alpha=1e-2,
+                   penalty="l2")
+    sparse = fo.fit(S, y, model="softmax", optimizer="newton", standardize=True, alpha=1e-2,
+                    penalty="l2")
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(sparse.predict(S), dense.predict(X))
+    np.testing.assert_allclose(sparse.predict_proba(S), dense.predict_proba(X), rtol=1e-9)
+
+
+def test_estimators_take_sparse_input():
+    pytest.importorskip("sklearn")
+    X, y = sparse_problem("logistic", seed=6)
+    S = sp.csr_matrix(X)
+    clf = fo.LogisticRegression(epochs=5, random_state=0, tol=None).fit(S, y)
+    dense = fo.LogisticRegression(epochs=5, random_state=0, tol=None).fit(X, y)
+    np.testing.assert_allclose(clf.coef_, dense.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(clf.predict(S), dense.predict(X))
+    reg = fo.LinearRegression(epochs=3, random_state=0, tol=None)
+    for start in range(0, 240, 60):
+        reg.partial_fit(S[start:start + 60], X[start:start + 60, 0])
+    assert reg.coef_.shape == (15,)
+
+
+def test_sparse_input_is_not_modified_or_densified():
+    rng = np.random.default_rng(7)
+    n, d = 20_000, 2_000
+    S = sp.random(n, d, density=0.002, format="csr", random_state=7, dtype=np.float64)
+    y = (rng.random(n) < 0.5).astype(int)
+    before = (S.data.copy(), S.indices.copy(), S.indptr.copy())
+    fo.fit(S, y, model="logistic", epochs=1, tol=None)  # warm-up: imports, compiled code
+    tracemalloc.start()
+    fo.fit(S, y, model="logistic", epochs=1, tol=None, standardize=True)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 0.05 * n * d * 8  # the dense X would be 320 MB
+    for now, then in zip((S.data, S.indices, S.indptr), before):
+        np.testing.assert_array_equal(now, then)
+
+
+def test_bad_sparse_input():
+    X, y = sparse_problem("linear")
+    S = sp.csr_matrix(X)
+    bad = S.copy()
+    bad.data[0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fo.fit(bad, y)
+    with pytest.raises(ValueError, match="0 sample"):
+        fo.fit(sp.csr_matrix((0, 3)), [])
+    with pytest.raises(TypeError, match="dense X"):
+        fo.fit(S, y, backend="cuda", epochs=1)
+    from fastopt import _core
+    spec = _core.ModelSpec()
+    spec.n_features = S.shape[1]
+    params = np.zeros(S.shape[1] + 1)
+    wrong = S.indices.copy()
+    wrong[0] = S.shape[1]  # out of range: must be refused before any memory is read
+    with pytest.raises(ValueError, match="out of range"):
+        _core.objective(spec, (S.data, wrong, S.indptr, S.shape[1]), y.astype(float), None,
+                        None, None, params)
