@@ -226,7 +226,7 @@ def _cpp_X(X):
     return X
 
 
-def _cpp_epoch(problem, state, lrs, batch_size, shuffle, threads=1):
+def _cpp_epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):
     config, names = _cpp_optimizer_setup(state.optimizer)
     st = state.optimizer_state
     loss_sum, steps, status, failed, step, mu_product = _core.run_epoch(
@@ -234,29 +234,31 @@ def _cpp_epoch(problem, state, lrs, batch_size, shuffle, threads=1):
         problem.mean, problem.inv_std, state.params, config,
         {name: st[name] for name in names}, int(st["step"]),
         float(st.get("mu_product", 1.0)), batch_size, shuffle, state.seed, state.epochs, lrs,
-        threads)
+        threads, lazy)
     st["step"] = step
     if "mu_product" in st:
         st["mu_product"] = mu_product
     return loss_sum / problem.n_samples, steps, status == 0, failed
 
 
-def _numpy_epoch(problem, state, lrs, batch_size, shuffle, threads=1):
+def _numpy_epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):
     # The reference sums each minibatch with matrix products in one piece: ``threads`` changes
     # the compiled backends' sums only by rounding.
     opt = state.optimizer
     result = _reference_models.run_epoch(
         problem.spec, problem.X, problem.y, problem.sample_weight, problem.mean,
         problem.inv_std, state.params, opt._kind, opt._hyperparameters(),
-        state.optimizer_state, lrs, batch_size, shuffle, state.seed, state.epochs)
+        state.optimizer_state, lrs, batch_size, shuffle, state.seed, state.epochs, lazy=lazy)
     return result.loss, result.steps, result.status == "ok", result.failed_step
 
 
 def epoch_function(backend: str = "auto"):
-    """``f(problem, state, lrs, batch_size, shuffle, threads=1) -> (mean loss, updates, ok,
-    failed_step)``: one epoch, updating ``state.params`` and ``state.optimizer_state`` in place.
-    ``threads`` > 1 splits every minibatch into that many lanes (cpp: one thread each; numba:
-    the same sums one after another; numpy and cuda: ignored)."""
+    """``f(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False) -> (mean loss,
+    updates, ok, failed_step)``: one epoch, updating ``state.params`` and
+    ``state.optimizer_state`` in place. ``threads`` > 1 splits every minibatch into that many
+    lanes (cpp: one thread each; numba: the same sums one after another; numpy and cuda:
+    ignored). ``lazy``: sparse unstandardised X only, update only the minibatch's coordinates
+    (one lane)."""
     name = resolve(backend)
     if name == "cpp":
         return _cpp_epoch

@@ -871,7 +871,7 @@ def _require_dense(problem):
                         "backend='cpp' or 'numba' for sparse X")
 
 
-def epoch(problem, state, lrs, batch_size, shuffle, threads=1):  # noqa: ARG001 - one device
+def epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):  # noqa: ARG001
     """One epoch of minibatch training on the device; ``(mean loss, updates, ok, failed_step)``
     as the C++ epoch. On success the parameters and optimizer state are mirrored into
     ``state``'s arrays; on failure those are left as they were (the caller rolls back)."""

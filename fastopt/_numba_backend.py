@@ -720,8 +720,8 @@ def _all_finite(v):
 # epoch objective sum, the current minibatch's loss sum, NAdam's mu_product. `order` (uint32):
 # the epoch's rows in visiting order when shuffled.
 
-C_STEP, C_ROW, C_STATUS, C_FAILED, C_DONE, C_OPT_STEP = range(6)
-S_EPOCH, S_BATCH, S_MU = range(3)
+C_STEP, C_ROW, C_STATUS, C_FAILED, C_DONE, C_OPT_STEP, C_STAMP = range(7)
+S_EPOCH, S_BATCH, S_MU, S_ABS, S_SQ = range(5)
 
 
 @_jit
@@ -802,6 +802,124 @@ def _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper, 
             return False
     if not _all_finite(w):
         cursor[C_STATUS], cursor[C_FAILED] = 1, steps - 1
+    return True
+
+
+@_jit
+def _gather(source, coords, out, count):
+    for i in range(count):
+        out[i] = source[coords[i]]
+
+
+@_jit
+def _lazy_epoch_kernel(y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, states, flags, hyper, lrs,
+                       batch, shuffled, order, wsp, grad, f, cursor, sums, budget, csr, mark,
+                       active, coords, pc, gc, c0, c1, c2):
+    """epoch.hpp ``run_epoch_lazy``, resumable between updates: continue for about
+    ``budget`` multiply-adds; True when the epoch is over."""
+    values, indptr, indices, center = csr
+    n = indptr.size - 1
+    p = w.size
+    d, k = mi[M_FEATURES], mi[M_OUTPUTS]
+    l1 = mf[P_L1]
+    l2 = 1.0 - l1
+    alpha = mf[P_ALPHA]
+    penalized = mi[M_PENALTY] != 0 and alpha != 0.0
+    intercept = mi[M_INTERCEPT] != 0
+    steps = (n + batch - 1) // batch
+    step = cursor[C_STEP]
+    _load_params(w, wsp)
+    if step == 0:
+        grad[:] = 0.0
+        sums[S_ABS] = 0.0
+        sums[S_SQ] = 0.0
+        for j in range(k * d):
+            sums[S_ABS] += abs(wsp[j])
+            sums[S_SQ] += wsp[j] * wsp[j]
+    rsum = np.zeros(k)
+    work = 0
+    while step < steps:
+        first = step * batch
+        m = min(batch, n - first)
+        stamp = cursor[C_STAMP] + 1
+        if stamp > 0xFFFFFFFF:
+            mark[:] = 0
+            stamp = 1
+        cursor[C_STAMP] = stamp
+        count = 0
+        for pos in range(first, first + m):
+            r = np.int64(order[pos]) if shuffled else pos
+            for e in range(indptr[r], indptr[r + 1]):
+                j = indices[e]
+                if mark[j] != stamp:
+                    mark[j] = stamp
+                    active[count] = j
+                    count += 1
+        a = 0
+        for c in range(k):
+            for i in range(count):
+                coords[a] = c * d + active[i]
+                a += 1
+        if intercept:
+            for c in range(k):
+                coords[a] = k * d + c
+                a += 1
+        loss_sum = 0.0
+        for pos in range(first, first + m):
+            r = np.int64(order[pos]) if shuffled else pos
+            loss_sum += _accumulate_sparse_row(r, y, sw, mean, inv_std, mi, wsp, grad, f, csr,
+                                               rsum)
+        penalty = alpha * (l1 * sums[S_ABS] + 0.5 * l2 * sums[S_SQ]) if penalized else 0.0
+        objective = loss_sum + penalty * np.float64(m)
+        finite = np.isfinite(objective)
+        for i in range(a):
+            q = coords[i]
+            g = grad[q] / np.float64(m)
+            if penalized and q < k * d:
+                v = wsp[q]
+                sign = 1.0 if v > 0 else (-1.0 if v < 0 else 0.0)
+                g = g + alpha * (l1 * sign + l2 * v)
+            finite = finite and np.isfinite(g)
+            gc[i] = g
+            pc[i] = w[q]
+            grad[q] = 0.0
+        if states > 0:
+            _gather(s0, coords, c0, a)
+        if states > 1:
+            _gather(s1, coords, c1, a)
+        if states > 2:
+            _gather(s2, coords, c2, a)
+        if not finite:
+            cursor[C_STATUS], cursor[C_FAILED] = 1, step
+            return True
+        opt_step, mu_product = _optimizer_step(flags, hyper, cursor[C_OPT_STEP], sums[S_MU],
+                                               lrs[step], pc[:a], gc[:a], c0[:a], c1[:a],
+                                               c2[:a])
+        cursor[C_OPT_STEP], sums[S_MU] = opt_step, mu_product
+        if not _all_finite(pc[:a]):
+            cursor[C_STATUS], cursor[C_FAILED] = 1, step
+            return True
+        for i in range(a):
+            q = coords[i]
+            before = wsp[q]
+            after = np.float64(pc[i])
+            if q < k * d:
+                sums[S_ABS] += abs(after) - abs(before)
+                sums[S_SQ] += after * after - before * before
+            w[q] = pc[i]
+            wsp[q] = after
+            if states > 0:
+                s0[q] = c0[i]
+            if states > 1:
+                s1[q] = c1[i]
+            if states > 2:
+                s2[q] = c2[i]
+        sums[S_EPOCH] += objective
+        step += 1
+        cursor[C_STEP], cursor[C_DONE] = step, step
+        work += m * (count + 1) * (2 * k + 1) + 10 * a
+        if work >= budget and step < steps:
+            return False
     return True
 
 
@@ -1071,7 +1189,7 @@ def _problem_arrays(problem, params):
     return X, y, sw, mean, inv_std, mi, mf, params, csr
 
 
-def epoch(problem, state, lrs, batch_size, shuffle, threads=1):
+def epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):
     """One epoch on ``state`` (params and optimizer state updated in place). Returns ``(mean
     loss, updates done, ok, failed update or -1)``, as the C++ backend; ``threads`` lanes per
     minibatch, summed one after another (the C++ backend's threaded sums, bit for bit)."""
@@ -1092,9 +1210,9 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1):
     named = [("params", w), ("X", X)]
     s0, s1, s2 = _state_arrays(names, st, w, "params", named)
     _require_disjoint(named)
-    cursor = np.zeros(6, dtype=np.int64)
+    cursor = np.zeros(7, dtype=np.int64)
     cursor[C_OPT_STEP] = int(st["step"])
-    sums = np.array([0.0, 0.0, float(st.get("mu_product", 1.0))])
+    sums = np.array([0.0, 0.0, float(st.get("mu_product", 1.0)), 0.0, 0.0])
     order = _NO_ORDER
     if shuffle:
         order = np.empty(n, dtype=np.uint32)
@@ -1106,8 +1224,20 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1):
     k = problem.spec.n_outputs
     lane_rsum, rsum = np.zeros((int(threads), k)), np.zeros(k)
     budget = max(1, int(_WORK_PER_CALL))
+    lazy = lazy and csr[1].size > 0 and problem.mean is None
+    if lazy:
+        mark = np.zeros(problem.spec.n_features, dtype=np.int64)
+        active = np.empty(problem.spec.n_features, dtype=np.int64)
+        coords = np.empty(p, dtype=np.int64)
+        pc, gc = np.empty(p, dtype=w.dtype), np.empty(p, dtype=w.dtype)
+        c0, c1, c2 = (np.empty(p if len(names) > i else 0, dtype=w.dtype) for i in range(3))
     try:
-        while not _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper,
+        while lazy and not _lazy_epoch_kernel(
+                y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, len(names), flags, hyper, lrs,
+                int(batch_size), bool(shuffle), order, wsp, grad, f, cursor, sums, budget, csr,
+                mark, active, coords, pc, gc, c0, c1, c2):
+            pass
+        while not lazy and not _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper,
                                 lrs, int(batch_size), bool(shuffle), order, wsp, grad, grad_t,
                                 f, xs, cursor, sums, budget, lane_grad, lane_loss, csr,
                                 lane_rsum, rsum):
@@ -1126,8 +1256,8 @@ def objective(problem, params):
     p = w.size
     wsp, grad = np.empty(p), np.empty(p)
     f, xs = np.empty(problem.spec.n_outputs), np.empty(problem.spec.n_features)
-    cursor = np.zeros(6, dtype=np.int64)
-    sums = np.zeros(3)
+    cursor = np.zeros(7, dtype=np.int64)
+    sums = np.zeros(5)
     budget = max(1, int(_WORK_PER_CALL))
     rsum = np.zeros(problem.spec.n_outputs)
     while not _objective_kernel(X, y, sw, mean, inv_std, mi, mf, w, wsp, grad, f, xs, _NO_ORDER,

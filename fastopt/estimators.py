@@ -26,9 +26,9 @@ from . import _backends
 from . import _validation as v
 from .newton import newton_fit
 from .optim import OPTIMIZERS, make_optimizer
-from .training import (ConvergenceWarning, TrainingState, check_training_options,
-                       column_scaling, from_original_space, prepare, probabilities,
-                       split_validation, to_original_space, train)
+from .training import (ConvergenceWarning, TrainingState, check_sparse_update,
+                       check_training_options, column_scaling, from_original_space, prepare,
+                       probabilities, split_validation, to_original_space, train)
 
 __all__ = ["LinearRegression", "LogisticRegression"]
 
@@ -111,6 +111,7 @@ class _FastoptLinearModel(BaseEstimator):
                              f"{self.verbose!r} instead.")
         _backends.resolve(self.backend)
         v.check_n_jobs(self.n_jobs)
+        check_sparse_update(self.sparse_update)
         if self.lr is not None:
             v.check_float("lr", self.lr, 0.0)
         if _is_newton(self.optimizer):
@@ -239,7 +240,7 @@ class _FastoptLinearModel(BaseEstimator):
             training, state, schedule=self.schedule, epochs=epochs, batch_size=self.batch_size,
             shuffle=self.shuffle, tol=tol, n_iter_no_change=self.n_iter_no_change,
             validation=validation, backend=self.backend, verbose=self.verbose,
-            total_steps=total_steps, n_jobs=self.n_jobs)
+            total_steps=total_steps, n_jobs=self.n_jobs, sparse_update=self.sparse_update)
         if best is not None:  # early stopping: keep (and continue from) the best parameters
             state.params[...] = best
         return history, converged
@@ -389,6 +390,8 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
         1 prints one line per epoch to stderr.
     n_jobs : int, default=None
         Threads per epoch (None: 1; -1: every CPU); see :func:`fastopt.fit`.
+    sparse_update : {"exact", "lazy"}, default="exact"
+        For SciPy sparse X: see :func:`fastopt.fit` ("lazy" needs ``standardize=False``).
 
     Attributes
     ----------
@@ -435,7 +438,7 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
                  shuffle=True, penalty=None, alpha=1e-4, l1_ratio=0.15, fit_intercept=True,
                  standardize=True, tol=1e-4, n_iter_no_change=5, early_stopping=False,
                  validation_fraction=0.1, warm_start=False, random_state=None,
-                 backend="auto", verbose=0, n_jobs=None):
+                 backend="auto", verbose=0, n_jobs=None, sparse_update="exact"):
         self.optimizer = optimizer
         self.lr = lr
         self.schedule = schedule
@@ -456,6 +459,7 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
         self.backend = backend
         self.verbose = verbose
         self.n_jobs = n_jobs
+        self.sparse_update = sparse_update
 
     def _model_and_classes(self, y, classes, first_partial):
         return "linear", None
@@ -528,6 +532,7 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
     backend : {"auto", "cpp", "numba", "numpy", "cuda"}, default="auto"
     verbose : int, default=0
     n_jobs : int, default=None
+    sparse_update : {"exact", "lazy"}, default="exact"
         See :class:`LinearRegression` for the meaning of each.
 
     Attributes
@@ -560,7 +565,7 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
                  shuffle=True, penalty="l2", alpha=1e-4, l1_ratio=0.15, fit_intercept=True,
                  standardize=True, tol=1e-4, n_iter_no_change=5, early_stopping=False,
                  validation_fraction=0.1, warm_start=False, random_state=None,
-                 backend="auto", verbose=0, n_jobs=None):
+                 backend="auto", verbose=0, n_jobs=None, sparse_update="exact"):
         self.optimizer = optimizer
         self.lr = lr
         self.schedule = schedule
@@ -581,6 +586,7 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
         self.backend = backend
         self.verbose = verbose
         self.n_jobs = n_jobs
+        self.sparse_update = sparse_update
 
     def _model_and_classes(self, y, classes, first_partial):
         check_classification_targets(y)

@@ -266,7 +266,7 @@ LR_CHUNK = 1 << 16  # learning rates computed at a time (updates)
 
 def train(problem, state, *, schedule, epochs, batch_size, shuffle, tol, n_iter_no_change,
           validation=None, backend="auto", callback=None, verbose=0, total_steps=None,
-          n_jobs=None):
+          n_jobs=None, sparse_update="exact"):
     """Run up to ``epochs`` epochs on ``state`` (updated in place). Returns
     ``(history, converged, best_params, interrupted)``: ``best_params`` is set with validation,
     ``interrupted`` when the callback stopped the fit.
@@ -280,6 +280,7 @@ def train(problem, state, *, schedule, epochs, batch_size, shuffle, tol, n_iter_
     run_epoch = _backends.epoch_function(backend)
     objective = _backends.objective_function(backend)
     threads = v.check_n_jobs(n_jobs)
+    lazy = check_sparse_update(sparse_update, problem) == "lazy"
     lr_of = make_schedule(schedule, state.optimizer.lr,
                           total_steps or epochs * steps_per_epoch)
     history = {"epoch": [], "loss": [], "lr": [], "seconds": [], "steps": []}
@@ -309,7 +310,7 @@ def train(problem, state, *, schedule, epochs, batch_size, shuffle, tol, n_iter_
         start = time.perf_counter()
         try:
             loss, steps, ok, failed = run_epoch(problem, state, lrs, batch, shuffle and batch < n,
-                                                threads)
+                                                threads, lazy)
         except BaseException:  # Ctrl-C (or any error) mid-epoch: as before the epoch
             roll_back()
             raise
@@ -351,6 +352,22 @@ def train(problem, state, *, schedule, epochs, batch_size, shuffle, tol, n_iter_
     return history, converged, best_params, interrupted
 
 
+SPARSE_UPDATES = ("exact", "lazy")
+
+
+def check_sparse_update(sparse_update, problem=None):
+    """``sparse_update`` checked; "lazy" applies to sparse X without standardisation (dense
+    X always gets exact updates: every coordinate of its gradient is non-zero anyway)."""
+    v.check_choice("sparse_update", sparse_update, SPARSE_UPDATES)
+    if sparse_update == "lazy" and problem is not None:
+        if problem.mean is not None and v.is_sparse(problem.X):
+            raise ValueError("sparse_update='lazy' needs standardize=False: centring the "
+                             "features makes every coordinate of the gradient non-zero")
+        if not v.is_sparse(problem.X):
+            return "exact"
+    return sparse_update
+
+
 def check_training_options(*, epochs, batch_size, tol, n_iter_no_change, validation_fraction,
                            early_stopping):
     v.check_int("epochs", epochs, 1)
@@ -378,7 +395,8 @@ def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=2
         batch_size=256, shuffle=True, penalty=None, alpha=1e-4, l1_ratio=0.15,
         fit_intercept=True, sample_weight=None, standardize=False, tol=1e-4,
         n_iter_no_change=5, early_stopping=False, validation_fraction=0.1, random_state=None,
-        backend="auto", callback=None, verbose=0, n_jobs=None) -> FitResult:
+        backend="auto", callback=None, verbose=0, n_jobs=None,
+        sparse_update="exact") -> FitResult:
     """Fit a linear, logistic or softmax regression with a first-order optimizer.
 
     Parameters
@@ -419,6 +437,18 @@ def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=2
         rounding (the cpp backend runs the ranges in parallel, numba one after another with
         the same bits; worth it for batches of a few hundred rows and more).
 
+    sparse_update : "exact" (default) or "lazy", for SciPy sparse X (trained as CSR, never
+        densified). "exact": every coordinate takes the full optimizer step at every update,
+        as with dense X. "lazy": an update changes only the coefficients of the columns with
+        entries in its minibatch (and the intercepts), parameters and optimizer state alike,
+        which costs O(entries) instead of O(features) per update. For SGD without momentum
+        and for Adagrad, with no penalty and no weight decay, that is the same result as
+        "exact" (the other coordinates have a zero gradient and would not move); with a
+        penalty it is applied to the active coefficients only. For momentum, RMSprop,
+        Adadelta and the Adam family the other coordinates keep their state and parameters
+        frozen instead of coasting on their moments, as ``torch.optim.SparseAdam`` does for
+        Adam. Needs ``standardize=False``; ignored for dense X; runs on one thread.
+
     Returns
     -------
     FitResult
@@ -433,6 +463,7 @@ def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=2
                            validation_fraction=validation_fraction,
                            early_stopping=early_stopping)
     v.check_n_jobs(n_jobs)
+    check_sparse_update(sparse_update)
     problem, classes = prepare(X, y, model=model, penalty=penalty, alpha=alpha,
                                l1_ratio=l1_ratio, fit_intercept=fit_intercept,
                                sample_weight=sample_weight, standardize=standardize,
@@ -457,7 +488,7 @@ def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=2
             training, state, schedule=schedule, epochs=epochs, batch_size=batch_size,
             shuffle=shuffle, tol=tol, n_iter_no_change=n_iter_no_change,
             validation=validation, backend=backend, callback=callback, verbose=verbose,
-            n_jobs=n_jobs)
+            n_jobs=n_jobs, sparse_update=sparse_update)
         params = best if best is not None else state.params
     if tol is not None and not converged and not interrupted:
         warnings.warn(f"Maximum number of epochs ({epochs}) reached and the loss did not "

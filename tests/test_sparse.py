@@ -151,3 +151,72 @@ def test_bad_sparse_input():
     with pytest.raises(ValueError, match="out of range"):
         _core.objective(spec, (S.data, wrong, S.indptr, S.shape[1]), y.astype(float), None,
                         None, None, params)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lazy updates
+
+def lazy_problem(model, dtype=np.float64, seed=8):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((200, 60)).astype(dtype)
+    X[rng.random(X.shape) > 0.08] = 0.0  # ~5 entries a row: most columns idle in a batch
+    score = X.astype(np.float64) @ rng.standard_normal(60)
+    y = {"linear": score, "logistic": (score > 0).astype(int),
+         "softmax": np.digitize(score, [-0.5, 0.5])}[model]
+    return sp.csr_matrix(X), y
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_lazy_updates_are_the_same_in_every_backend(model, name):
+    S, y = lazy_problem(model)
+    common = dict(model=model, epochs=2, batch_size=16, tol=None, random_state=3,
+                  penalty="l2", alpha=1e-3, sparse_update="lazy")
+    cpp = fo.fit(S, y, optimizer=optimizer_named(name), backend="cpp", **common)
+    numba = fo.fit(S, y, optimizer=optimizer_named(name), backend="numba", **common)
+    np.testing.assert_array_equal(params_of(cpp), params_of(numba))
+    assert cpp.history["loss"] == numba.history["loss"]
+    reference = fo.fit(S, y, optimizer=optimizer_named(name), backend="numpy", **common)
+    np.testing.assert_allclose(params_of(cpp), params_of(reference), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(cpp.history["loss"], reference.history["loss"], rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adagrad"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lazy_equals_exact_where_idle_coordinates_would_not_move(name, dtype):
+    S, y = lazy_problem("logistic", dtype)
+    common = dict(model="logistic", optimizer=name, lr=0.1, epochs=3, batch_size=8,
+                  tol=None, random_state=0)
+    exact = fo.fit(S, y, **common)
+    lazy = fo.fit(S, y, sparse_update="lazy", **common)
+    np.testing.assert_array_equal(params_of(lazy), params_of(exact))
+
+
+def test_lazy_freezes_idle_coordinates_where_exact_moves_them():
+    X = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 2.0, 0.0]])
+    y = np.array([1.0, 0.0, 1.0, 0.0])
+    common = dict(optimizer="adam", lr=0.1, batch_size=1, shuffle=False, tol=None,
+                  fit_intercept=False)
+    after_first = fo.fit(sp.csr_matrix(X[:1]), y[:1], epochs=1, **common).coef_
+    lazy = fo.fit(sp.csr_matrix(X), y, epochs=1, sparse_update="lazy", **common).coef_
+    exact = fo.fit(sp.csr_matrix(X), y, epochs=1, **common).coef_
+    assert lazy[2] == after_first[2]  # column 2 only in row 0: frozen after it
+    assert exact[2] != after_first[2]  # exact Adam keeps moving it on its first moment
+
+
+def test_lazy_options():
+    S, y = lazy_problem("logistic")
+    with pytest.raises(ValueError, match="standardize=False"):
+        fo.fit(S, y, model="logistic", standardize=True, sparse_update="lazy")
+    with pytest.raises(ValueError, match="sparse_update"):
+        fo.fit(S, y, model="logistic", sparse_update="sometimes")
+    X = S.toarray()  # dense X: lazy has nothing to skip, the result is the exact one
+    np.testing.assert_array_equal(
+        fo.fit(X, y, model="logistic", sparse_update="lazy", tol=None, random_state=0).coef_,
+        fo.fit(X, y, model="logistic", tol=None, random_state=0).coef_)
+    pytest.importorskip("sklearn")
+    clf = fo.LogisticRegression(sparse_update="lazy", standardize=False, epochs=5,
+                                random_state=0, tol=None).fit(S, y)
+    assert clf.score(S, y) > 0.7
+    with pytest.raises(ValueError, match="standardize=False"):
+        fo.LogisticRegression(sparse_update="lazy").fit(S, y)

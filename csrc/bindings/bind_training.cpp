@@ -216,7 +216,7 @@ py::tuple run_epoch(const ModelSpec& spec_in, const py::handle& X, const py::han
                     const py::handle& inv_std, const py::handle& params,
                     const OptimConfig& opt, const py::dict& state_arrays, int64_t step,
                     double mu_product, int64_t batch_size, bool shuffle, uint64_t seed,
-                    uint64_t epoch, const py::handle& lrs_obj, int64_t threads) {
+                    uint64_t epoch, const py::handle& lrs_obj, int64_t threads, bool lazy) {
     const ModelSpec spec = checked_spec(spec_in);
     Inputs in = check_inputs(spec, X, y, params);
     require_writeable(in.params, "params");
@@ -237,8 +237,10 @@ py::tuple run_epoch(const ModelSpec& spec_in, const py::handle& X, const py::han
     std::vector<py::array> state = checked_state(state_arrays, state_size(opt), in.params, spans);
 
     OptimScalars scalars{step, mu_product};
+    if (lazy && !(in.sparse && mu == nullptr))
+        throw py::value_error("lazy updates need sparse, unstandardised X");
     const EpochSpec e{batch_size, shuffle, seed, epoch, static_cast<const double*>(lrs.data()),
-                      threads};
+                      threads, lazy};
     const EpochOutcome out =
         in.f32 ? epoch_impl<float>(spec, in, y, weights, mu, inv, opt, scalars, state, e)
                : epoch_impl<double>(spec, in, y, weights, mu, inv, opt, scalars, state, e);
@@ -323,7 +325,7 @@ void register_training(py::module_& m) {
           py::arg("sample_weight"), py::arg("mean"), py::arg("inv_std"), py::arg("params"),
           py::arg("optimizer"), py::arg("state"), py::arg("step"), py::arg("mu_product"),
           py::arg("batch_size"), py::arg("shuffle"), py::arg("seed"), py::arg("epoch"),
-          py::arg("lrs"), py::arg("threads") = 1,
+          py::arg("lrs"), py::arg("threads") = 1, py::arg("lazy") = false,
           "One epoch in place; `threads` > 1 splits every minibatch into that many lanes, one "
           "thread each. Returns (loss_sum, steps, status, failed_step, step, mu_product);"
           " status 0 ok, 1 non-finite loss or parameters at failed_step.");

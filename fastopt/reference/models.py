@@ -185,7 +185,7 @@ class EpochResult:
 
 
 def run_epoch(spec, X, y, sample_weight, mean, inv_std, w, optimizer_kind, hyper, state,
-              lrs, batch_size, shuffle, seed, epoch):
+              lrs, batch_size, shuffle, seed, epoch, lazy=False):
     """One epoch of minibatch training, updating ``w`` and the optimizer ``state`` in place.
 
     ``lrs[j]`` is the learning rate of the epoch's update ``j``; rows are visited in the order
@@ -194,11 +194,46 @@ def run_epoch(spec, X, y, sample_weight, mean, inv_std, w, optimizer_kind, hyper
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         # Overflow is how divergence shows; it is reported through the result, not warnings.
         return _run_epoch(spec, X, y, sample_weight, mean, inv_std, w, optimizer_kind, hyper,
-                          state, lrs, batch_size, shuffle, seed, epoch)
+                          state, lrs, batch_size, shuffle, seed, epoch,
+                          lazy and _is_sparse(X) and mean is None)
+
+
+def active_coordinates(spec, X, rows):
+    """Lazy updates: the coordinates an update of the minibatch ``rows`` of CSR ``X`` touches,
+    the coefficients of every column with an entry in those rows, columns in order of first
+    appearance (rows in visiting order, entries in stored order), output by output, then the
+    intercepts."""
+    columns = np.concatenate([X.indices[X.indptr[r]:X.indptr[r + 1]] for r in rows])
+    _, first = np.unique(columns, return_index=True)
+    active = columns[np.sort(first)].astype(np.int64)
+    k, d = spec.n_outputs, spec.n_features
+    coords = [c * d + active for c in range(k)]
+    if spec.fit_intercept:
+        coords.append(np.arange(k * d, k * d + k))
+    return np.concatenate(coords)
+
+
+def _lazy_step(optimizer_kind, hyper, w, grad, state, coords):
+    """The optimizer update on the ``coords`` of ``w`` and of the state arrays only (the step
+    counter and NAdam's mu_product are global); False when the result is not finite."""
+    compact = {name: (value[coords].copy() if isinstance(value, np.ndarray) and value.ndim == 1
+                      and value.size == w.size else value) for name, value in state.items()}
+    params = w[coords].copy()
+    _optim.step(optimizer_kind, hyper, params, grad[coords].astype(w.dtype), compact)
+    w[coords] = params
+    for name, value in compact.items():
+        if isinstance(state[name], np.ndarray) and state[name].ndim == 1 and \
+                state[name].size == w.size:
+            state[name][coords] = value
+        else:
+            state[name] = value
+    return bool(np.all(np.isfinite(params)))
 
 
 def _run_epoch(spec, X, y, sample_weight, mean, inv_std, w, optimizer_kind, hyper, state, lrs,
-               batch_size, shuffle, seed, epoch):
+               batch_size, shuffle, seed, epoch, lazy=False):
+    """See run_epoch; ``lazy`` (CSR X, no standardisation): each update changes only the
+    ``active_coordinates`` of its minibatch, parameters and optimizer state alike."""
     n = X.shape[0]
     order = permutation(n, seed, epoch) if shuffle else np.arange(n)
     total = 0.0
@@ -207,6 +242,15 @@ def _run_epoch(spec, X, y, sample_weight, mean, inv_std, w, optimizer_kind, hype
         rows = order[j * batch_size:(j + 1) * batch_size]
         loss_sum, grad = batch_gradient(spec, X, y, sample_weight, mean, inv_std, w, rows)
         batch_objective = loss_sum + penalty(spec, w)[0] * len(rows)
+        if lazy:
+            coords = active_coordinates(spec, X, rows)
+            if not np.isfinite(batch_objective) or not np.all(np.isfinite(grad[coords])):
+                return EpochResult(total / n, j, "nonfinite", j)
+            if not _lazy_step(optimizer_kind, dict(hyper, lr=float(lrs[j])), w, grad, state,
+                              coords):
+                return EpochResult(total / n, j, "nonfinite", j)
+            total += batch_objective
+            continue
         if not np.isfinite(batch_objective) or not np.all(np.isfinite(grad)):
             return EpochResult(total / n, j, "nonfinite", j)
         _optim.step(optimizer_kind, dict(hyper, lr=float(lrs[j])), w,

@@ -142,6 +142,9 @@ struct EpochSpec {
     // Lanes each minibatch is split into (contiguous row ranges, one thread each, partial sums
     // added in lane order). The result depends on `threads` (rounding), never on timing.
     int64_t threads = 1;
+    // Sparse X only: update only the coordinates of the minibatch's columns (and the
+    // intercepts); see run_epoch_lazy. One lane.
+    bool lazy = false;
 };
 
 struct EpochOutcome {

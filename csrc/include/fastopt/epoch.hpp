@@ -215,11 +215,151 @@ EpochOutcome run_epoch_lanes(const ModelSpec& s, const Dataset<T>& data, const O
     return out;
 }
 
+// Lazy updates for sparse X (e.lazy): each update touches only the active coordinates, the
+// coefficients of the columns that have entries in the minibatch's rows (in order of first
+// appearance) and the intercepts. Their gradient (mean + penalty), parameters and optimizer
+// state are gathered into compact arrays, the usual optimizer kernel runs on those with the
+// global step count, and the results are scattered back; every other coordinate, and its
+// state, stays as it is. The penalty term of the reported objective is kept up to date from
+// the changes of the active coefficients. Needs unstandardised X (centring would make every
+// gradient coordinate non-zero).
+template <class T>
+EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const OptimConfig& opt,
+                            OptimScalars& scalars, T* w, T* const* opt_state,
+                            const EpochSpec& e, Workspace<T>& ws, StopCheck& stop) noexcept {
+    const int64_t n = data.n, d = s.n_features, k = s.n_outputs, p = n_params(s);
+    const int64_t batch = e.batch_size, steps = (n + batch - 1) / batch;
+    const int states = state_size(opt);
+    const double l1 = l1_share(s), l2 = 1.0 - l1;
+    const bool penalized = s.penalty != Penalty::none && s.alpha != 0.0;
+    EpochOutcome out;
+    std::vector<uint32_t> mark;
+    std::vector<int64_t> active, coords;
+    std::vector<T> pc, gc, sc0, sc1, sc2;
+    try {
+        mark.assign(size_t(d), 0);
+        const size_t most = size_t(std::min<int64_t>(p, batch * 64 + k + 1));
+        active.reserve(most);
+        coords.reserve(most);
+        pc.reserve(most);
+        gc.reserve(most);
+        sc0.reserve(most);
+        sc1.reserve(most);
+        sc2.reserve(most);
+    } catch (...) {
+        out.status = EpochStatus::nonfinite;  // out of memory: report, change nothing
+        out.failed_step = 0;
+        return out;
+    }
+    T* compact_state[3] = {nullptr, nullptr, nullptr};
+    std::vector<T>* compact[3] = {&sc0, &sc1, &sc2};
+    if (e.shuffle) shuffled_order(ws.order, uint64_t(n), e.seed, e.epoch);
+    const RowStream rows(e.shuffle ? ws.order : nullptr, n);
+    load_params(w, ws.params, p);
+    for (int64_t j = 0; j < p; ++j) ws.grad[j] = 0.0;
+    double abs_sum = 0.0, sq_sum = 0.0;  // of the coefficients, for the penalty value
+    for (int64_t j = 0; j < k * d; ++j) {
+        abs_sum += std::fabs(ws.params[j]);
+        sq_sum += ws.params[j] * ws.params[j];
+    }
+    uint32_t stamp = 0;
+    for (int64_t step = 0; step < steps; ++step) {
+        const int64_t first = step * batch, m = std::min(batch, n - first);
+        if (++stamp == 0) {  // wrapped after 2^32 updates: clear the marks
+            std::fill(mark.begin(), mark.end(), 0u);
+            stamp = 1;
+        }
+        active.clear();
+        double loss_sum = 0.0;
+        try {
+            for (int64_t pos = first; pos < first + m; ++pos) {
+                int64_t begin, end;
+                sparse_row_range(data, rows.row(pos), begin, end);
+                for (int64_t q = begin; q < end; ++q) {
+                    const int64_t j = sparse_column(data, q);
+                    if (mark[size_t(j)] != stamp) {
+                        mark[size_t(j)] = stamp;
+                        active.push_back(j);
+                    }
+                }
+            }
+            coords.clear();
+            for (int64_t c = 0; c < k; ++c)
+                for (int64_t j : active) coords.push_back(c * d + j);
+            if (s.fit_intercept)
+                for (int64_t c = 0; c < k; ++c) coords.push_back(k * d + c);
+            const size_t a = coords.size();
+            pc.resize(a);
+            gc.resize(a);
+            for (int i = 0; i < states; ++i) compact[i]->resize(a);
+        } catch (...) {
+            out.status = EpochStatus::nonfinite;
+            out.failed_step = step;
+            return out;
+        }
+        for (int64_t pos = first; pos < first + m; ++pos) {
+            if (pos + data.prefetch_rows < n) prefetch_sample(data, rows.row(pos + data.prefetch_rows), d);
+            loss_sum += accumulate_sparse_row(s, data, rows.row(pos), ws.params, ws.grad,
+                                              ws.scores, nullptr, nullptr);
+        }
+        if (tick(stop, m * int64_t(active.size() + 1) * (2 * k + 1))) {
+            out.status = EpochStatus::interrupted;
+            return out;
+        }
+        const double penalty = penalized ? s.alpha * (l1 * abs_sum + 0.5 * l2 * sq_sum) : 0.0;
+        const double objective = loss_sum + penalty * double(m);
+        bool finite = std::isfinite(objective);
+        const int64_t a = int64_t(coords.size());
+        for (int64_t i = 0; i < a; ++i) {
+            const int64_t q = coords[size_t(i)];
+            double g = ws.grad[q] / double(m);
+            if (penalized && q < k * d) {
+                const double v = ws.params[q];
+                const double sign = v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0);
+                g = g + s.alpha * (l1 * sign + l2 * v);
+            }
+            finite = finite && std::isfinite(g);
+            gc[size_t(i)] = T(g);
+            pc[size_t(i)] = w[q];
+            for (int t = 0; t < states; ++t) (*compact[t])[size_t(i)] = opt_state[t][q];
+            ws.grad[q] = 0.0;
+        }
+        if (!finite) {
+            out.status = EpochStatus::nonfinite;
+            out.failed_step = step;
+            return out;
+        }
+        for (int t = 0; t < states; ++t) compact_state[t] = compact[t]->data();
+        optimizer_step<T>(opt, scalars, e.lrs[step], pc.data(), gc.data(), compact_state, a);
+        if (!all_finite(pc.data(), a)) {
+            out.status = EpochStatus::nonfinite;
+            out.failed_step = step;
+            return out;
+        }
+        for (int64_t i = 0; i < a; ++i) {
+            const int64_t q = coords[size_t(i)];
+            const double before = ws.params[q], after = double(pc[size_t(i)]);
+            if (q < k * d) {
+                abs_sum += std::fabs(after) - std::fabs(before);
+                sq_sum += after * after - before * before;
+            }
+            w[q] = pc[size_t(i)];
+            ws.params[q] = after;
+            for (int t = 0; t < states; ++t) opt_state[t][q] = (*compact[t])[size_t(i)];
+        }
+        out.loss_sum += objective;
+        out.steps = step + 1;
+    }
+    return out;
+}
+
 // One epoch; with e.threads > 1 every minibatch is split into that many lanes.
 template <class T>
 EpochOutcome run_epoch(const ModelSpec& s, const Dataset<T>& data, const OptimConfig& opt,
                        OptimScalars& scalars, T* w, T* const* opt_state, const EpochSpec& e,
                        Workspace<T>& ws, StopCheck& stop) noexcept {
+    if (e.lazy && is_sparse(data) && data.mean == nullptr)
+        return run_epoch_lazy(s, data, opt, scalars, w, opt_state, e, ws, stop);
     if (e.threads > 1) return run_epoch_lanes(s, data, opt, scalars, w, opt_state, e, ws, stop);
     return run_epoch_one_lane(s, data, opt, scalars, w, opt_state, e, ws, stop);
 }
