@@ -217,119 +217,167 @@ EpochOutcome run_epoch_lanes(const ModelSpec& s, const Dataset<T>& data, const O
 
 // Lazy updates for sparse X (e.lazy): each update touches only the active coordinates, the
 // coefficients of the columns that have entries in the minibatch's rows (in order of first
-// appearance) and the intercepts. Their gradient (mean + penalty), parameters and optimizer
-// state are gathered into compact arrays, the usual optimizer kernel runs on those with the
-// global step count, and the results are scattered back; every other coordinate, and its
-// state, stays as it is. The penalty term of the reported objective is kept up to date from
-// the changes of the active coefficients. Needs unstandardised X (centring would make every
-// gradient coordinate non-zero).
+// appearance) and the intercepts. Their parameters and optimizer state are gathered into
+// compact arrays (slot i of column j: `slot_of`), the gradient is summed there, the usual
+// optimizer kernel runs on them with the global step count, and the results are scattered
+// back; every other coordinate, and its state, stays as it is. The penalty term of the
+// reported objective is kept up to date from the changes of the active coefficients. Needs
+// unstandardised X (centring would make every gradient coordinate non-zero).
+// `slots`: the compact slot of each of row r's entries, in stored order.
+template <class T>
+inline double accumulate_lazy_row(const ModelSpec& s, const Dataset<T>& data, int64_t r,
+                                  const int64_t* slots, int64_t na, const double* pd,
+                                  double* gd, double* f) noexcept {
+    const int64_t k = s.n_outputs;
+    int64_t begin, end;
+    sparse_row_range(data, r, begin, end);
+    const T* values = data.csr.values;
+    for (int64_t c = 0; c < k; ++c) {
+        const double* wc = pd + c * na;
+        double score = 0.0;
+        for (int64_t e = begin; e < end; ++e) score = madd(wc[slots[e - begin]], double(values[e]), score);
+        f[c] = s.fit_intercept ? score + pd[k * na + c] : score;
+    }
+    const double loss = loss_and_residual(s.model, f, k, data.y[r]);
+    const double weight = data.sample_weight ? data.sample_weight[r] : 1.0;
+    for (int64_t c = 0; c < k; ++c) {
+        const double rc = f[c] * weight;
+        double* gc = gd + c * na;
+        for (int64_t e = begin; e < end; ++e) gc[slots[e - begin]] = madd(rc, double(values[e]), gc[slots[e - begin]]);
+        if (s.fit_intercept) gd[k * na + c] += rc;
+    }
+    return weight * loss;
+}
+
 template <class T>
 EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const OptimConfig& opt,
                             OptimScalars& scalars, T* w, T* const* opt_state,
                             const EpochSpec& e, Workspace<T>& ws, StopCheck& stop) noexcept {
-    const int64_t n = data.n, d = s.n_features, k = s.n_outputs, p = n_params(s);
+    const int64_t n = data.n, d = s.n_features, k = s.n_outputs;
     const int64_t batch = e.batch_size, steps = (n + batch - 1) / batch;
     const int states = state_size(opt);
     const double l1 = l1_share(s), l2 = 1.0 - l1;
     const bool penalized = s.penalty != Penalty::none && s.alpha != 0.0;
     EpochOutcome out;
-    std::vector<uint32_t> mark;
-    std::vector<int64_t> active, coords;
+    // slot_of[j] = (stamp << 32) | slot: column j's slot in this update's compact arrays
+    // when its stamp is the update's.
+    std::vector<uint64_t> slot_of;
+    std::vector<int64_t> active, coords, entry_slot;
+    std::vector<double> pd, gd;
     std::vector<T> pc, gc, sc0, sc1, sc2;
+    std::vector<T>* compact[3] = {&sc0, &sc1, &sc2};
     try {
-        mark.assign(size_t(d), 0);
-        const size_t most = size_t(std::min<int64_t>(p, batch * 64 + k + 1));
+        slot_of.assign(size_t(d), 0);
+        const size_t most = size_t(std::min<int64_t>(d, batch * 64)) * size_t(k) + size_t(k);
         active.reserve(most);
         coords.reserve(most);
-        pc.reserve(most);
-        gc.reserve(most);
-        sc0.reserve(most);
-        sc1.reserve(most);
-        sc2.reserve(most);
+        entry_slot.reserve(most);
+        for (auto* v : {&pd, &gd}) v->reserve(most);
+        for (auto* v : {&pc, &gc, &sc0, &sc1, &sc2}) v->reserve(most);
     } catch (...) {
         out.status = EpochStatus::nonfinite;  // out of memory: report, change nothing
         out.failed_step = 0;
         return out;
     }
-    T* compact_state[3] = {nullptr, nullptr, nullptr};
-    std::vector<T>* compact[3] = {&sc0, &sc1, &sc2};
     if (e.shuffle) shuffled_order(ws.order, uint64_t(n), e.seed, e.epoch);
     const RowStream rows(e.shuffle ? ws.order : nullptr, n);
-    load_params(w, ws.params, p);
-    for (int64_t j = 0; j < p; ++j) ws.grad[j] = 0.0;
     double abs_sum = 0.0, sq_sum = 0.0;  // of the coefficients, for the penalty value
     for (int64_t j = 0; j < k * d; ++j) {
-        abs_sum += std::fabs(ws.params[j]);
-        sq_sum += ws.params[j] * ws.params[j];
+        const double v = double(w[j]);
+        abs_sum += std::fabs(v);
+        sq_sum += v * v;
     }
-    uint32_t stamp = 0;
+    uint64_t stamp = 0;
     for (int64_t step = 0; step < steps; ++step) {
         const int64_t first = step * batch, m = std::min(batch, n - first);
-        if (++stamp == 0) {  // wrapped after 2^32 updates: clear the marks
-            std::fill(mark.begin(), mark.end(), 0u);
+        if (++stamp == (uint64_t(1) << 32)) {  // after 2^32 - 1 updates: clear the stamps
+            std::fill(slot_of.begin(), slot_of.end(), uint64_t(0));
             stamp = 1;
         }
         active.clear();
-        double loss_sum = 0.0;
+        entry_slot.clear();
+        int64_t a = 0, na = 0;
         try {
             for (int64_t pos = first; pos < first + m; ++pos) {
                 int64_t begin, end;
+                if (pos + 2 < first + m) {  // the stamps of a row two ahead: random reads
+                    sparse_row_range(data, rows.row(pos + 2), begin, end);
+                    for (int64_t q = begin; q < end; ++q)
+                        __builtin_prefetch(slot_of.data() + sparse_column(data, q), 1, 3);
+                }
                 sparse_row_range(data, rows.row(pos), begin, end);
                 for (int64_t q = begin; q < end; ++q) {
                     const int64_t j = sparse_column(data, q);
-                    if (mark[size_t(j)] != stamp) {
-                        mark[size_t(j)] = stamp;
+                    if ((slot_of[size_t(j)] >> 32) != stamp) {
+                        slot_of[size_t(j)] = (stamp << 32) | uint64_t(active.size());
+                        entry_slot.push_back(int64_t(active.size()));
                         active.push_back(j);
+                        // The gather below reads these at random: ask for them now.
+                        for (int64_t c = 0; c < k; ++c) {
+                            __builtin_prefetch(w + c * d + j, 0, 3);
+                            for (int t = 0; t < states; ++t)
+                                __builtin_prefetch(opt_state[t] + c * d + j, 0, 3);
+                        }
+                    } else {
+                        entry_slot.push_back(int64_t(slot_of[size_t(j)] & 0xFFFFFFFFULL));
                     }
                 }
             }
-            coords.clear();
-            for (int64_t c = 0; c < k; ++c)
-                for (int64_t j : active) coords.push_back(c * d + j);
-            if (s.fit_intercept)
-                for (int64_t c = 0; c < k; ++c) coords.push_back(k * d + c);
-            const size_t a = coords.size();
-            pc.resize(a);
-            gc.resize(a);
-            for (int i = 0; i < states; ++i) compact[i]->resize(a);
+            na = int64_t(active.size());
+            a = k * na + (s.fit_intercept ? k : 0);
+            pd.resize(size_t(a));
+            gd.assign(size_t(a), 0.0);
+            pc.resize(size_t(a));
+            gc.resize(size_t(a));
+            for (int t = 0; t < states; ++t) compact[t]->resize(size_t(a));
         } catch (...) {
             out.status = EpochStatus::nonfinite;
             out.failed_step = step;
             return out;
         }
-        for (int64_t pos = first; pos < first + m; ++pos) {
-            if (pos + data.prefetch_rows < n) prefetch_sample(data, rows.row(pos + data.prefetch_rows), d);
-            loss_sum += accumulate_sparse_row(s, data, rows.row(pos), ws.params, ws.grad,
-                                              ws.scores, nullptr, nullptr);
+        coords.resize(size_t(a));  // slot -> index in the flat parameters
+        for (int64_t c = 0, i = 0; c < k; ++c)
+            for (int64_t u = 0; u < na; ++u, ++i) coords[size_t(i)] = c * d + active[size_t(u)];
+        for (int64_t c = 0; c < k && s.fit_intercept; ++c) coords[size_t(k * na + c)] = k * d + c;
+        for (int64_t i = 0; i < a; ++i) {
+            const int64_t q = coords[size_t(i)];
+            pc[size_t(i)] = w[q];
+            pd[size_t(i)] = double(w[q]);
+            for (int t = 0; t < states; ++t) (*compact[t])[size_t(i)] = opt_state[t][q];
         }
-        if (tick(stop, m * int64_t(active.size() + 1) * (2 * k + 1))) {
+        double loss_sum = 0.0;
+        const int64_t* slots = entry_slot.data();  // the rows' entries, in the order collected
+        for (int64_t pos = first; pos < first + m; ++pos) {
+            const int64_t r = rows.row(pos);
+            int64_t begin, end;
+            sparse_row_range(data, r, begin, end);
+            loss_sum += accumulate_lazy_row(s, data, r, slots, na, pd.data(), gd.data(),
+                                            ws.scores);
+            slots += end - begin;
+        }
+        if (tick(stop, m * (na + 1) * (2 * k + 1))) {
             out.status = EpochStatus::interrupted;
             return out;
         }
         const double penalty = penalized ? s.alpha * (l1 * abs_sum + 0.5 * l2 * sq_sum) : 0.0;
         const double objective = loss_sum + penalty * double(m);
         bool finite = std::isfinite(objective);
-        const int64_t a = int64_t(coords.size());
         for (int64_t i = 0; i < a; ++i) {
-            const int64_t q = coords[size_t(i)];
-            double g = ws.grad[q] / double(m);
-            if (penalized && q < k * d) {
-                const double v = ws.params[q];
+            double g = gd[size_t(i)] / double(m);
+            if (penalized && i < k * na) {
+                const double v = pd[size_t(i)];
                 const double sign = v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0);
                 g = g + s.alpha * (l1 * sign + l2 * v);
             }
             finite = finite && std::isfinite(g);
             gc[size_t(i)] = T(g);
-            pc[size_t(i)] = w[q];
-            for (int t = 0; t < states; ++t) (*compact[t])[size_t(i)] = opt_state[t][q];
-            ws.grad[q] = 0.0;
         }
         if (!finite) {
             out.status = EpochStatus::nonfinite;
             out.failed_step = step;
             return out;
         }
-        for (int t = 0; t < states; ++t) compact_state[t] = compact[t]->data();
+        T* compact_state[3] = {sc0.data(), sc1.data(), sc2.data()};
         optimizer_step<T>(opt, scalars, e.lrs[step], pc.data(), gc.data(), compact_state, a);
         if (!all_finite(pc.data(), a)) {
             out.status = EpochStatus::nonfinite;
@@ -338,13 +386,12 @@ EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const Op
         }
         for (int64_t i = 0; i < a; ++i) {
             const int64_t q = coords[size_t(i)];
-            const double before = ws.params[q], after = double(pc[size_t(i)]);
-            if (q < k * d) {
+            if (i < k * na) {
+                const double before = pd[size_t(i)], after = double(pc[size_t(i)]);
                 abs_sum += std::fabs(after) - std::fabs(before);
                 sq_sum += after * after - before * before;
             }
             w[q] = pc[size_t(i)];
-            ws.params[q] = after;
             for (int t = 0; t < states; ++t) opt_state[t][q] = (*compact[t])[size_t(i)];
         }
         out.loss_sum += objective;
