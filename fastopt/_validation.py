@@ -31,6 +31,13 @@ def n_rows(X):
     return X.shape[0]
 
 
+def _check_not_empty(X):
+    for axis, what in enumerate(("sample", "feature")):
+        if X.shape[axis] < 1:
+            raise ValueError(f"Found array with 0 {what}(s) ({_describe(X)}) while a minimum "
+                             "of 1 is required.")
+
+
 def check_sparse_X(X, name="X", allow_float32=True):
     """A sparse ``X`` as CSR (CSC, COO and the other formats converted once; CSR itself is not
     copied) with float32/float64 values, every value finite, at least one row and column."""
@@ -39,12 +46,7 @@ def check_sparse_X(X, name="X", allow_float32=True):
         raise ValueError(f"Expected 2D array, got {X.ndim}D sparse array instead.")
     if np.iscomplexobj(X.data):
         raise ValueError("Complex data not supported")
-    if X.shape[0] < 1:
-        raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 "
-                         "is required.")
-    if X.shape[1] < 1:
-        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 "
-                         "is required.")
+    _check_not_empty(X)
     keep = (np.float32, np.float64) if allow_float32 else (np.float64,)
     if X.dtype.type not in keep:
         if X.dtype.kind not in "fiub":
@@ -122,12 +124,7 @@ def check_X(X, *, name="X", allow_float32=True, allow_device=False, accept_spars
                                  "non-numeric values (encode strings/categories first)") from None
         else:
             raise ValueError(f"{name} has unsupported dtype {array.dtype}")
-    if array.shape[0] < 1:
-        raise ValueError(f"Found array with 0 sample(s) ({_describe(array)}) while a minimum "
-                         "of 1 is required.")
-    if array.shape[1] < 1:
-        raise ValueError(f"Found array with 0 feature(s) ({_describe(array)}) while a minimum "
-                         "of 1 is required.")
+    _check_not_empty(array)
     keep = (np.float32, np.float64) if allow_float32 else (np.float64,)
     dtype = array.dtype.type if array.dtype.type in keep else np.float64
     array = np.ascontiguousarray(array, dtype=dtype)
