@@ -20,10 +20,20 @@ shrinks every workload (ratios then mean less). The table goes to stdout and, wi
 times, to ``--json`` (default ``bench-results.json``).
 """
 
+import glob
 import os
+import sys
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # before NumPy, torch and scikit-learn start thread pools
+
+# `python -m bench` puts the checkout first on sys.path, and its fastopt/ folder holds the
+# sources without the compiled module unless the install was editable: import the installed
+# package instead (bench's own modules are found through the package, not sys.path).
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if not glob.glob(os.path.join(_ROOT, "fastopt", "_core*.so")) + glob.glob(
+        os.path.join(_ROOT, "fastopt", "_core*.pyd")):
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _ROOT]
 
 import argparse  # noqa: E402
 import json  # noqa: E402
