@@ -24,6 +24,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _backends
 from . import _validation as v
+from .dask import is_dask_collection
 from .newton import newton_fit
 from .optim import OPTIMIZERS, make_optimizer
 from .training import (ConvergenceWarning, TrainingState, check_sparse_update,
@@ -145,7 +146,79 @@ class _FastoptLinearModel(BaseEstimator):
         fastopt.DivergenceError
             The loss became non-finite; the estimator keeps its previous state.
         """
+        if is_dask_collection(X):
+            return self._fit_dask(X, y, sample_weight)
         return self._fit(X, y, sample_weight, partial=False)
+
+    def _fit_dask(self, X, y, sample_weight):
+        """``fit`` on dask collections through :func:`fastopt.dask.fit`: strategy "gradient"
+        for full-batch fits (``batch_size=None``, Newton), else "average" (local epochs per
+        block, averaged after each one); the fitted attributes are those of ``fit``."""
+        from . import dask as fdask
+        import dask
+        import dask.array as da
+
+        optimizer = self._check_options()
+        before = dict(self.__dict__)
+        try:
+            names = v.feature_names(X)
+            classes = None
+            if self._regression:
+                model = "linear"
+            else:
+                labels = da.asarray(fdask.series_to_array(y))
+                classes = np.unique(dask.compute(da.unique(labels))[0])
+                model = "logistic" if len(classes) == 2 else "softmax"
+            full_batch = optimizer is None or self.batch_size is None
+            result = fdask.fit(
+                X, y, model=model, optimizer="newton" if optimizer is None else optimizer,
+                strategy="gradient" if full_batch else "average", schedule=self.schedule,
+                epochs=self.epochs, batch_size=self.batch_size or 1, shuffle=self.shuffle,
+                penalty=self.penalty, alpha=self.alpha, l1_ratio=self.l1_ratio,
+                fit_intercept=self.fit_intercept, sample_weight=sample_weight,
+                standardize=self.standardize, classes=classes,
+                random_state=self.random_state, backend=self.backend, n_jobs=self.n_jobs,
+                sparse_update=self.sparse_update)
+            self._publish(np.atleast_2d(result.coef_), np.atleast_1d(result.intercept_))
+            if not self._regression:
+                self.classes_ = classes
+            self.n_features_in_ = int(X.shape[1])
+            if names is not None:
+                self.feature_names_in_ = names
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            self._state = result.state
+            self._scaling = result.scaling
+            self.history_ = {key: list(value) for key, value in result.history.items()}
+            self.loss_curve_ = list(self.history_["loss"])
+            self.n_iter_ = len(self.loss_curve_)
+            self.t_ = self.history_["steps"][-1] if self.history_["steps"] else 0
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+        return self
+
+    def _blockwise(self, X, method):
+        """``method`` (a name) applied block by block to a dask array or DataFrame: a lazy
+        dask result of the same kind."""
+        import pandas as pd
+
+        function = getattr(self, method)
+        if hasattr(X, "map_partitions"):  # dask DataFrame: keep each partition's index
+            sample = function(X.head(1, npartitions=-1))
+
+            def apply(part):
+                out = function(part) if len(part) else sample[:0]
+                return (pd.Series(out, index=part.index) if out.ndim == 1
+                        else pd.DataFrame(out, index=part.index))
+            meta = (pd.Series(sample[:0]) if sample.ndim == 1 else pd.DataFrame(sample[:0]))
+            return X.map_partitions(apply, meta=meta)
+        sample = function(np.asarray(X[:1].compute()))
+        if sample.ndim == 1:
+            return X.map_blocks(function, drop_axis=1, dtype=sample.dtype)
+        return X.map_blocks(function, chunks=(X.chunks[0], (sample.shape[1],)),
+                            dtype=sample.dtype)
 
     def _fit(self, X, y, sample_weight, *, partial, classes=None):
         """Run the fit on a scratch copy of the training state and commit the fitted
@@ -480,7 +553,9 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
         return self._fit(X, y, sample_weight, partial=True)
 
     def predict(self, X):
-        """Predicted targets, shape (n_samples,)."""
+        """Predicted targets, shape (n_samples,); a dask X gives a lazy dask result."""
+        if is_dask_collection(X):
+            return self._blockwise(X, "predict")
         return self._scores(X)[:, 0]
 
 
@@ -631,22 +706,30 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
 
     def decision_function(self, X):
         """Scores: shape (n_samples,) for two classes (positive means ``classes_[1]``),
-        (n_samples, n_classes) otherwise."""
+        (n_samples, n_classes) otherwise. A dask X gives a lazy dask result."""
+        if is_dask_collection(X):
+            return self._blockwise(X, "decision_function")
         scores = self._scores(X)
         return scores[:, 0] if scores.shape[1] == 1 else scores
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), in the order of ``classes_``."""
+        if is_dask_collection(X):
+            return self._blockwise(X, "predict_proba")
         scores = self.decision_function(X)
         return probabilities("logistic" if scores.ndim == 1 else "softmax", scores)
 
     def predict_log_proba(self, X):
         """``log(predict_proba(X))``."""
+        if is_dask_collection(X):
+            return self._blockwise(X, "predict_log_proba")
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
     def predict(self, X):
         """The most probable class of each row, shape (n_samples,)."""
+        if is_dask_collection(X):
+            return self._blockwise(X, "predict")
         scores = self.decision_function(X)
         if scores.ndim == 1:
             return self.classes_[(scores > 0).astype(np.intp)]

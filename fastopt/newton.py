@@ -65,10 +65,14 @@ def hessian(problem, params):
     return H[np.ix_(order, order)]
 
 
-def newton_fit(problem, params, *, max_iter, tol, backend="auto", callback=None, verbose=0):
-    """Minimise the objective from ``params``. Returns ``(params, history, converged)``."""
+def newton_fit(problem, params, *, max_iter, tol, backend="auto", callback=None, verbose=0,
+               objective=None, hessian_of=None):
+    """Minimise the objective from ``params``. Returns ``(params, history, converged)``.
+    ``objective(problem, params) -> (value, gradient)`` and ``hessian_of(problem, params)``
+    replace the backend's objective and :func:`hessian` (fastopt.dask sums them over the
+    partitions of a distributed X)."""
     spec = problem.spec
-    if is_device_array(problem.X):
+    if problem.X is not None and is_device_array(problem.X):
         raise ValueError("optimizer='newton' builds its Hessian on the host: pass X in host "
                          "memory, or use a first-order optimizer such as 'adam' for X in GPU "
                          "memory")
@@ -79,14 +83,16 @@ def newton_fit(problem, params, *, max_iter, tol, backend="auto", callback=None,
         raise ValueError(f"optimizer='newton' builds a {spec.n_params} x {spec.n_params} "
                          f"Hessian; it supports up to {MAX_PARAMS} parameters. Use a "
                          "first-order optimizer such as 'adam' for this problem.")
-    objective = _backends.objective_function(backend)
+    objective = objective or _backends.objective_function(backend)
+    hessian_of = hessian_of or hessian
+    dtype = np.asarray(params).dtype
     w = np.asarray(params, dtype=np.float64).copy()
     history = {"epoch": [], "loss": [], "lr": [], "seconds": [], "steps": []}
     converged = False
-    value, grad = objective(problem, w.astype(problem.X.dtype))
+    value, grad = objective(problem, w.astype(dtype))
     for iteration in range(1, max_iter + 1):
         start = time.perf_counter()
-        direction = np.linalg.lstsq(hessian(problem, w), grad, rcond=None)[0]
+        direction = np.linalg.lstsq(hessian_of(problem, w), grad, rcond=None)[0]
         decrement = float(grad @ direction)
         if decrement <= 2e-15 * max(1.0, abs(value)):
             converged = True
@@ -94,7 +100,7 @@ def newton_fit(problem, params, *, max_iter, tol, backend="auto", callback=None,
         step = 1.0
         for _ in range(60):
             candidate = w - step * direction
-            new_value, new_grad = objective(problem, candidate.astype(problem.X.dtype))
+            new_value, new_grad = objective(problem, candidate.astype(dtype))
             if np.isfinite(new_value) and new_value <= value - 1e-4 * step * decrement:
                 break
             step *= 0.5
@@ -112,4 +118,4 @@ def newton_fit(problem, params, *, max_iter, tol, backend="auto", callback=None,
             break
     else:
         converged = tol is None
-    return w.astype(problem.X.dtype), history, converged or tol is None
+    return w.astype(dtype), history, converged or tol is None

@@ -1,0 +1,131 @@
+"""fastopt.dask: fits on dask collections equal to the single-machine fits, on the local
+scheduler and on a 2-process LocalCluster, also when a worker dies mid-fit."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import fastopt as fo
+
+da = pytest.importorskip("dask.array")
+fdask = pytest.importorskip("fastopt.dask")
+
+
+def problem(model, n=2400, d=6, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)) * rng.uniform(0.5, 3, d) + rng.uniform(-1, 1, d)
+    score = X @ rng.standard_normal(d)
+    y = {"linear": score + 0.2 * rng.standard_normal(n),
+         "logistic": (score + rng.logistic(size=n) > 0).astype(int),
+         "softmax": np.digitize(score, np.quantile(score, [0.3, 0.7]))}[model]
+    return X, y, rng.uniform(0.5, 2.0, n)
+
+
+def params_of(result):
+    return np.r_[np.ravel(result.coef_), np.ravel(result.intercept_)]
+
+
+@pytest.mark.parametrize("model", ["linear", "logistic", "softmax"])
+def test_gradient_strategy_is_the_full_batch_fit(model):
+    X, y, w = problem(model)
+    options = dict(model=model, optimizer="adam", lr=0.05, schedule="cosine", epochs=25,
+                   standardize=True, penalty="l2", alpha=1e-3, sample_weight=w)
+    distributed = fdask.fit(da.from_array(X, chunks=(500, -1)), da.from_array(y, chunks=500),
+                            **options)
+    single = fo.fit(X, y, batch_size=None, tol=None, **options)
+    np.testing.assert_allclose(params_of(distributed), params_of(single), rtol=1e-10,
+                               atol=1e-12)
+    np.testing.assert_allclose(distributed.history["loss"], single.history["loss"], rtol=1e-10)
+
+
+def test_newton_sums_the_blocks_hessians():
+    X, y, _ = problem("softmax", seed=1)
+    options = dict(model="softmax", optimizer="newton", standardize=True, penalty="l2",
+                   alpha=1e-2, epochs=20)
+    distributed = fdask.fit(da.from_array(X, chunks=(700, -1)), y, **options)
+    single = fo.fit(X, y, **options)
+    np.testing.assert_allclose(params_of(distributed), params_of(single), rtol=1e-8,
+                               atol=1e-10)
+
+
+def test_average_strategy():
+    X, y, _ = problem("logistic", seed=2)
+    options = dict(model="logistic", lr=0.01, epochs=4, batch_size=64, random_state=5)
+    one_block = fdask.fit(da.from_array(X, chunks=(len(X), -1)), y, strategy="average",
+                          **options)
+    single = fo.fit(X, y, tol=None, **options)
+    np.testing.assert_array_equal(params_of(one_block), params_of(single))
+    blocks = fdask.fit(da.from_array(X, chunks=(400, -1)), y, strategy="average",
+                       sync_every=2, standardize=True, **dict(options, epochs=10))
+    exact = fo.fit(X, y, model="logistic", optimizer="newton", standardize=True)
+    assert (blocks.predict(X) == exact.predict(X)).mean() > 0.95
+    assert blocks.history["epoch"] == [2, 4, 6, 8, 10]
+
+
+def test_dataframes_and_estimators():
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    X, y, _ = problem("softmax", seed=3)
+    labels = np.array(["low", "mid", "high"])[y]
+    frame = dd.from_pandas(pd.DataFrame(X, columns=list("abcdef")), npartitions=3)
+    target = dd.from_pandas(pd.Series(labels), npartitions=3)
+    result = fdask.fit(frame, target, model="softmax", epochs=10, lr=0.1)
+    assert list(result.feature_names_in_) == list("abcdef")
+    assert set(result.classes_) == {"low", "mid", "high"}
+    clf = fo.LogisticRegression(epochs=10, random_state=0).fit(frame, target)
+    assert list(clf.feature_names_in_) == list("abcdef")
+    predicted = clf.predict(frame)
+    assert hasattr(predicted, "compute")  # lazy
+    assert (predicted.compute().to_numpy() == labels).mean() > 0.9
+    reg_X, reg_y, _ = problem("linear", seed=4)
+    blocks = da.from_array(reg_X, chunks=(600, -1))
+    reg = fo.LinearRegression(optimizer="newton").fit(blocks, da.from_array(reg_y, chunks=600))
+    single = fo.LinearRegression(optimizer="newton").fit(reg_X, reg_y)
+    np.testing.assert_allclose(reg.coef_, single.coef_, rtol=1e-9)
+    np.testing.assert_allclose(reg.predict(blocks).compute(), single.predict(reg_X), rtol=1e-9)
+
+
+def test_bad_options():
+    X, y, _ = problem("linear")
+    with pytest.raises(ValueError, match="strategy"):
+        fdask.fit(da.from_array(X), y, strategy="sometimes")
+    with pytest.raises(ValueError, match="newton"):
+        fdask.fit(da.from_array(X), y, optimizer="newton", strategy="average")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+    client = distributed.Client(cluster)
+    yield cluster, client
+    client.close()
+    cluster.close()
+
+
+def test_two_worker_processes_and_a_worker_killed_mid_fit(cluster):
+    cluster, client = cluster
+    X = da.random.RandomState(0).standard_normal((20_000, 8), chunks=(2_500, 8))
+    y = (X @ np.arange(8.0) > 0).astype(int)
+    X, y = client.persist([X, y])
+    options = dict(model="logistic", optimizer="adam", lr=0.1, epochs=30)
+    on_cluster = fdask.fit(X, y, **options)
+    X_here, y_here = client.compute([X, y], sync=True)
+    import dask
+    with dask.config.set(scheduler="threads"):  # the same blocks, summed on local threads
+        local = fdask.fit(da.from_array(X_here, chunks=(2_500, 8)), y_here, **options)
+    np.testing.assert_array_equal(params_of(on_cluster), params_of(local))
+
+    outcome = {}
+    fitting = threading.Thread(target=lambda: outcome.setdefault("result",
+                                                                 fdask.fit(X, y, **options)))
+    fitting.start()
+    time.sleep(0.5)
+    victim = next(iter(cluster.workers.values()))
+    victim.process.process.kill()  # the nanny restarts it; its blocks are recomputed
+    fitting.join(timeout=300)
+    assert "result" in outcome
+    np.testing.assert_array_equal(params_of(outcome["result"]), params_of(on_cluster))
