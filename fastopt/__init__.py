@@ -20,6 +20,7 @@ from .schedules import (SCHEDULES, Constant, Cosine, Exponential, InverseSqrt, L
 from .training import ConvergenceWarning, DivergenceError, FitResult, fit
 from .comparison import ComparisonResult, SweepResult, compare, lr_sweep
 from .paths import PathsResult, optimizer_paths
+from .persistence import load, save
 from .streaming import fit_stream
 
 __version__ = "0.1.0"
@@ -43,5 +44,5 @@ __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW"
            "InverseSqrt", "StepDecay", "Exponential", "Polynomial", "Cosine", "Linear",
            "WarmupCosine", "OneCycle", "make_schedule", "fit", "FitResult", "DivergenceError",
            "ConvergenceWarning", "compare", "lr_sweep", "ComparisonResult", "SweepResult",
-           "optimizer_paths", "PathsResult", "fit_stream", "LinearRegression", "LogisticRegression", "backends",
+           "optimizer_paths", "PathsResult", "fit_stream", "save", "load", "LinearRegression", "LogisticRegression", "backends",
            "__version__"]

@@ -288,17 +288,22 @@ inline double accumulate_row(const ModelSpec& s, const Dataset<T>& data, int64_t
     return weight * loss;
 }
 
+// The entries of sparse row r (a separate function from the dense case: with both paths in
+// one function the compiler scheduled the dense prefetches far worse, an epoch 2x slower).
+template <class T>
+inline void prefetch_sparse_sample(const Dataset<T>& data, int64_t r) noexcept {
+    int64_t begin, end;
+    sparse_row_range(data, r, begin, end);
+    __builtin_prefetch(data.csr.values + begin, 0, 3);
+    if (data.csr.indices64) __builtin_prefetch(data.csr.indices64 + begin, 0, 3);
+    else __builtin_prefetch(data.csr.indices32 + begin, 0, 3);
+    __builtin_prefetch(data.y + r, 0, 3);
+    if (data.sample_weight) __builtin_prefetch(data.sample_weight + r, 0, 3);
+}
+
 template <class T>
 inline void prefetch_sample(const Dataset<T>& data, int64_t r, int64_t d) noexcept {
-    if (is_sparse(data)) {
-        int64_t begin, end;
-        sparse_row_range(data, r, begin, end);
-        __builtin_prefetch(data.csr.values + begin, 0, 3);
-        if (data.csr.indices64) __builtin_prefetch(data.csr.indices64 + begin, 0, 3);
-        else __builtin_prefetch(data.csr.indices32 + begin, 0, 3);
-    } else {
-        prefetch_row(data.X, r, d);
-    }
+    prefetch_row(data.X, r, d);
     __builtin_prefetch(data.y + r, 0, 3);
     if (data.sample_weight) __builtin_prefetch(data.sample_weight + r, 0, 3);
 }
@@ -330,11 +335,14 @@ double batch_gradient(const ModelSpec& s, const Dataset<T>& data, const RowStrea
     if (ws.residual_sum)
         for (int64_t c = 0; c < k; ++c) ws.residual_sum[c] = 0.0;
     sparse_centering(s, data, ws.params, ws.center);
+    const bool sparse = is_sparse(data);
     double loss_sum = 0.0;
     const int64_t end = first + m;
     for (int64_t pos = first; pos < end; ++pos) {
-        if (rows.shuffled() && pos + lookahead < rows.size())
-            prefetch_sample(data, rows.row(pos + lookahead), d);
+        if (rows.shuffled() && pos + lookahead < rows.size()) {
+            if (sparse) prefetch_sparse_sample(data, rows.row(pos + lookahead));
+            else prefetch_sample(data, rows.row(pos + lookahead), d);
+        }
         loss_sum += accumulate_row(s, data, rows.row(pos), ws.params, grad, ws.scores, ws.row,
                                    ws.center, ws.residual_sum);
         if ((pos - first + 1) % poll_every == 0 && tick(stop, poll_every * d * (2 * k + 1)))
@@ -357,13 +365,16 @@ double lane_gradient(const ModelSpec& s, const Dataset<T>& data, const RowStream
     const int64_t d = s.n_features, k = s.n_outputs, p = n_params(s);
     for (int64_t j = 0; j < p; ++j) grad[j] = 0.0;
     for (int64_t c = 0; c < k; ++c) residual_sum[c] = 0.0;
+    const bool sparse = is_sparse(data);
     double loss_sum = 0.0;
     for (int64_t pos = lo; pos < hi; ++pos) {
         if (rows.shuffled() && lookahead > 0) {
             const int64_t ahead = pos + lookahead;
-            if (ahead < hi) prefetch_sample(data, rows.row(ahead), d);
-            else if (next_lo + (ahead - hi) < next_hi)
-                prefetch_sample(data, rows.row(next_lo + (ahead - hi)), d);
+            const int64_t at = ahead < hi ? ahead : next_lo + (ahead - hi);
+            if (ahead < hi || at < next_hi) {
+                if (sparse) prefetch_sparse_sample(data, rows.row(at));
+                else prefetch_sample(data, rows.row(at), d);
+            }
         }
         loss_sum += accumulate_row(s, data, rows.row(pos), w, grad, f, row_scratch, center,
                                    residual_sum);
