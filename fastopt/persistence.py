@@ -154,8 +154,12 @@ def save(obj, path):
 
 def _read(path):
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            contents = {name: archive[name] for name in archive.files}
+        with open(path, "rb") as handle:  # ours to close, also when NumPy gives up midway
+            archive = np.load(handle, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            with archive:
+                contents = {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
