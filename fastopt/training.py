@@ -160,15 +160,21 @@ def column_scaling(X, sample_weight=None):
         return (values.sum(axis=0) if sample_weight is None
                 else sample_weight[rows] @ values)
 
+    # Features beyond ~1e100 in size would overflow the sums of squares (and, over enough
+    # rows, the sums): those are summed divided by their largest magnitude, then scaled back.
+    peak = np.zeros(X.shape[1])
+    for rows in v.row_blocks(X):
+        np.maximum(peak, np.abs(np.asarray(X[rows], dtype=np.float64)).max(axis=0), out=peak)
+    unit = np.where(peak > 1e100, peak, 1.0)
     total = np.zeros(X.shape[1])
     for rows in v.row_blocks(X):
-        total += weighted_sum(rows, np.asarray(X[rows], dtype=np.float64))
-    mean = total / n
+        total += weighted_sum(rows, np.asarray(X[rows], dtype=np.float64) / unit)
+    mean = total / n * unit
     squares = np.zeros(X.shape[1])
     for rows in v.row_blocks(X):
-        centered = np.subtract(X[rows], mean, dtype=np.float64)
+        centered = np.subtract(X[rows], mean, dtype=np.float64) / unit
         squares += weighted_sum(rows, centered * centered)
-    std = np.sqrt(squares / n)
+    std = np.sqrt(squares / n) * unit
     inv_std = np.ones_like(std)
     np.divide(1.0, std, out=inv_std, where=std > 1e-12 * np.maximum(np.abs(mean), 1.0))
     return mean, inv_std
