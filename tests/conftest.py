@@ -75,3 +75,15 @@ def rng(request):
 def gradients(rng):
     """``gradients(size, dtype, steps=60)``: see gradient_sequence."""
     return lambda size, dtype, steps=60: gradient_sequence(rng, size, dtype, steps)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked slow (long property runs, huge files) run only when asked for by name:
+    ``pytest -m slow``."""
+    expression = config.getoption("markexpr") or ""
+    if "slow" in expression and "not slow" not in expression:
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
