@@ -77,3 +77,31 @@ def test_extreme_scales_never_give_silent_garbage(scale, backend):
         assert "non-finite" in str(exc)
     else:
         assert np.all(np.isfinite(raw.coef_)) and np.isfinite(raw.intercept_)
+
+
+@pytest.mark.slow
+def test_more_than_2_to_the_31_elements_train_without_overflow(tmp_path):
+    """A float32 X of 2^31 + 2^22 elements in a sparse file, its last 2^20 rows (all past
+    element 2^31) the only ones with a signal: offsets must be 64-bit everywhere (the checks,
+    the epoch)."""
+    import shutil
+
+    d = 4
+    signal = 2**20
+    n = 2**31 // d + signal
+    needed = n * d * 4
+    if shutil.disk_usage(tmp_path).free < 2 * needed:
+        pytest.skip("not enough free disk for the sparse file's pages")
+    if os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") < 3 * needed:
+        pytest.skip("not enough memory to page the file in")
+    X = np.memmap(tmp_path / "X.f32", dtype=np.float32, mode="w+", shape=(n, d))
+    tail = slice(n - signal, n)  # rows whose elements all lie beyond 2^31
+    rng = np.random.default_rng(0)
+    X[tail] = rng.standard_normal((signal, d)).astype(np.float32)
+    X.flush()
+    y = np.zeros(n)
+    y[tail] = X[tail].astype(np.float64) @ [1.0, -2.0, 3.0, 0.5]
+    result = fo.fit(X, y, optimizer="sgd", lr=0.1, epochs=1, batch_size=4096, shuffle=False,
+                    tol=None, fit_intercept=False)
+    # Only the last rows carry a signal: the fit must have read them at their true offsets.
+    np.testing.assert_allclose(result.coef_, [1.0, -2.0, 3.0, 0.5], rtol=1e-3, atol=1e-3)
