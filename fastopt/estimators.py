@@ -494,6 +494,11 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
     ``lr``); a fitted estimator then keeps its previous coefficients, as it does when a fit is
     interrupted with Ctrl-C.
 
+    Threads: the compiled epochs release the GIL, so separate estimators fitted in separate
+    threads run in parallel (with the results of sequential fits). One estimator must not be
+    fitted from two threads at once (like scikit-learn's estimators, it is not locked);
+    predicting from several threads on a fitted estimator is safe.
+
     Examples
     --------
     >>> import numpy as np
