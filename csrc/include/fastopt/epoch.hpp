@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "fastopt/config.hpp"
@@ -34,13 +35,18 @@ inline bool all_finite(const T* v, int64_t p) noexcept {
 template <class T>
 EpochOutcome run_epoch_one_lane(const ModelSpec& s, const Dataset<T>& data, const OptimConfig& opt,
                        OptimScalars& scalars, T* w, T* const* opt_state, const EpochSpec& e,
-                       Workspace<T>& ws, StopCheck& stop) noexcept {
+                       Workspace<T>& scratch, StopCheck& stop) noexcept {
     const int64_t n = data.n, p = n_params(s), batch = e.batch_size;
     const int64_t steps = (n + batch - 1) / batch;
+    // float64 parameters are read where they live, and the gradient goes to the optimizer as
+    // it is: no copies of p values per update (they cost as much as a sparse minibatch).
+    constexpr bool in_place = std::is_same_v<T, double>;
+    Workspace<T> ws = scratch;
+    if constexpr (in_place) ws.params = w;
     if (e.shuffle) shuffled_order(ws.order, uint64_t(n), e.seed, e.epoch);
     const RowStream rows(e.shuffle ? ws.order : nullptr, n);
     EpochOutcome out;
-    load_params(w, ws.params, p);
+    if constexpr (!in_place) load_params(w, ws.params, p);
     for (int64_t step = 0; step < steps; ++step) {
         const int64_t first = step * batch;
         const int64_t m = std::min(batch, n - first);
@@ -55,9 +61,13 @@ EpochOutcome run_epoch_one_lane(const ModelSpec& s, const Dataset<T>& data, cons
             out.failed_step = step;
             return out;
         }
-        for (int64_t j = 0; j < p; ++j) ws.grad_t[j] = T(ws.grad[j]);
-        optimizer_step<T>(opt, scalars, e.lrs[step], w, ws.grad_t, opt_state, p);
-        load_params(w, ws.params, p);
+        if constexpr (in_place) {
+            optimizer_step<T>(opt, scalars, e.lrs[step], w, ws.grad, opt_state, p);
+        } else {
+            for (int64_t j = 0; j < p; ++j) ws.grad_t[j] = T(ws.grad[j]);
+            optimizer_step<T>(opt, scalars, e.lrs[step], w, ws.grad_t, opt_state, p);
+            load_params(w, ws.params, p);
+        }
         out.loss_sum += objective;
         out.steps = step + 1;
     }
