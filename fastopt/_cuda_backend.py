@@ -997,9 +997,8 @@ def column_scaling(X, sample_weight=None):
     _launch(_column_sums_kernel, grid, threads, X, weight, weighted, _upload(mean), 1,
             tile_rows, partial)
     std = np.sqrt(partial.copy_to_host().sum(axis=0) / n)
-    inv_std = np.ones_like(std)
-    np.divide(1.0, std, out=inv_std, where=std > 1e-12 * np.maximum(np.abs(mean), 1.0))
-    return mean, inv_std
+    from .training import inverse_std  # (training imports this module lazily too)
+    return mean, inverse_std(mean, std)
 
 
 def take_rows(X, rows):

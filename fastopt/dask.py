@@ -28,15 +28,19 @@ held and the fit completes with the same result (the sums keep their order).
 
 from __future__ import annotations
 
+import sys
+import time
+
 import numpy as np
 
 from . import _backends
 from . import _validation as v
 from .newton import MAX_PARAMS, hessian, newton_fit
 from .optim import make_optimizer
+from .reference.models import penalty as penalty_of
 from .schedules import make_schedule
-from .training import (FitResult, ModelSpec, Problem, TrainingState, check_sparse_update,
-                       to_original_space, train)
+from .training import (DivergenceError, FitResult, ModelSpec, Problem, TrainingState,
+                       check_sparse_update, inverse_std, to_original_space, train)
 
 __all__ = ["fit", "STRATEGIES"]
 
@@ -55,7 +59,6 @@ def _dask():
 def is_dask_collection(obj):
     """Whether ``obj`` is a dask collection (array, DataFrame, Series), without importing
     dask when it was not imported already."""
-    import sys
     dask = sys.modules.get("dask")
     return dask is not None and dask.is_dask_collection(obj)
 
@@ -100,8 +103,13 @@ def _as_rows(X, y, sample_weight):
 
 def _block_problem(spec, Xb, yb, wb, mean, inv_std, classes):
     """The Problem of one block, labels encoded with the fit's classes, weights already
-    relative to the whole data set's mean weight; runs on the worker."""
-    Xb = v.check_X(Xb)
+    relative to the whole data set's mean weight; runs on the worker. X was checked for
+    NaN/inf once, in the statistics pass: here only its layout and dtype."""
+    if v.is_sparse(Xb):
+        Xb = v.check_X(Xb)
+    else:
+        dtype = Xb.dtype if Xb.dtype in (np.float32, np.float64) else np.float64
+        Xb = np.ascontiguousarray(Xb, dtype=dtype)
     yb = np.asarray(yb)
     if spec.model == "linear":
         targets = np.ascontiguousarray(yb, dtype=np.float64)
@@ -151,37 +159,42 @@ def _statistics(X, y, w, model, classes, standardize):
     """Rows, classes, mean weight and (standardize) feature mean and 1/std, in one pass."""
     dask, da = _dask()
     n = X.shape[0]
-    tasks = {"rows": n}
+    if X.dtype.kind not in "fiub":
+        raise ValueError(f"X must be numeric; got dtype {X.dtype}")
+    tasks = {"rows": n, "finite": da.isfinite(X).all()}
+    if w is not None:
+        tasks["finite_weights"] = da.isfinite(w).all() & (w >= 0).all()
     if model != "linear" and classes is None:
         tasks["classes"] = da.unique(y)
-    weights = w if w is not None else None
-    if weights is not None:
-        tasks["weight_sum"] = weights.sum()
+    if w is not None:
+        tasks["weight_sum"] = w.sum()
     if standardize:
         Xf = X.astype(np.float64)
-        if weights is None:
+        if w is None:
             tasks["mean"] = Xf.mean(axis=0)
             tasks["var"] = Xf.var(axis=0)
         else:
-            total = weights.sum()
-            mean = (Xf * weights[:, None]).sum(axis=0) / total
+            total = w.sum()
+            mean = (Xf * w[:, None]).sum(axis=0) / total
             tasks["mean"] = mean
-            tasks["var"] = (((Xf - mean) ** 2) * weights[:, None]).sum(axis=0) / total
+            tasks["var"] = (((Xf - mean) ** 2) * w[:, None]).sum(axis=0) / total
     keys = [k for k, t in tasks.items() if hasattr(t, "dask")]
     computed = dict(zip(keys, dask.compute(*[tasks[k] for k in keys])))
     tasks.update(computed)
+    if not tasks["finite"]:
+        raise ValueError("Input X contains NaN or infinity.")
+    if not tasks.get("finite_weights", True):
+        raise ValueError("sample_weight must be finite and non-negative")
     if model != "linear":
         classes = np.unique(tasks["classes"]) if classes is None else np.unique(classes)
         if len(classes) < 2:
             raise ValueError("This solver needs samples of at least 2 classes in the data, but "
                              f"the data contains only one class: {classes.tolist()[0]!r}")
-    mean_weight = float(tasks["weight_sum"]) / n if weights is not None else 1.0
+    mean_weight = float(tasks["weight_sum"]) / n if w is not None else 1.0
     mean = inv_std = None
     if standardize:
         mean = np.asarray(tasks["mean"], dtype=np.float64)
-        std = np.sqrt(np.asarray(tasks["var"], dtype=np.float64))
-        inv_std = np.ones_like(std)
-        np.divide(1.0, std, out=inv_std, where=std > 1e-12 * np.maximum(np.abs(mean), 1.0))
+        inv_std = inverse_std(mean, np.sqrt(np.asarray(tasks["var"], dtype=np.float64)))
     return n, classes, mean_weight, mean, inv_std
 
 
@@ -219,7 +232,6 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
         raise ValueError(f"model='logistic' needs exactly 2 classes, got {len(classes)}; use "
                          "model='softmax' for more")
     spec = ModelSpec(model, d, k, bool(fit_intercept), penalty, float(alpha), float(l1_ratio))
-    from .reference.models import penalty as penalty_of
     dtype = np.float32 if X.dtype == np.float32 else np.float64
     blocks = _blocks(X, y, w)
     delayed = dask.delayed
@@ -245,7 +257,6 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
         return loss / n + value, grad / n + penalty_grad
 
     history = {"epoch": [], "loss": [], "lr": [], "seconds": [], "steps": []}
-    import time
     if newton:
         if spec.n_params > MAX_PARAMS:
             raise ValueError(f"optimizer='newton' supports up to {MAX_PARAMS} parameters")
@@ -268,7 +279,6 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
             start = time.perf_counter()
             value, grad = objective(None, params)
             if not np.isfinite(value) or not np.all(np.isfinite(grad)):
-                from .training import DivergenceError
                 raise DivergenceError(f"The training loss became non-finite at epoch "
                                       f"{epoch + 1}; try a smaller learning rate.")
             rate = float(lr_of(epoch))

@@ -29,8 +29,8 @@ import numpy as np
 
 from . import _validation as v
 from .optim import make_optimizer
-from .training import (FitResult, TrainingState, check_sparse_update, prepare,
-                       to_original_space, train)
+from .training import (FitResult, Problem, TrainingState, check_sparse_update, inverse_std,
+                       prepare, to_original_space, train)
 
 __all__ = ["fit_stream"]
 
@@ -118,10 +118,7 @@ class _Moments:
         self.weight = merged
 
     def scaling(self):
-        std = np.sqrt(self.m2 / self.weight)
-        inv_std = np.ones_like(std)
-        np.divide(1.0, std, out=inv_std, where=std > 1e-12 * np.maximum(np.abs(self.mean), 1.0))
-        return self.mean, inv_std
+        return self.mean, inverse_std(self.mean, np.sqrt(self.m2 / self.weight))
 
 
 def _progress(total, description, enabled):
@@ -232,17 +229,9 @@ def fit_stream(data, *, model="linear", optimizer="adam", lr=None, schedule=None
         for key, value in (("epoch", epoch + 1), ("loss", loss_sum / seen), ("lr", last_lr),
                            ("seconds", seconds), ("steps", state.updates)):
             history[key].append(value)
-    reference = _Reference(spec, mean, inv_std)
-    coef, intercept = to_original_space(reference, state.params)
+    coef, intercept = to_original_space(Problem(spec, None, None, None, mean, inv_std),
+                                        state.params)
     if model == "linear":
         coef, intercept = coef[0], float(intercept[0])
     return FitResult(model, coef, intercept, classes if model != "linear" else None, epochs,
                      False, history, state)
-
-
-class _Reference:
-    """What ``to_original_space`` reads of a problem: the spec and the standardisation."""
-
-    def __init__(self, spec, mean, inv_std):
-        self.spec, self.mean, self.inv_std = spec, mean, inv_std
-

@@ -144,6 +144,14 @@ def probabilities(model, scores):
 # ---------------------------------------------------------------------------------------------
 # Preparing the data
 
+def inverse_std(mean, std):
+    """1/std per feature, and 1 for a feature that does not vary (relative to its mean): such a
+    feature is then only centred. Every way of computing the statistics ends here."""
+    inv_std = np.ones_like(std)
+    np.divide(1.0, std, out=inv_std, where=std > 1e-12 * np.maximum(np.abs(mean), 1.0))
+    return inv_std
+
+
 def column_scaling(X, sample_weight=None):
     """Per-feature mean and 1/std in float64, computed in row blocks (no copy of X); features
     with zero variance get 1/std = 1. With ``sample_weight`` (mean 1, as ``prepare`` makes it)
@@ -160,24 +168,32 @@ def column_scaling(X, sample_weight=None):
         return (values.sum(axis=0) if sample_weight is None
                 else sample_weight[rows] @ values)
 
-    # Features beyond ~1e100 in size would overflow the sums of squares (and, over enough
-    # rows, the sums): those are summed divided by their largest magnitude, then scaled back.
-    peak = np.zeros(X.shape[1])
-    for rows in v.row_blocks(X):
-        np.maximum(peak, np.abs(np.asarray(X[rows], dtype=np.float64)).max(axis=0), out=peak)
-    unit = np.where(peak > 1e100, peak, 1.0)
-    total = np.zeros(X.shape[1])
-    for rows in v.row_blocks(X):
-        total += weighted_sum(rows, np.asarray(X[rows], dtype=np.float64) / unit)
-    mean = total / n * unit
-    squares = np.zeros(X.shape[1])
-    for rows in v.row_blocks(X):
-        centered = np.subtract(X[rows], mean, dtype=np.float64) / unit
-        squares += weighted_sum(rows, centered * centered)
-    std = np.sqrt(squares / n) * unit
-    inv_std = np.ones_like(std)
-    np.divide(1.0, std, out=inv_std, where=std > 1e-12 * np.maximum(np.abs(mean), 1.0))
-    return mean, inv_std
+    def moments(unit=None):
+        total = np.zeros(X.shape[1])
+        for rows in v.row_blocks(X):
+            block = np.asarray(X[rows], dtype=np.float64)
+            total += weighted_sum(rows, block if unit is None else block / unit)
+        mean = total / n if unit is None else total / n * unit
+        squares = np.zeros(X.shape[1])
+        for rows in v.row_blocks(X):
+            centered = np.subtract(X[rows], mean, dtype=np.float64)
+            if unit is not None:
+                centered /= unit
+            squares += weighted_sum(rows, centered * centered)
+        std = np.sqrt(squares / n)
+        return mean, std if unit is None else std * unit
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = moments()
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+        # Features too large to square (beyond ~1e150): summed divided by their largest
+        # magnitude, then scaled back. Only then: it costs one more pass over X.
+        peak = np.zeros(X.shape[1])
+        for rows in v.row_blocks(X):
+            np.maximum(peak, np.abs(np.asarray(X[rows], dtype=np.float64)).max(axis=0),
+                       out=peak)
+        mean, std = moments(np.where(peak > 1.0, peak, 1.0))
+    return mean, inverse_std(mean, std)
 
 
 def _sparse_column_scaling(X, sample_weight):
@@ -190,9 +206,7 @@ def _sparse_column_scaling(X, sample_weight):
     squares.data = np.square(squares.data, dtype=np.float64)
     second = np.asarray(squares.T @ s, dtype=np.float64).ravel() / n
     std = np.sqrt(np.maximum(second - mean * mean, 0.0))
-    inv_std = np.ones_like(std)
-    np.divide(1.0, std, out=inv_std, where=std > 1e-12 * np.maximum(np.abs(mean), 1.0))
-    return mean, inv_std
+    return mean, inverse_std(mean, std)
 
 
 def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weight, standardize,

@@ -129,3 +129,13 @@ def test_two_worker_processes_and_a_worker_killed_mid_fit(cluster):
     fitting.join(timeout=300)
     assert "result" in outcome
     np.testing.assert_array_equal(params_of(outcome["result"]), params_of(on_cluster))
+
+
+def test_bad_values_are_refused_before_training():
+    X, y, w = problem("linear")
+    X[5, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        fdask.fit(da.from_array(X, chunks=(500, -1)), y)
+    w[3] = -1.0
+    with pytest.raises(ValueError, match="sample_weight"):
+        fdask.fit(da.from_array(np.nan_to_num(X), chunks=(500, -1)), y, sample_weight=w)

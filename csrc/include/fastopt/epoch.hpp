@@ -233,32 +233,6 @@ EpochOutcome run_epoch_lanes(const ModelSpec& s, const Dataset<T>& data, const O
 // back; every other coordinate, and its state, stays as it is. The penalty term of the
 // reported objective is kept up to date from the changes of the active coefficients. Needs
 // unstandardised X (centring would make every gradient coordinate non-zero).
-// `slots`: the compact slot of each of row r's entries, in stored order.
-template <class T>
-inline double accumulate_lazy_row(const ModelSpec& s, const Dataset<T>& data, int64_t r,
-                                  const int64_t* slots, int64_t na, const double* pd,
-                                  double* gd, double* f) noexcept {
-    const int64_t k = s.n_outputs;
-    int64_t begin, end;
-    sparse_row_range(data, r, begin, end);
-    const T* values = data.csr.values;
-    for (int64_t c = 0; c < k; ++c) {
-        const double* wc = pd + c * na;
-        double score = 0.0;
-        for (int64_t e = begin; e < end; ++e) score = madd(wc[slots[e - begin]], double(values[e]), score);
-        f[c] = s.fit_intercept ? score + pd[k * na + c] : score;
-    }
-    const double loss = loss_and_residual(s.model, f, k, data.y[r]);
-    const double weight = data.sample_weight ? data.sample_weight[r] : 1.0;
-    for (int64_t c = 0; c < k; ++c) {
-        const double rc = f[c] * weight;
-        double* gc = gd + c * na;
-        for (int64_t e = begin; e < end; ++e) gc[slots[e - begin]] = madd(rc, double(values[e]), gc[slots[e - begin]]);
-        if (s.fit_intercept) gd[k * na + c] += rc;
-    }
-    return weight * loss;
-}
-
 template <class T>
 EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const OptimConfig& opt,
                             OptimScalars& scalars, T* w, T* const* opt_state,
@@ -361,8 +335,8 @@ EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const Op
             const int64_t r = rows.row(pos);
             int64_t begin, end;
             sparse_row_range(data, r, begin, end);
-            loss_sum += accumulate_lazy_row(s, data, r, slots, na, pd.data(), gd.data(),
-                                            ws.scores);
+            loss_sum += accumulate_sparse_row(s, data, r, pd.data(), gd.data(), ws.scores,
+                                              nullptr, nullptr, slots, na);
             slots += end - begin;
         }
         if (tick(stop, m * (na + 1) * (2 * k + 1))) {

@@ -221,39 +221,50 @@ inline void sparse_centering(const ModelSpec& s, const Dataset<T>& data, const d
     }
 }
 
+// One sparse row into the scores, loss, residual and gradient. The coefficients of output c
+// are w[c * width + index], the intercepts w[k * width + c] (grad alike), where index is the
+// entry's column, or `slots[entry]` when given: the lazy epoch's compact arrays
+// (epoch.hpp run_epoch_lazy; width is then the number of active columns).
 template <class T>
 inline double accumulate_sparse_row(const ModelSpec& s, const Dataset<T>& data, int64_t r,
                                     const double* w, double* __restrict grad,
                                     double* __restrict f, const double* center,
-                                    double* residual_sum) noexcept {
-    const int64_t d = s.n_features, k = s.n_outputs;
-    const double* b = w + k * d;
+                                    double* residual_sum, const int64_t* slots = nullptr,
+                                    int64_t width = -1) noexcept {
+    const int64_t k = s.n_outputs;
+    if (width < 0) width = s.n_features;
     const bool standardize = data.mean != nullptr;
     int64_t begin, end;
     sparse_row_range(data, r, begin, end);
     const T* values = data.csr.values;
+    // Entry e's place in w and grad, and its (scaled) value.
+    auto entry = [&](int64_t e, int64_t& index) {
+        const int64_t j = sparse_column(data, e);
+        index = slots ? slots[e - begin] : j;
+        return standardize ? double(values[e]) * data.inv_std[j] : double(values[e]);
+    };
     for (int64_t c = 0; c < k; ++c) {
-        const double* wc = w + c * d;
+        const double* wc = w + c * width;
         double score = 0.0;
         for (int64_t e = begin; e < end; ++e) {
-            const int64_t j = sparse_column(data, e);
-            const double x = standardize ? double(values[e]) * data.inv_std[j] : double(values[e]);
-            score = madd(wc[j], x, score);
+            int64_t index;
+            const double x = entry(e, index);
+            score = madd(wc[index], x, score);
         }
         if (standardize) score = score - center[c];
-        f[c] = s.fit_intercept ? score + b[c] : score;
+        f[c] = s.fit_intercept ? score + w[k * width + c] : score;
     }
     const double loss = loss_and_residual(s.model, f, k, data.y[r]);
     const double weight = data.sample_weight ? data.sample_weight[r] : 1.0;
     for (int64_t c = 0; c < k; ++c) {
         const double rc = f[c] * weight;
-        double* __restrict g = grad + c * d;
+        double* __restrict g = grad + c * width;
         for (int64_t e = begin; e < end; ++e) {
-            const int64_t j = sparse_column(data, e);
-            const double x = standardize ? double(values[e]) * data.inv_std[j] : double(values[e]);
-            g[j] = madd(rc, x, g[j]);
+            int64_t index;
+            const double x = entry(e, index);
+            g[index] = madd(rc, x, g[index]);
         }
-        if (s.fit_intercept) grad[k * d + c] += rc;
+        if (s.fit_intercept) grad[k * width + c] += rc;
         if (standardize) residual_sum[c] += rc;
     }
     return weight * loss;
