@@ -20,7 +20,7 @@ def epoch_times(workers, rows, epochs):
     import fastopt.dask as fdask
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         X = da.random.RandomState(0).standard_normal((rows, 100), chunks=(250_000, 100))
         y = X[:, 0] * 2.0 + 1.0
         X, y = client.persist([X, y])
