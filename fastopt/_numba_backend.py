@@ -721,7 +721,7 @@ def _all_finite(v):
 # the epoch's rows in visiting order when shuffled.
 
 C_STEP, C_ROW, C_STATUS, C_FAILED, C_DONE, C_OPT_STEP, C_STAMP = range(7)
-S_EPOCH, S_BATCH, S_MU, S_ABS, S_SQ = range(5)
+S_EPOCH, S_BATCH, S_MU, S_ABS, S_SQ, S_SCALE = range(6)
 
 
 @_jit
@@ -812,6 +812,34 @@ def _gather(source, coords, out, count):
 
 
 @_jit
+def _scaled_sgd(flags, hyper, mi, mf):
+    """epoch.hpp ``scaled_sgd``: plain SGD with an L2 penalty, trained lazily as w = scale * u."""
+    return (flags[F_KIND] == _SGD and hyper[H_MOM] == 0.0 and hyper[H_WD] == 0.0
+            and mi[M_PENALTY] != 0 and mf[P_ALPHA] != 0.0 and mf[P_L1] == 0.0)
+
+
+@_jit
+def _unscale(w, wsp, count, sums):
+    """Scaled SGD: fold the scale into the first ``count`` parameters (epoch.hpp ``unscale``)."""
+    scale = sums[S_SCALE]
+    if scale == 1.0:
+        return
+    T = w.dtype.type
+    sq = 0.0
+    for j in range(count):
+        w[j] = T(scale * np.float64(w[j]))
+        wsp[j] = np.float64(w[j])
+        sq += wsp[j] * wsp[j]
+    sums[S_SQ] = sq
+    sums[S_SCALE] = 1.0
+
+
+def needs_exact_epoch(flags, hyper, mi, mf, lrs):
+    """epoch.hpp ``needs_exact_epoch``: scaled SGD with some lr * alpha >= 1 runs exact."""
+    return bool(_scaled_sgd(flags, hyper, mi, mf)) and not np.all(lrs * mf[P_ALPHA] < 1.0)
+
+
+@_jit
 def _lazy_epoch_kernel(y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, states, flags, hyper, lrs,
                        batch, shuffled, order, wsp, grad, f, cursor, sums, budget, csr, mark,
                        active, coords, pc, gc, c0, c1, c2):
@@ -825,6 +853,8 @@ def _lazy_epoch_kernel(y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, states, flag
     l2 = 1.0 - l1
     alpha = mf[P_ALPHA]
     penalized = mi[M_PENALTY] != 0 and alpha != 0.0
+    scaled = _scaled_sgd(flags, hyper, mi, mf)
+    T = w.dtype.type
     intercept = mi[M_INTERCEPT] != 0
     steps = (n + batch - 1) // batch
     step = cursor[C_STEP]
@@ -841,6 +871,10 @@ def _lazy_epoch_kernel(y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, states, flag
     while step < steps:
         first = step * batch
         m = min(batch, n - first)
+        shrink = 1.0 - lrs[step] * alpha
+        if scaled and sums[S_SCALE] * shrink < 1e-9:
+            _unscale(w, wsp, k * d, sums)
+        scale = sums[S_SCALE]
         stamp = cursor[C_STAMP] + 1
         if stamp > 0xFFFFFFFF:
             mark[:] = 0
@@ -864,25 +898,31 @@ def _lazy_epoch_kernel(y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, states, flag
             for c in range(k):
                 coords[a] = k * d + c
                 a += 1
+        if scaled:  # the scores see w = scale * u
+            for i in range(k * count):
+                wsp[coords[i]] = scale * np.float64(w[coords[i]])
         loss_sum = 0.0
         for pos in range(first, first + m):
             r = np.int64(order[pos]) if shuffled else pos
             loss_sum += _accumulate_sparse_row(r, y, sw, mean, inv_std, mi, wsp, grad, f, csr,
                                                rsum)
-        penalty = alpha * (l1 * sums[S_ABS] + 0.5 * l2 * sums[S_SQ]) if penalized else 0.0
+        if scaled:
+            penalty = alpha * (0.5 * (scale * scale * sums[S_SQ]))
+        else:
+            penalty = alpha * (l1 * sums[S_ABS] + 0.5 * l2 * sums[S_SQ]) if penalized else 0.0
         objective = loss_sum + penalty * np.float64(m)
         finite = np.isfinite(objective)
         for i in range(a):
             q = coords[i]
             g = grad[q] / np.float64(m)
-            if penalized and q < k * d:
+            if penalized and not scaled and q < k * d:
                 v = wsp[q]
                 sign = 1.0 if v > 0 else (-1.0 if v < 0 else 0.0)
                 g = g + alpha * (l1 * sign + l2 * v)
             finite = finite and np.isfinite(g)
             gc[i] = g
             pc[i] = w[q]
-            grad[q] = 0.0
+            grad[q] = g
         if states > 0:
             _gather(s0, coords, c0, a)
         if states > 1:
@@ -890,18 +930,33 @@ def _lazy_epoch_kernel(y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, states, flag
         if states > 2:
             _gather(s2, coords, c2, a)
         if not finite:
+            _clear(grad, coords, a)
+            _unscale(w, wsp, k * d, sums)
             cursor[C_STATUS], cursor[C_FAILED] = 1, step
             return True
-        opt_step, mu_product = _optimizer_step(flags, hyper, cursor[C_OPT_STEP], sums[S_MU],
-                                               lrs[step], pc[:a], gc[:a], c0[:a], c1[:a],
-                                               c2[:a])
-        cursor[C_OPT_STEP], sums[S_MU] = opt_step, mu_product
+        next_scale = scale * shrink
+        if scaled:  # epoch.hpp: u <- u - lr g / scale' on the active coefficients
+            lr = lrs[step]
+            neg_lr = T(-lr)
+            for i in range(a):
+                if i < k * count:
+                    pc[i] = T(np.float64(pc[i]) - lr * grad[coords[i]] / next_scale)
+                else:
+                    pc[i] = pc[i] + neg_lr * gc[i]
+            cursor[C_OPT_STEP] += 1
+        else:
+            opt_step, mu_product = _optimizer_step(flags, hyper, cursor[C_OPT_STEP],
+                                                   sums[S_MU], lrs[step], pc[:a], gc[:a],
+                                                   c0[:a], c1[:a], c2[:a])
+            cursor[C_OPT_STEP], sums[S_MU] = opt_step, mu_product
+        _clear(grad, coords, a)
         if not _all_finite(pc[:a]):
+            _unscale(w, wsp, k * d, sums)
             cursor[C_STATUS], cursor[C_FAILED] = 1, step
             return True
         for i in range(a):
             q = coords[i]
-            before = wsp[q]
+            before = np.float64(w[q]) if scaled else wsp[q]
             after = np.float64(pc[i])
             if q < k * d:
                 sums[S_ABS] += abs(after) - abs(before)
@@ -914,13 +969,22 @@ def _lazy_epoch_kernel(y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, states, flag
                 s1[q] = c1[i]
             if states > 2:
                 s2[q] = c2[i]
+        if scaled:
+            sums[S_SCALE] = next_scale
         sums[S_EPOCH] += objective
         step += 1
         cursor[C_STEP], cursor[C_DONE] = step, step
         work += m * (count + 1) * (2 * k + 1) + 10 * a
         if work >= budget and step < steps:
             return False
+    _unscale(w, wsp, k * d, sums)
     return True
+
+
+@_jit
+def _clear(grad, coords, count):
+    for i in range(count):
+        grad[coords[i]] = 0.0
 
 
 @_jit
@@ -1212,7 +1276,7 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):
     _require_disjoint(named)
     cursor = np.zeros(7, dtype=np.int64)
     cursor[C_OPT_STEP] = int(st["step"])
-    sums = np.array([0.0, 0.0, float(st.get("mu_product", 1.0)), 0.0, 0.0])
+    sums = np.array([0.0, 0.0, float(st.get("mu_product", 1.0)), 0.0, 0.0, 1.0])
     order = _NO_ORDER
     if shuffle:
         order = np.empty(n, dtype=np.uint32)
@@ -1224,7 +1288,8 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):
     k = problem.spec.n_outputs
     lane_rsum, rsum = np.zeros((int(threads), k)), np.zeros(k)
     budget = max(1, int(_WORK_PER_CALL))
-    lazy = lazy and csr[1].size > 0 and problem.mean is None
+    lazy = (lazy and csr[1].size > 0 and problem.mean is None
+            and not needs_exact_epoch(flags, hyper, mi, mf, lrs))
     if lazy:
         mark = np.zeros(problem.spec.n_features, dtype=np.int64)
         active = np.empty(problem.spec.n_features, dtype=np.int64)
@@ -1257,7 +1322,7 @@ def objective(problem, params):
     wsp, grad = np.empty(p), np.empty(p)
     f, xs = np.empty(problem.spec.n_outputs), np.empty(problem.spec.n_features)
     cursor = np.zeros(7, dtype=np.int64)
-    sums = np.zeros(5)
+    sums = np.zeros(6)
     budget = max(1, int(_WORK_PER_CALL))
     rsum = np.zeros(problem.spec.n_outputs)
     while not _objective_kernel(X, y, sw, mean, inv_std, mi, mf, w, wsp, grad, f, xs, _NO_ORDER,

@@ -461,13 +461,22 @@ def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=2
         densified). "exact": every coordinate takes the full optimizer step at every update,
         as with dense X. "lazy": an update changes only the coefficients of the columns with
         entries in its minibatch (and the intercepts), parameters and optimizer state alike,
-        which costs O(entries) instead of O(features) per update. For SGD without momentum
-        and for Adagrad, with no penalty and no weight decay, that is the same result as
-        "exact" (the other coordinates have a zero gradient and would not move); with a
-        penalty it is applied to the active coefficients only. For momentum, RMSprop,
-        Adadelta and the Adam family the other coordinates keep their state and parameters
-        frozen instead of coasting on their moments, as ``torch.optim.SparseAdam`` does for
-        Adam. Needs ``standardize=False``; ignored for dense X; runs on one thread.
+        which costs O(entries) instead of O(features) per update. Per optimizer:
+
+        - SGD without momentum and Adagrad, with no penalty and no weight decay: the same
+          result as "exact" (the other coordinates have a zero gradient and would not move).
+        - SGD without momentum or weight decay, with an L2 penalty (``penalty="l2"``, or
+          elasticnet with ``l1_ratio=0``): the penalty shrinks every coefficient at every
+          update, as in "exact", through the scaled-weight trick (``W = scale * U``; an update
+          multiplies ``scale`` by ``1 - lr * alpha`` and moves ``U`` on the active columns
+          only), so the result equals "exact" up to rounding at O(entries) per update. An
+          epoch where some ``lr * alpha >= 1`` runs "exact".
+        - Otherwise a penalty (and its gradient) applies to the active coefficients only; for
+          momentum, RMSprop, Adadelta and the Adam family the other coordinates keep their
+          state and parameters frozen instead of coasting on their moments, as
+          ``torch.optim.SparseAdam`` does for Adam.
+
+        Needs ``standardize=False``; ignored for dense X; runs on one thread.
 
     Returns
     -------

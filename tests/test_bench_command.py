@@ -1,5 +1,5 @@
-"""``python -m bench`` runs (a smoke test at the smallest size; the numbers are not checked:
-speed is shown by the benchmark itself, not by tests)."""
+"""``python -m bench`` and ``python bench/threads.py`` run (smoke tests at the smallest size;
+the numbers are not checked: speed is shown by the benchmarks themselves, not by tests)."""
 
 import json
 import subprocess
@@ -24,3 +24,16 @@ def test_bench_command_writes_the_table_and_json(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "bench", "--only", "W4"], capture_output=True,
                          text=True, cwd=ROOT, timeout=120)
     assert bad.returncode == 2 and "W4" in bad.stderr
+
+
+def test_threads_bench_runs_and_checks_identical_results(tmp_path):
+    out = tmp_path / "threads.json"
+    done = subprocess.run([sys.executable, "bench/threads.py", "--quick", "--repeat", "2",
+                           "--json", str(out)], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "speed-up 2 threads / sequential, fit linear:" in done.stdout
+    assert "bit-identical to the sequential fits" in done.stdout
+    report = json.loads(out.read_text())
+    assert report["identical"] and report["quick"]
+    assert {row["mode"] for row in report["rows"]} == {"sequential", "2 threads"}

@@ -220,3 +220,63 @@ def test_lazy_options():
     assert clf.score(S, y) > 0.7
     with pytest.raises(ValueError, match="standardize=False"):
         fo.LogisticRegression(sparse_update="lazy").fit(S, y)
+
+
+# Plain SGD with an L2 penalty: the scaled-weight trick decays every coefficient lazily.
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("backend", ["cpp", "numba", "numpy"])
+def test_lazy_sgd_with_l2_equals_exact(model, dtype, backend):
+    S, y = lazy_problem(model, dtype)
+    common = dict(model=model, optimizer="sgd", lr=0.3, penalty="l2", alpha=0.05, epochs=3,
+                  batch_size=8, tol=None, random_state=1, backend=backend)
+    exact = fo.fit(S, y, **common)
+    lazy = fo.fit(S, y, sparse_update="lazy", **common)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(params_of(lazy), params_of(exact), rtol=rtol,
+                               atol=rtol * np.abs(params_of(exact)).max())
+    np.testing.assert_allclose(lazy.history["loss"], exact.history["loss"], rtol=rtol)
+
+
+def test_lazy_sgd_with_l2_shrinks_idle_coefficients():
+    # Column 2 has an entry in row 0 only: every later update still shrinks it, by (1 - lr alpha).
+    X = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 2.0, 0.0]])
+    y = np.array([1.0, 0.0, 1.0, 0.0])
+    common = dict(optimizer="sgd", lr=0.1, penalty="l2", alpha=0.5, batch_size=1,
+                  shuffle=False, tol=None, fit_intercept=False)
+    after_first = fo.fit(sp.csr_matrix(X[:1]), y[:1], epochs=1, **common).coef_
+    lazy = fo.fit(sp.csr_matrix(X), y, epochs=1, sparse_update="lazy", **common).coef_
+    np.testing.assert_allclose(lazy[2], after_first[2] * (1 - 0.1 * 0.5) ** 3, rtol=1e-14)
+    other = fo.fit(sp.csr_matrix(X), y, epochs=1, sparse_update="lazy",
+                   **dict(common, penalty="elasticnet", l1_ratio=0.5)).coef_
+    first = fo.fit(sp.csr_matrix(X[:1]), y[:1], epochs=1,
+                   **dict(common, penalty="elasticnet", l1_ratio=0.5)).coef_
+    assert other[2] == first[2]  # not a pure L2 penalty: frozen, as for other optimizers
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lazy_sgd_scale_folds_back_when_small(dtype):
+    # lr * alpha = 0.5 halves the scale at every update: it passes 1e-9 after 30 updates.
+    S, y = lazy_problem("linear", dtype)
+    common = dict(model="linear", optimizer="sgd", lr=1.0, penalty="l2", alpha=0.5, epochs=2,
+                  batch_size=4, tol=None, random_state=2)
+    cpp = fo.fit(S, y, sparse_update="lazy", backend="cpp", **common)
+    numba = fo.fit(S, y, sparse_update="lazy", backend="numba", **common)
+    np.testing.assert_array_equal(params_of(cpp), params_of(numba))
+    assert cpp.history["loss"] == numba.history["loss"]
+    exact = fo.fit(S, y, backend="cpp", **common)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(params_of(cpp), params_of(exact), rtol=rtol,
+                               atol=rtol * np.abs(params_of(exact)).max())
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numba", "numpy"])
+def test_lazy_sgd_with_lr_alpha_of_one_or_more_runs_exact(backend):
+    S, y = lazy_problem("logistic")
+    common = dict(model="logistic", optimizer="sgd", penalty="l2", alpha=0.5, epochs=1,
+                  batch_size=16, tol=None, random_state=0, backend=backend,
+                  lr=1.0, schedule=lambda t: np.where(t < 5, 2.5, 0.25))
+    lazy = fo.fit(S, y, sparse_update="lazy", **common)
+    exact = fo.fit(S, y, **common)
+    np.testing.assert_array_equal(params_of(lazy), params_of(exact))

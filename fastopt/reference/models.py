@@ -30,7 +30,7 @@ float32 just before the optimizer update, which then runs in float32.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -190,12 +190,76 @@ def run_epoch(spec, X, y, sample_weight, mean, inv_std, w, optimizer_kind, hyper
 
     ``lrs[j]`` is the learning rate of the epoch's update ``j``; rows are visited in the order
     of :func:`fastopt.reference.shuffle.permutation` (or in order without ``shuffle``).
+    ``lazy`` applies to CSR ``X`` without standardisation, see ``_run_epoch``; for
+    :func:`scaled_sgd` it needs every ``lrs * alpha < 1`` (else the epoch runs exact).
     """
+    lazy = lazy and _is_sparse(X) and mean is None
+    if lazy and scaled_sgd(spec, optimizer_kind, hyper):
+        if np.all(np.asarray(lrs) * spec.alpha < 1.0):
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                return _scaled_sgd_epoch(spec, X, y, sample_weight, w, state, lrs,
+                                         batch_size, shuffle, seed, epoch)
+        lazy = False
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         # Overflow is how divergence shows; it is reported through the result, not warnings.
         return _run_epoch(spec, X, y, sample_weight, mean, inv_std, w, optimizer_kind, hyper,
-                          state, lrs, batch_size, shuffle, seed, epoch,
-                          lazy and _is_sparse(X) and mean is None)
+                          state, lrs, batch_size, shuffle, seed, epoch, lazy)
+
+
+def scaled_sgd(spec, optimizer_kind, hyper):
+    """Whether a lazy epoch uses the scaled-weight trick: plain SGD (no momentum, no weight
+    decay) with a pure L2 penalty."""
+    l1 = {"l1": 1.0, "elasticnet": spec.l1_ratio}.get(spec.penalty, 0.0)
+    return (optimizer_kind == "sgd" and not hyper.get("momentum", 0.0)
+            and not hyper.get("weight_decay", 0.0) and spec.penalty is not None
+            and spec.alpha != 0 and l1 == 0.0)
+
+
+def _scaled_sgd_epoch(spec, X, y, sample_weight, w, state, lrs, batch_size, shuffle, seed,
+                      epoch):
+    """A lazy epoch of plain SGD with an L2 penalty. Every update shrinks every coefficient,
+    ``W <- (1 - lr alpha) W - lr G``; with ``W = scale * U`` that is ``scale *= 1 - lr alpha``
+    and, for the columns in the minibatch only, ``U -= lr G / scale``: the exact epoch's
+    result up to rounding at the cost of the minibatch's entries. ``w`` holds ``U`` during the
+    epoch; the scale is folded back in at the end, and whenever it would drop below 1e-9."""
+    n, kd = X.shape[0], spec.n_outputs * spec.n_features
+    data_only = replace(spec, penalty=None)
+    order = permutation(n, seed, epoch) if shuffle else np.arange(n)
+    scale, total = 1.0, 0.0
+    steps = -(-n // batch_size)
+
+    def unscale():
+        w[:kd] = (scale * w[:kd].astype(np.float64)).astype(w.dtype)
+        return 1.0
+
+    for j in range(steps):
+        rows = order[j * batch_size:(j + 1) * batch_size]
+        lr = float(lrs[j])
+        shrink = 1.0 - lr * spec.alpha
+        if scale * shrink < 1e-9:
+            scale = unscale()
+        effective = w.astype(np.float64)
+        effective[:kd] *= scale
+        loss_sum, grad = batch_gradient(data_only, X, y, sample_weight, None, None, effective,
+                                        rows)
+        u = w[:kd].astype(np.float64)
+        objective = loss_sum + spec.alpha * (0.5 * (scale * scale * (u @ u))) * len(rows)
+        coords = active_coordinates(spec, X, rows)
+        if not np.isfinite(objective) or not np.all(np.isfinite(grad[coords])):
+            unscale()
+            return EpochResult(total / n, j, "nonfinite", j)
+        next_scale = scale * shrink
+        coef, intercepts = coords[coords < kd], coords[coords >= kd]
+        w[coef] = (w[coef].astype(np.float64) - lr * grad[coef] / next_scale).astype(w.dtype)
+        w[intercepts] = w[intercepts] + w.dtype.type(-lr) * grad[intercepts].astype(w.dtype)
+        state["step"] += 1
+        if not np.all(np.isfinite(w[coords])):
+            unscale()
+            return EpochResult(total / n, j, "nonfinite", j)
+        scale = next_scale
+        total += objective
+    unscale()
+    return EpochResult(total / n, steps)
 
 
 def active_coordinates(spec, X, rows):

@@ -233,6 +233,19 @@ EpochOutcome run_epoch_lanes(const ModelSpec& s, const Dataset<T>& data, const O
 // back; every other coordinate, and its state, stays as it is. The penalty term of the
 // reported objective is kept up to date from the changes of the active coefficients. Needs
 // unstandardised X (centring would make every gradient coordinate non-zero).
+//
+// Plain SGD with an L2 penalty (no momentum, no weight decay) is the exception: its penalty
+// shrinks every coefficient at every update, w <- (1 - lr alpha) w - lr g. The coefficients
+// are kept as w = scale * u (the scaled-weight trick): an update multiplies `scale` by
+// (1 - lr alpha) and moves only the active u, so it costs O(entries) and gives the exact
+// epoch's result up to rounding. w holds u during the epoch and w again on every way out.
+// An epoch with some lr * alpha >= 1 (the penalty alone would flip the signs) runs exact.
+template <class T>
+inline bool scaled_sgd(const ModelSpec& s, const OptimConfig& opt) noexcept {
+    return opt.kind == Optim::sgd && opt.momentum == 0.0 && opt.weight_decay == 0.0 &&
+           s.penalty != Penalty::none && s.alpha != 0.0 && l1_share(s) == 0.0;
+}
+
 template <class T>
 EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const OptimConfig& opt,
                             OptimScalars& scalars, T* w, T* const* opt_state,
@@ -242,6 +255,8 @@ EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const Op
     const int states = state_size(opt);
     const double l1 = l1_share(s), l2 = 1.0 - l1;
     const bool penalized = s.penalty != Penalty::none && s.alpha != 0.0;
+    const bool scaled = scaled_sgd<T>(s, opt);
+    double scale = 1.0;
     EpochOutcome out;
     // slot_of[j] = (stamp << 32) | slot: column j's slot in this update's compact arrays
     // when its stamp is the update's.
@@ -271,9 +286,27 @@ EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const Op
         abs_sum += std::fabs(v);
         sq_sum += v * v;
     }
+    // Scaled SGD: fold `scale` into u (then 1), before it gets small enough to lose digits.
+    auto unscale = [&]() {
+        if (scale == 1.0) return;
+        sq_sum = 0.0;
+        for (int64_t j = 0; j < k * d; ++j) {
+            w[j] = T(scale * double(w[j]));
+            sq_sum += double(w[j]) * double(w[j]);
+        }
+        scale = 1.0;
+    };
+    auto stop_at = [&](EpochStatus status, int64_t step) {
+        unscale();
+        out.status = status;
+        out.failed_step = step;
+        return out;
+    };
     uint64_t stamp = 0;
     for (int64_t step = 0; step < steps; ++step) {
         const int64_t first = step * batch, m = std::min(batch, n - first);
+        const double shrink = 1.0 - e.lrs[step] * s.alpha;  // scaled SGD: scale's factor
+        if (scaled && scale * shrink < 1e-9) unscale();
         if (++stamp == (uint64_t(1) << 32)) {  // after 2^32 - 1 updates: clear the stamps
             std::fill(slot_of.begin(), slot_of.end(), uint64_t(0));
             stamp = 1;
@@ -315,9 +348,7 @@ EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const Op
             gc.resize(size_t(a));
             for (int t = 0; t < states; ++t) compact[t]->resize(size_t(a));
         } catch (...) {
-            out.status = EpochStatus::nonfinite;
-            out.failed_step = step;
-            return out;
+            return stop_at(EpochStatus::nonfinite, step);
         }
         coords.resize(size_t(a));  // slot -> index in the flat parameters
         for (int64_t c = 0, i = 0; c < k; ++c)
@@ -326,7 +357,7 @@ EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const Op
         for (int64_t i = 0; i < a; ++i) {
             const int64_t q = coords[size_t(i)];
             pc[size_t(i)] = w[q];
-            pd[size_t(i)] = double(w[q]);
+            pd[size_t(i)] = scaled && i < k * na ? scale * double(w[q]) : double(w[q]);
             for (int t = 0; t < states; ++t) (*compact[t])[size_t(i)] = opt_state[t][q];
         }
         double loss_sum = 0.0;
@@ -339,49 +370,65 @@ EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const Op
                                               nullptr, nullptr, slots, na);
             slots += end - begin;
         }
-        if (tick(stop, m * (na + 1) * (2 * k + 1))) {
-            out.status = EpochStatus::interrupted;
-            return out;
-        }
-        const double penalty = penalized ? s.alpha * (l1 * abs_sum + 0.5 * l2 * sq_sum) : 0.0;
+        if (tick(stop, m * (na + 1) * (2 * k + 1))) return stop_at(EpochStatus::interrupted, step);
+        const double penalty =
+            scaled ? s.alpha * (0.5 * (scale * scale * sq_sum))
+                   : (penalized ? s.alpha * (l1 * abs_sum + 0.5 * l2 * sq_sum) : 0.0);
         const double objective = loss_sum + penalty * double(m);
         bool finite = std::isfinite(objective);
         for (int64_t i = 0; i < a; ++i) {
             double g = gd[size_t(i)] / double(m);
-            if (penalized && i < k * na) {
+            if (penalized && !scaled && i < k * na) {
                 const double v = pd[size_t(i)];
                 const double sign = v > 0 ? 1.0 : (v < 0 ? -1.0 : 0.0);
                 g = g + s.alpha * (l1 * sign + l2 * v);
             }
             finite = finite && std::isfinite(g);
+            gd[size_t(i)] = g;
             gc[size_t(i)] = T(g);
         }
-        if (!finite) {
-            out.status = EpochStatus::nonfinite;
-            out.failed_step = step;
-            return out;
+        if (!finite) return stop_at(EpochStatus::nonfinite, step);
+        const double next_scale = scale * shrink;
+        if (scaled) {
+            // u <- u - lr g / scale' on the active coefficients; the intercepts as sgd() does.
+            const double lr = e.lrs[step];
+            const T neg_lr = T(-lr);
+            for (int64_t i = 0; i < k * na; ++i)
+                pc[size_t(i)] = T(double(pc[size_t(i)]) - lr * gd[size_t(i)] / next_scale);
+            for (int64_t i = k * na; i < a; ++i) pc[size_t(i)] = pc[size_t(i)] + neg_lr * gc[size_t(i)];
+            scalars.step += 1;
+        } else {
+            T* compact_state[3] = {sc0.data(), sc1.data(), sc2.data()};
+            optimizer_step<T>(opt, scalars, e.lrs[step], pc.data(), gc.data(), compact_state, a);
         }
-        T* compact_state[3] = {sc0.data(), sc1.data(), sc2.data()};
-        optimizer_step<T>(opt, scalars, e.lrs[step], pc.data(), gc.data(), compact_state, a);
-        if (!all_finite(pc.data(), a)) {
-            out.status = EpochStatus::nonfinite;
-            out.failed_step = step;
-            return out;
-        }
+        if (!all_finite(pc.data(), a)) return stop_at(EpochStatus::nonfinite, step);
         for (int64_t i = 0; i < a; ++i) {
             const int64_t q = coords[size_t(i)];
             if (i < k * na) {
-                const double before = pd[size_t(i)], after = double(pc[size_t(i)]);
+                const double before = scaled ? double(w[q]) : pd[size_t(i)];
+                const double after = double(pc[size_t(i)]);
                 abs_sum += std::fabs(after) - std::fabs(before);
                 sq_sum += after * after - before * before;
             }
             w[q] = pc[size_t(i)];
             for (int t = 0; t < states; ++t) opt_state[t][q] = (*compact[t])[size_t(i)];
         }
+        if (scaled) scale = next_scale;
         out.loss_sum += objective;
         out.steps = step + 1;
     }
+    unscale();
     return out;
+}
+
+// A lazy epoch of scaled SGD with some lr * alpha >= 1 (or not finite) runs exact instead.
+template <class T>
+inline bool needs_exact_epoch(const ModelSpec& s, const OptimConfig& opt,
+                              const EpochSpec& e, int64_t steps) noexcept {
+    if (!scaled_sgd<T>(s, opt)) return false;
+    for (int64_t step = 0; step < steps; ++step)
+        if (!(e.lrs[step] * s.alpha < 1.0)) return true;
+    return false;
 }
 
 // One epoch; with e.threads > 1 every minibatch is split into that many lanes.
@@ -389,7 +436,9 @@ template <class T>
 EpochOutcome run_epoch(const ModelSpec& s, const Dataset<T>& data, const OptimConfig& opt,
                        OptimScalars& scalars, T* w, T* const* opt_state, const EpochSpec& e,
                        Workspace<T>& ws, StopCheck& stop) noexcept {
-    if (e.lazy && is_sparse(data) && data.mean == nullptr)
+    const int64_t steps = (data.n + e.batch_size - 1) / e.batch_size;
+    if (e.lazy && is_sparse(data) && data.mean == nullptr &&
+        !needs_exact_epoch<T>(s, opt, e, steps))
         return run_epoch_lazy(s, data, opt, scalars, w, opt_state, e, ws, stop);
     if (e.threads > 1) return run_epoch_lanes(s, data, opt, scalars, w, opt_state, e, ws, stop);
     return run_epoch_one_lane(s, data, opt, scalars, w, opt_state, e, ws, stop);
