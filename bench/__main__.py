@@ -11,7 +11,7 @@
   d=50: fastopt.fit with its default hyperparameters against tuned and untuned peers.
 - S1 (the scale issue): one epoch of Adam on sparse logistic regression, n=2e5, d=1e5, 50
   entries a row, B=256: lazy and exact updates against scikit-learn's SGDClassifier epoch and
-  a SciPy/NumPy loop.
+  a SciPy/NumPy loop; and lazy SGD with an L2 penalty against SGDClassifier with one.
 
 Every timing is a median over rounds in which each contender runs once in turn (so that load
 changes hit all alike), after one warm-up call, on 1 thread unless the row says otherwise. The

@@ -17,7 +17,7 @@ from .optim import (OPTIMIZERS, SGD, Adadelta, Adagrad, Adam, AdamW, NAdam, Opti
                     RMSprop, make_optimizer)
 from .schedules import (SCHEDULES, Constant, Cosine, Exponential, InverseSqrt, Linear, OneCycle,
                         Polynomial, StepDecay, WarmupCosine, make_schedule)
-from .training import ConvergenceWarning, DivergenceError, FitResult, fit
+from .training import DivergenceError, FitResult, fit
 from .comparison import ComparisonResult, SweepResult, compare, lr_sweep
 from .paths import PathsResult, optimizer_paths
 from .persistence import load, save
@@ -30,6 +30,9 @@ _ESTIMATORS = ("LinearRegression", "LogisticRegression")
 
 def __getattr__(name):
     # The scikit-learn estimators import scikit-learn; fastopt itself does not need it.
+    if name == "ConvergenceWarning":
+        from .training import convergence_warning
+        return convergence_warning()
     if name in _ESTIMATORS:
         try:
             from . import estimators

@@ -27,8 +27,8 @@ from . import _validation as v
 from .dask import is_dask_collection
 from .newton import newton_fit
 from .optim import OPTIMIZERS, make_optimizer
-from .training import (ConvergenceWarning, TrainingState, check_sparse_update,
-                       check_training_options, column_scaling, from_original_space, prepare,
+from .training import (TrainingState, check_sparse_update, check_training_options,
+                       column_scaling, convergence_warning, from_original_space, prepare,
                        probabilities, split_validation, to_original_space, train)
 
 __all__ = ["LinearRegression", "LogisticRegression"]
@@ -232,7 +232,7 @@ class _FastoptLinearModel(BaseEstimator):
             self.__dict__.update(before)
             raise
         if warning:
-            warnings.warn(warning, ConvergenceWarning, stacklevel=3)
+            warnings.warn(warning, convergence_warning(), stacklevel=3)
         return self
 
     def _fit_unsafe(self, X, y, sample_weight, partial, classes):

@@ -7,6 +7,7 @@ and accumulates the running loss without coming back to Python.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import time
@@ -24,11 +25,26 @@ from .schedules import make_schedule
 
 __all__ = ["fit", "FitResult", "DivergenceError", "ConvergenceWarning"]
 
-try:  # the same class scikit-learn users already filter
-    from sklearn.exceptions import ConvergenceWarning
-except ImportError:  # pragma: no cover - scikit-learn is optional
-    class ConvergenceWarning(UserWarning):
-        """The fit reached its epoch budget before meeting ``tol``."""
+class _OwnConvergenceWarning(UserWarning):
+    """The fit reached its epoch budget before meeting ``tol``."""
+
+
+@functools.cache
+def convergence_warning():
+    """The ``ConvergenceWarning`` class: scikit-learn's, the one its users already filter, when
+    scikit-learn is installed. Looked up on first use: importing scikit-learn takes a second,
+    which ``import fastopt`` should not pay."""
+    try:
+        from sklearn.exceptions import ConvergenceWarning
+    except ImportError:  # pragma: no cover - scikit-learn is optional
+        return _OwnConvergenceWarning
+    return ConvergenceWarning
+
+
+def __getattr__(name):
+    if name == "ConvergenceWarning":
+        return convergence_warning()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class DivergenceError(FloatingPointError):
@@ -522,7 +538,7 @@ def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=2
     if tol is not None and not converged and not interrupted:
         warnings.warn(f"Maximum number of epochs ({epochs}) reached and the loss did not "
                       f"improve by less than tol={tol} for {n_iter_no_change} epochs; "
-                      "consider increasing epochs.", ConvergenceWarning, stacklevel=2)
+                      "consider increasing epochs.", convergence_warning(), stacklevel=2)
     coef, intercept = to_original_space(problem, params)
     if model == "linear":
         coef, intercept = coef[0], float(intercept[0])

@@ -160,6 +160,17 @@ def test_convergence_warning_when_epochs_run_out():
         fo.fit(X, y, lr=1e-4, epochs=2, tol=1e-12, random_state=0)
 
 
+def test_convergence_warning_is_scikit_learns_looked_up_on_first_use():
+    import subprocess
+    import sys
+    code = ("import sys, fastopt; assert 'sklearn' not in sys.modules, 'imported at start'; "
+            "from sklearn.exceptions import ConvergenceWarning; "
+            "assert fastopt.ConvergenceWarning is ConvergenceWarning")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 def test_early_stopping_monitors_a_validation_loss():
     X, y = make_data("logistic", n=300)
     result = fo.fit(X, y, model="logistic", lr=0.01, epochs=200, early_stopping=True,

@@ -1,5 +1,6 @@
-"""Property tests (hypothesis): random shapes, dtypes, memory layouts, optimizers,
-hyperparameters and schedules; every backend against the NumPy reference.
+"""Property tests (hypothesis): random shapes, dtypes, memory layouts (SciPy CSR too, with
+exact and lazy updates), optimizers, hyperparameters and schedules; every backend against the
+NumPy reference.
 
 The normal suite runs a quick profile. The long run, at least 10,000 examples:
 
@@ -16,6 +17,8 @@ import fastopt as fo
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+
+sparse = pytest.importorskip("scipy.sparse")
 
 LONG = int(os.environ.get("FASTOPT_PROPERTY_EXAMPLES", "10000"))
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adadelta", "adam", "adamw",
@@ -50,8 +53,9 @@ def problems(draw, max_rows, max_features):
             model, y = "linear", X.astype(np.float64) @ rng.standard_normal(d)
         elif model == "softmax" and classes == 2:
             model = "logistic"
-    layout = draw(st.sampled_from(["C", "F", "strided", "readonly"]))
-    if layout == "F":
+    layout = draw(st.sampled_from(["C", "F", "strided", "readonly", "csr"]))
+    if layout == "csr":
+        X[rng.random((n, d)) < 0.7] = 0.0
         X = np.asfortranarray(X)
     elif layout == "strided":
         wide = np.zeros((n, 2 * d), dtype=dtype)
@@ -66,7 +70,11 @@ def problems(draw, max_rows, max_features):
         # rounding differences between correct implementations grow without bound and the
         # comparison says nothing.
         lr = lr / max(1.0, float(np.mean(np.sum(X.astype(np.float64) ** 2, axis=1))))
+    if layout == "csr":
+        X = sparse.csr_matrix(X)
     options = dict(
+        sparse_update=draw(st.sampled_from(["exact", "lazy"])) if layout == "csr" and
+        not standardize else "exact",
         model=model,
         optimizer=make_optimizer(name, lr),
         schedule=draw(st.sampled_from(SCHEDULES)),
@@ -87,8 +95,12 @@ def params_of(result):
     return np.r_[np.ravel(result.coef_), np.ravel(result.intercept_)]
 
 
+def dense(X):
+    return X.toarray() if sparse.issparse(X) else np.array(X, copy=True)
+
+
 def check_backends(X, y, options):
-    X_before = np.array(X, copy=True)
+    X_before = dense(X)
     try:
         reference = fo.fit(X, y, backend="numpy", **options)
     except fo.DivergenceError:
@@ -102,7 +114,7 @@ def check_backends(X, y, options):
                                atol=rtol * scale)
     numba = fo.fit(X, y, backend="numba", **options)
     np.testing.assert_array_equal(params_of(numba), params_of(cpp))  # same sums, same bits
-    np.testing.assert_array_equal(np.asarray(X), X_before)  # inputs are never modified
+    np.testing.assert_array_equal(dense(X), X_before)  # inputs are never modified
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
