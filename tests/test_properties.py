@@ -99,6 +99,33 @@ def dense(X):
     return X.toarray() if sparse.issparse(X) else np.array(X, copy=True)
 
 
+def nudged(X, rng):
+    """X with every value moved by about one unit in the last place."""
+    eps = np.finfo(X.dtype).eps
+    if sparse.issparse(X):
+        X = X.copy()
+        X.data = X.data * (1 + eps * rng.standard_normal(X.data.size)).astype(X.dtype)
+        return X
+    return np.asarray(X) * (1 + eps * rng.standard_normal(X.shape)).astype(X.dtype)
+
+
+def agree_to_rounding(actual, reference, X, y, options):
+    """``actual`` equals the reference fit to rounding: within rtol, or, where the training
+    dynamics amplify rounding (adaptive steps of batch size 1 on unscaled features can be
+    chaotic: an ulp at the start becomes 1e-9 after a few thousand updates), within 10 times
+    the spread the reference itself shows when X moves by an ulp."""
+    rtol = 1e-4 if X.dtype == np.float32 else 1e-9
+    scale = max(1.0, float(np.abs(reference).max()))
+    try:
+        np.testing.assert_allclose(actual, reference, rtol=rtol, atol=rtol * scale)
+    except AssertionError:
+        again = fo.fit(nudged(X, np.random.default_rng(0)), y, backend="numpy", **options)
+        spread = float(np.abs(params_of(again) - reference).max())
+        if spread <= rtol * scale:  # well conditioned: the difference is not rounding
+            raise
+        assert float(np.abs(actual - reference).max()) <= 10 * spread
+
+
 def check_backends(X, y, options):
     X_before = dense(X)
     try:
@@ -107,11 +134,8 @@ def check_backends(X, y, options):
         with pytest.raises(fo.DivergenceError):
             fo.fit(X, y, backend="cpp", **options)
         return
-    rtol = 1e-4 if X.dtype == np.float32 else 1e-9
-    scale = max(1.0, float(np.abs(params_of(reference)).max()))
     cpp = fo.fit(X, y, backend="cpp", **options)
-    np.testing.assert_allclose(params_of(cpp), params_of(reference), rtol=rtol,
-                               atol=rtol * scale)
+    agree_to_rounding(params_of(cpp), params_of(reference), X, y, options)
     numba = fo.fit(X, y, backend="numba", **options)
     np.testing.assert_array_equal(params_of(numba), params_of(cpp))  # same sums, same bits
     np.testing.assert_array_equal(dense(X), X_before)  # inputs are never modified
