@@ -113,14 +113,16 @@ def agree_to_rounding(actual, reference, X, y, options):
     """``actual`` equals the reference fit to rounding: within rtol, or, where the training
     dynamics amplify rounding (adaptive steps of batch size 1 on unscaled features can be
     chaotic: an ulp at the start becomes 1e-9 after a few thousand updates), within 10 times
-    the spread the reference itself shows when X moves by an ulp."""
+    the largest spread the reference itself shows in three runs with X moved by an ulp (the
+    spread of one such run varies by 10x from nudge to nudge)."""
     rtol = 1e-4 if X.dtype == np.float32 else 1e-9
     scale = max(1.0, float(np.abs(reference).max()))
     try:
         np.testing.assert_allclose(actual, reference, rtol=rtol, atol=rtol * scale)
     except AssertionError:
-        again = fo.fit(nudged(X, np.random.default_rng(0)), y, backend="numpy", **options)
-        spread = float(np.abs(params_of(again) - reference).max())
+        spread = max(float(np.abs(params_of(fo.fit(nudged(X, np.random.default_rng(seed)), y,
+                                                   backend="numpy", **options))
+                                    - reference).max()) for seed in range(3))
         if spread <= rtol * scale:  # well conditioned: the difference is not rounding
             raise
         assert float(np.abs(actual - reference).max()) <= 10 * spread
