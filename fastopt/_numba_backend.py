@@ -1308,6 +1308,8 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):
                                 lane_rsum, rsum):
             pass  # back in the interpreter between calls: a pending Ctrl-C is raised here
     finally:  # also when interrupted: the optimizer state matches the parameters
+        if lazy:  # scaled SGD interrupted between calls: w = scale * u again
+            _unscale(w, wsp, k * problem.spec.n_features, sums)
         st["step"] = int(cursor[C_OPT_STEP])
         if "mu_product" in st:
             st["mu_product"] = float(sums[S_MU])
