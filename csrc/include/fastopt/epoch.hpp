@@ -240,7 +240,6 @@ EpochOutcome run_epoch_lanes(const ModelSpec& s, const Dataset<T>& data, const O
 // (1 - lr alpha) and moves only the active u, so it costs O(entries) and gives the exact
 // epoch's result up to rounding. w holds u during the epoch and w again on every way out.
 // An epoch with some lr * alpha >= 1 (the penalty alone would flip the signs) runs exact.
-template <class T>
 inline bool scaled_sgd(const ModelSpec& s, const OptimConfig& opt) noexcept {
     return opt.kind == Optim::sgd && opt.momentum == 0.0 && opt.weight_decay == 0.0 &&
            s.penalty != Penalty::none && s.alpha != 0.0 && l1_share(s) == 0.0;
@@ -255,7 +254,7 @@ EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const Op
     const int states = state_size(opt);
     const double l1 = l1_share(s), l2 = 1.0 - l1;
     const bool penalized = s.penalty != Penalty::none && s.alpha != 0.0;
-    const bool scaled = scaled_sgd<T>(s, opt);
+    const bool scaled = scaled_sgd(s, opt);
     double scale = 1.0;
     EpochOutcome out;
     // slot_of[j] = (stamp << 32) | slot: column j's slot in this update's compact arrays
@@ -425,7 +424,7 @@ EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const Op
 template <class T>
 inline bool needs_exact_epoch(const ModelSpec& s, const OptimConfig& opt,
                               const EpochSpec& e, int64_t steps) noexcept {
-    if (!scaled_sgd<T>(s, opt)) return false;
+    if (!scaled_sgd(s, opt)) return false;
     for (int64_t step = 0; step < steps; ++step)
         if (!(e.lrs[step] * s.alpha < 1.0)) return true;
     return false;
