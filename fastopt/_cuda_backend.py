@@ -59,6 +59,7 @@ from numba.core import config as _numba_config
 from numba.core.errors import NumbaPerformanceWarning
 
 from ._validation import is_device_array
+from .reference.models import l1_share
 
 __all__ = ["optimizer_step", "epoch", "objective", "check_device_X", "column_scaling",
            "take_rows"]
@@ -615,7 +616,7 @@ def _problem_data(problem):
         data.host[name] = host
         setattr(data, name, device)
     spec = problem.spec
-    l1 = {"l1": 1.0, "elasticnet": spec.l1_ratio}.get(spec.penalty, 0.0)
+    l1 = float(l1_share(spec))
     description = (
         (_MODELS[spec.model], spec.n_outputs, spec.n_features, int(spec.fit_intercept),
          int(problem.sample_weight is not None), int(problem.mean is not None)),

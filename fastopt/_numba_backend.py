@@ -50,6 +50,8 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from .reference.models import l1_share
+
 __all__ = ["optimizer_step", "epoch", "objective", "permutation", "compile_cache_enabled"]
 
 
@@ -417,7 +419,7 @@ def model_config(spec, has_weights, has_standardization, fused):
     ints = np.array([MODEL_CODES[spec.model], spec.n_features, spec.n_outputs,
                      int(spec.fit_intercept), PENALTY_CODES[spec.penalty], int(has_weights),
                      int(has_standardization), int(fused)], dtype=np.int64)
-    l1 = {"l1": 1.0, "elasticnet": float(spec.l1_ratio)}.get(spec.penalty, 0.0)
+    l1 = float(l1_share(spec))
     return ints, np.array([float(spec.alpha), l1], dtype=np.float64)
 
 
@@ -922,7 +924,7 @@ def _lazy_epoch_kernel(y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, states, flag
             finite = finite and np.isfinite(g)
             gc[i] = g
             pc[i] = w[q]
-            grad[q] = g
+            grad[q] = g if scaled else 0.0  # scaled SGD reads g at full precision below
         if states > 0:
             _gather(s0, coords, c0, a)
         if states > 1:
@@ -930,7 +932,8 @@ def _lazy_epoch_kernel(y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, states, flag
         if states > 2:
             _gather(s2, coords, c2, a)
         if not finite:
-            _clear(grad, coords, a)
+            if scaled:
+                _clear(grad, coords, a)
             _unscale(w, wsp, k * d, sums)
             cursor[C_STATUS], cursor[C_FAILED] = 1, step
             return True
@@ -944,12 +947,12 @@ def _lazy_epoch_kernel(y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, states, flag
                 else:
                     pc[i] = pc[i] + neg_lr * gc[i]
             cursor[C_OPT_STEP] += 1
+            _clear(grad, coords, a)
         else:
             opt_step, mu_product = _optimizer_step(flags, hyper, cursor[C_OPT_STEP],
                                                    sums[S_MU], lrs[step], pc[:a], gc[:a],
                                                    c0[:a], c1[:a], c2[:a])
             cursor[C_OPT_STEP], sums[S_MU] = opt_step, mu_product
-        _clear(grad, coords, a)
         if not _all_finite(pc[:a]):
             _unscale(w, wsp, k * d, sums)
             cursor[C_STATUS], cursor[C_FAILED] = 1, step

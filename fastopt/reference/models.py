@@ -105,13 +105,18 @@ def losses_and_residuals(model, f, y):
     raise ValueError(f"unknown model {model!r}")
 
 
+def l1_share(spec):
+    """The L1 part of the penalty: 0 for l2 (or none), 1 for l1, ``l1_ratio`` for elasticnet."""
+    return {"l1": 1.0, "elasticnet": spec.l1_ratio}.get(spec.penalty, 0.0)
+
+
 def penalty(spec, w):
     """``(alpha * P(W), gradient of it w.r.t. the flat w)``, both float64."""
     grad = np.zeros(spec.n_params)
     if spec.penalty is None or spec.alpha == 0:
         return 0.0, grad
     coef = np.asarray(w[: spec.n_outputs * spec.n_features], dtype=np.float64)
-    l1 = {"l2": 0.0, "l1": 1.0, "elasticnet": spec.l1_ratio}[spec.penalty]
+    l1 = l1_share(spec)
     value = spec.alpha * (l1 * np.abs(coef).sum() + 0.5 * (1 - l1) * (coef @ coef))
     grad[: coef.size] = spec.alpha * (l1 * np.sign(coef) + (1 - l1) * coef)
     return float(value), grad
@@ -194,14 +199,14 @@ def run_epoch(spec, X, y, sample_weight, mean, inv_std, w, optimizer_kind, hyper
     :func:`scaled_sgd` it needs every ``lrs * alpha < 1`` (else the epoch runs exact).
     """
     lazy = lazy and _is_sparse(X) and mean is None
-    if lazy and scaled_sgd(spec, optimizer_kind, hyper):
-        if np.all(np.asarray(lrs) * spec.alpha < 1.0):
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                return _scaled_sgd_epoch(spec, X, y, sample_weight, w, state, lrs,
-                                         batch_size, shuffle, seed, epoch)
-        lazy = False
+    scaled = lazy and scaled_sgd(spec, optimizer_kind, hyper)
+    if scaled and not np.all(np.asarray(lrs) * spec.alpha < 1.0):
+        lazy = scaled = False
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         # Overflow is how divergence shows; it is reported through the result, not warnings.
+        if scaled:
+            return _scaled_sgd_epoch(spec, X, y, sample_weight, w, state, lrs, batch_size,
+                                     shuffle, seed, epoch)
         return _run_epoch(spec, X, y, sample_weight, mean, inv_std, w, optimizer_kind, hyper,
                           state, lrs, batch_size, shuffle, seed, epoch, lazy)
 
@@ -209,10 +214,9 @@ def run_epoch(spec, X, y, sample_weight, mean, inv_std, w, optimizer_kind, hyper
 def scaled_sgd(spec, optimizer_kind, hyper):
     """Whether a lazy epoch uses the scaled-weight trick: plain SGD (no momentum, no weight
     decay) with a pure L2 penalty."""
-    l1 = {"l1": 1.0, "elasticnet": spec.l1_ratio}.get(spec.penalty, 0.0)
     return (optimizer_kind == "sgd" and not hyper.get("momentum", 0.0)
             and not hyper.get("weight_decay", 0.0) and spec.penalty is not None
-            and spec.alpha != 0 and l1 == 0.0)
+            and spec.alpha != 0 and l1_share(spec) == 0.0)
 
 
 def _scaled_sgd_epoch(spec, X, y, sample_weight, w, state, lrs, batch_size, shuffle, seed,
