@@ -411,7 +411,8 @@ def permutation(n, seed, epoch, positions=None):
 MODEL_CODES = {"linear": 0, "logistic": 1, "softmax": 2}
 PENALTY_CODES = {None: 0, "none": 0, "l2": 1, "l1": 2, "elasticnet": 3}
 (P_ALPHA, P_L1) = range(2)  # alpha and the L1 share of the penalty
-_LOOKAHEAD = 4    # rows prefetched ahead of use (models.hpp batch_gradient)
+_LOOKAHEAD = 4    # rows prefetched ahead of use (models.hpp sum_rows)
+_L2_AHEAD_BYTES = 48 * 1024  # and rows of this many bytes ahead into L2 (bind_training.cpp)
 _NO_ORDER = np.empty(0, dtype=np.uint32)  # the visiting order of an epoch in row order
 
 
@@ -438,36 +439,54 @@ def _fma(typingctx, a, b, c):
     return types.float64(types.float64, types.float64, types.float64), codegen
 
 
-@intrinsic
-def _prefetch(typingctx, array, index):
-    """Ask the CPU to bring ``array[index]`` (1-d, C-contiguous) into cache (``llvm.prefetch``:
-    read, high locality), as ``__builtin_prefetch`` in models.hpp."""
-    if not (isinstance(array, types.Array) and array.ndim == 1
-            and isinstance(index, types.Integer)):
-        return None
+def _prefetch_intrinsic(locality, doc):
+    """An intrinsic ``f(array, index)`` that asks the CPU to bring ``array[index]`` (1-d,
+    C-contiguous) towards the core (``llvm.prefetch``, read, with the given locality), as
+    ``__builtin_prefetch`` in models.hpp."""
+    def prefetch(typingctx, array, index):
+        if not (isinstance(array, types.Array) and array.ndim == 1
+                and isinstance(index, types.Integer)):
+            return None
 
-    def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        data = context.make_array(array_type)(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, array_type, data, [args[1]],
-                                           wraparound=False)
-        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        prefetch = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-            "llvm.prefetch.p0")
-        builder.call(prefetch, [builder.bitcast(pointer, i8p), i32(0), i32(3), i32(1)])
-        return context.get_dummy_value()
+        def codegen(context, builder, signature, args):
+            array_type = signature.args[0]
+            data = context.make_array(array_type)(context, builder, args[0])
+            pointer = cgutils.get_item_pointer(context, builder, array_type, data, [args[1]],
+                                               wraparound=False)
+            i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+            function = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                "llvm.prefetch.p0")
+            builder.call(function, [builder.bitcast(pointer, i8p), i32(0), i32(locality),
+                                    i32(1)])
+            return context.get_dummy_value()
 
-    return types.void(array, index), codegen
+        return types.void(array, index), codegen
+
+    prefetch.__doc__ = doc
+    return intrinsic(prefetch)
+
+
+_prefetch = _prefetch_intrinsic(3, "Into L1 (prefetcht0).")
+_prefetch_l2 = _prefetch_intrinsic(2, "Into L2 (prefetcht1).")
 
 
 @_jit
 def _prefetch_row(flat, r, d):
-    """Every cache line of row ``r`` of X (given as the flat array ``flat``)."""
+    """Every cache line of row ``r`` of X (given as the flat array ``flat``), into L1."""
     step = 64 // flat.itemsize
     start = r * d
     for offset in range(0, d, step):
         _prefetch(flat, start + offset)
+
+
+@_jit
+def _prefetch_row_l2(flat, r, d):
+    """Every cache line of row ``r`` of X, into L2 only."""
+    step = 64 // flat.itemsize
+    start = r * d
+    for offset in range(0, d, step):
+        _prefetch_l2(flat, start + offset)
 
 
 @_jit
@@ -661,8 +680,11 @@ def _accumulate_rows(X, y, sw, mean, inv_std, mi, w, grad, f, xs, order, shuffle
     standardize = mi[M_STANDARDIZE] != 0
     fused = mi[M_FUSED] != 0
     flat = X.reshape(X.size)
+    far = min(max(_L2_AHEAD_BYTES // max(d * flat.itemsize, 1), 1), 4096)
     for pos in range(begin, end):
         if shuffled:
+            if not sparse and pos + far < n:
+                _prefetch_row_l2(flat, np.int64(order[pos + far]), d)
             if pos + _LOOKAHEAD < n:
                 ahead = np.int64(order[pos + _LOOKAHEAD])
                 if not sparse:

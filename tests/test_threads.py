@@ -103,3 +103,21 @@ def test_estimator_with_threads_matches_numba():
     cpp = fo.LogisticRegression(backend="cpp", **options).fit(X, y)
     numba = fo.LogisticRegression(backend="numba", **options).fit(X, y)
     np.testing.assert_array_equal(cpp.coef_, numba.coef_)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("near, far", [("0", "0"), ("1", "1"), ("4", "100000"),
+                                       ("64", "72")])
+def test_prefetch_distances_change_no_bits(monkeypatch, near, far, dtype, n_jobs):
+    # The tuning knobs of bench/README.md only move requests for rows around (including past
+    # the end of a minibatch and of a lane); what is computed stays the same.
+    X, y, weights = problem("softmax", dtype, n=300)
+    common = dict(model="softmax", optimizer="adam", lr=0.01, epochs=2, batch_size=37,
+                  tol=None, random_state=5, sample_weight=weights, n_jobs=n_jobs)
+    default = fo.fit(X, y, backend="cpp", **common)
+    monkeypatch.setenv("FASTOPT_PREFETCH_ROWS", near)
+    monkeypatch.setenv("FASTOPT_PREFETCH_L2_BYTES", far)
+    moved = fo.fit(X, y, backend="cpp", **common)
+    np.testing.assert_array_equal(params_of(default), params_of(moved))
+    assert default.history["loss"] == moved.history["loss"]

@@ -158,11 +158,18 @@ inline void add_penalty_gradient(const ModelSpec& s, const double* __restrict w,
 
 // Bring row r of X towards the core ahead of use: in a shuffled epoch every row is a random
 // fetch, and the row indices are known in advance.
+// Two distances: a few rows ahead into L1, and (`into_l2`) tens of rows ahead into L2 only.
+// L2 keeps more misses in flight than L1 does, so the far requests raise the number of rows
+// on their way from memory, and the near ones then find them in L2 (W1: an epoch ~1.3x faster
+// than with the near requests alone; bench/README.md).
 template <class T>
-inline void prefetch_row(const T* X, int64_t r, int64_t d) noexcept {
+inline void prefetch_row(const T* X, int64_t r, int64_t d, bool into_l2 = false) noexcept {
     const char* p = reinterpret_cast<const char*>(X + r * d);
     const int64_t bytes = d * int64_t(sizeof(T));
-    for (int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(p + offset, 0, 3);
+    if (into_l2)
+        for (int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(p + offset, 0, 2);
+    else
+        for (int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(p + offset, 0, 3);
 }
 
 // Rows of an epoch in visiting order: the shuffled order, or 0, 1, ..., n - 1.
@@ -270,15 +277,12 @@ inline double accumulate_sparse_row(const ModelSpec& s, const Dataset<T>& data, 
     return weight * loss;
 }
 
-// One row's contribution: its scores, loss and residual, then its gradient term added to `grad`
-// while the row is still in L1. Returns s_r * l_r. `center`/`residual_sum`: sparse X only.
+// One dense row's contribution: its scores, loss and residual, then its gradient term added to
+// `grad` while the row is still in L1. Returns s_r * l_r.
 template <class T>
 inline double accumulate_row(const ModelSpec& s, const Dataset<T>& data, int64_t r,
                              const double* w, double* __restrict grad, double* __restrict f,
-                             double* row_scratch, const double* center = nullptr,
-                             double* residual_sum = nullptr) noexcept {
-    if (is_sparse(data))
-        return accumulate_sparse_row(s, data, r, w, grad, f, center, residual_sum);
+                             double* row_scratch) noexcept {
     const int64_t d = s.n_features, k = s.n_outputs;
     const double* b = w + k * d;
     const T* x = data.X + r * d;
@@ -333,67 +337,147 @@ inline void finish_gradient(const ModelSpec& s, const Dataset<T>& data, const do
     add_penalty_gradient(s, w, grad);
 }
 
+// sum_rows for dense, unstandardised X and one output (linear and logistic regression), the
+// common case, written lean: the same operations in the same order as accumulate_row, with the
+// loop invariants in registers, the intercept's gradient summed on the side and every row
+// requested twice ahead (into L2 `far` positions ahead, into L1 `near` ahead; -1: not at all).
+// Fewer instructions per row let the core keep more rows on their way from memory: W1 ran
+// ~1.15x faster than through accumulate_row (C++ driver, interleaved runs).
+template <class T>
+double sum_dense_rows_one_output(const ModelSpec& s, const Dataset<T>& data,
+                                 const RowStream& rows, int64_t lo, int64_t hi, int64_t next_lo,
+                                 int64_t next_hi, int64_t near, int64_t far, const double* w,
+                                 double* __restrict grad, StopCheck* stop) noexcept {
+    constexpr int64_t poll_every = 512;
+    const int64_t d = s.n_features;
+    const T* X = data.X;
+    const double* y = data.y;
+    const double* weights = data.sample_weight;
+    const bool logistic = s.model == Model::logistic, intercept = s.fit_intercept;
+    const double b = intercept ? w[d] : 0.0;
+    auto position = [&](int64_t ahead) {  // -1: past the rows this loop may request
+        const int64_t at = ahead < hi ? ahead : next_lo + (ahead - hi);
+        return ahead < hi || at < next_hi ? at : int64_t(-1);
+    };
+    double loss_sum = 0.0, intercept_grad = 0.0;
+    for (int64_t pos = lo; pos < hi; ++pos) {
+        if (far >= 0) {
+            const int64_t at = position(pos + far);
+            if (at >= 0) prefetch_row(X, rows.row(at), d, true);
+        }
+        if (near >= 0) {
+            const int64_t at = position(pos + near);
+            if (at >= 0) {
+                const int64_t r = rows.row(at);
+                prefetch_row(X, r, d);
+                __builtin_prefetch(y + r, 0, 3);
+                if (weights) __builtin_prefetch(weights + r, 0, 3);
+            }
+        }
+        const int64_t r = rows.row(pos);
+        const T* x = X + r * d;
+        const double score = dot<T>(w, x, d);
+        double f = intercept ? score + b : score;
+        const double loss = loss_and_residual(logistic ? Model::logistic : Model::linear, &f, 1,
+                                              y[r]);
+        const double weight = weights ? weights[r] : 1.0;
+        const double rc = f * weight;
+        axpy<T>(rc, x, grad, d);
+        intercept_grad += rc;
+        loss_sum += weight * loss;
+        if (stop && (pos - lo + 1) % poll_every == 0 && tick(*stop, poll_every * d * 3))
+            return loss_sum;
+    }
+    // grad[d] came in as zero, so this is the same sum as adding rc row by row.
+    if (intercept) grad[d] += intercept_grad;
+    return loss_sum;
+}
+
+// The rows at positions [lo, hi) of `rows` summed into grad, f, residual_sum (no mean, no
+// penalty): the loop every epoch spends its time in. Shuffled epochs request the rows that
+// come `lookahead` (into L1) and `far` (into L2) positions later; past hi those are the
+// positions from next_lo on, up to next_hi. `stop` null: never polls. Returns the sum of
+// s_i * l_i.
+template <class T, bool sparse>
+double sum_rows(const ModelSpec& s, const Dataset<T>& data, const RowStream& rows, int64_t lo,
+                int64_t hi, int64_t next_lo, int64_t next_hi, const double* w,
+                double* __restrict grad, double* f, double* row_scratch, const double* center,
+                double* residual_sum, StopCheck* stop) noexcept {
+    constexpr int64_t poll_every = 512;
+    const int64_t d = s.n_features, k = s.n_outputs;
+    const int64_t lookahead = rows.shuffled() ? data.prefetch_rows : -1;
+    const int64_t far = rows.shuffled() && !sparse ? data.prefetch_l2_rows : 0;
+    auto ahead = [&](int64_t pos, int64_t distance) {  // -1: nothing to request there
+        const int64_t at = pos + distance < hi ? pos + distance : next_lo + (pos + distance - hi);
+        return pos + distance < hi || at < next_hi ? at : -1;
+    };
+    if constexpr (!sparse) {
+        if (k == 1 && data.mean == nullptr)
+            return sum_dense_rows_one_output(s, data, rows, lo, hi, next_lo, next_hi,
+                                             lookahead, far > 0 ? far : -1, w, grad, stop);
+    }
+    double loss_sum = 0.0;
+    for (int64_t pos = lo; pos < hi; ++pos) {
+        if (far > 0) {
+            const int64_t at = ahead(pos, far);
+            if (at >= 0) prefetch_row(data.X, rows.row(at), d, true);
+        }
+        if (lookahead >= 0) {
+            const int64_t at = ahead(pos, lookahead);
+            if (at >= 0) {
+                if constexpr (sparse) prefetch_sparse_sample(data, rows.row(at));
+                else prefetch_sample(data, rows.row(at), d);
+            }
+        }
+        if constexpr (sparse)
+            loss_sum += accumulate_sparse_row(s, data, rows.row(pos), w, grad, f, center,
+                                              residual_sum);
+        else
+            loss_sum += accumulate_row(s, data, rows.row(pos), w, grad, f, row_scratch);
+        if (stop && (pos - lo + 1) % poll_every == 0 && tick(*stop, poll_every * d * (2 * k + 1)))
+            return loss_sum;  // ~ multiply-adds done
+    }
+    return loss_sum;
+}
+
 // Sum of s_i * l_i over the rows at positions [first, first + m) of `rows`, and the gradient of
 // L_B (penalty included) into ws.grad. One pass per row.
 template <class T>
 double batch_gradient(const ModelSpec& s, const Dataset<T>& data, const RowStream& rows,
                       int64_t first, int64_t m, Workspace<T>& ws, StopCheck& stop) noexcept {
-    const int64_t lookahead = data.prefetch_rows;
-    constexpr int64_t poll_every = 512;
-    const int64_t d = s.n_features, k = s.n_outputs, p = n_params(s);
+    const int64_t k = s.n_outputs, p = n_params(s);
     double* __restrict grad = ws.grad;
     for (int64_t j = 0; j < p; ++j) grad[j] = 0.0;
     if (ws.residual_sum)
         for (int64_t c = 0; c < k; ++c) ws.residual_sum[c] = 0.0;
     sparse_centering(s, data, ws.params, ws.center);
-    const bool sparse = is_sparse(data);
-    double loss_sum = 0.0;
     const int64_t end = first + m;
-    for (int64_t pos = first; pos < end; ++pos) {
-        if (rows.shuffled() && pos + lookahead < rows.size()) {
-            if (sparse) prefetch_sparse_sample(data, rows.row(pos + lookahead));
-            else prefetch_sample(data, rows.row(pos + lookahead), d);
-        }
-        loss_sum += accumulate_row(s, data, rows.row(pos), ws.params, grad, ws.scores, ws.row,
-                                   ws.center, ws.residual_sum);
-        if ((pos - first + 1) % poll_every == 0 && tick(stop, poll_every * d * (2 * k + 1)))
-            return loss_sum;  // ~ multiply-adds done
-    }
+    const double loss_sum =
+        is_sparse(data)
+            ? sum_rows<T, true>(s, data, rows, first, end, end, rows.size(), ws.params, grad,
+                                ws.scores, ws.row, ws.center, ws.residual_sum, &stop)
+            : sum_rows<T, false>(s, data, rows, first, end, end, rows.size(), ws.params, grad,
+                                 ws.scores, ws.row, ws.center, ws.residual_sum, &stop);
+    if (stop.stopped) return loss_sum;
     finish_gradient(s, data, ws.params, grad, ws.residual_sum, m);
     return loss_sum;
 }
 
 // One lane of a minibatch split across threads: the rows at positions [lo, hi) summed into
-// `grad` (zeroed first; no mean, no penalty), prefetching `lookahead` rows ahead and on into
-// [next_lo, next_hi), the lane's positions in the next minibatch. `stop` null: never polls.
+// `grad` (zeroed first; no mean, no penalty), prefetching on into [next_lo, next_hi), the
+// lane's positions in the next minibatch. `stop` null: never polls.
 template <class T>
 double lane_gradient(const ModelSpec& s, const Dataset<T>& data, const RowStream& rows,
                      int64_t lo, int64_t hi, int64_t next_lo, int64_t next_hi, const double* w,
                      double* grad, double* f, double* row_scratch, const double* center,
                      double* residual_sum, StopCheck* stop) noexcept {
-    const int64_t lookahead = data.prefetch_rows;
-    constexpr int64_t poll_every = 512;
-    const int64_t d = s.n_features, k = s.n_outputs, p = n_params(s);
+    const int64_t k = s.n_outputs, p = n_params(s);
     for (int64_t j = 0; j < p; ++j) grad[j] = 0.0;
     for (int64_t c = 0; c < k; ++c) residual_sum[c] = 0.0;
-    const bool sparse = is_sparse(data);
-    double loss_sum = 0.0;
-    for (int64_t pos = lo; pos < hi; ++pos) {
-        if (rows.shuffled() && lookahead > 0) {
-            const int64_t ahead = pos + lookahead;
-            const int64_t at = ahead < hi ? ahead : next_lo + (ahead - hi);
-            if (ahead < hi || at < next_hi) {
-                if (sparse) prefetch_sparse_sample(data, rows.row(at));
-                else prefetch_sample(data, rows.row(at), d);
-            }
-        }
-        loss_sum += accumulate_row(s, data, rows.row(pos), w, grad, f, row_scratch, center,
-                                   residual_sum);
-        if (stop && (pos - lo + 1) % poll_every == 0 &&
-            tick(*stop, poll_every * d * (2 * k + 1)))
-            return loss_sum;
-    }
-    return loss_sum;
+    return is_sparse(data) ? sum_rows<T, true>(s, data, rows, lo, hi, next_lo, next_hi, w, grad,
+                                                f, row_scratch, center, residual_sum, stop)
+                           : sum_rows<T, false>(s, data, rows, lo, hi, next_lo, next_hi, w,
+                                                grad, f, row_scratch, center, residual_sum, stop);
 }
 
 }  // namespace FASTOPT_ISA
