@@ -121,3 +121,26 @@ def test_prefetch_distances_change_no_bits(monkeypatch, near, far, dtype, n_jobs
     moved = fo.fit(X, y, backend="cpp", **common)
     np.testing.assert_array_equal(params_of(default), params_of(moved))
     assert default.history["loss"] == moved.history["loss"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("model, fit_intercept, weighted",
+                         [("linear", True, True), ("logistic", True, False),
+                          ("logistic", False, True), ("linear", False, False)])
+def test_row_blocks_change_no_bits(monkeypatch, model, fit_intercept, weighted, dtype, n_jobs):
+    # Dense single-output epochs take rows four at a time when X fits in cache, one at a time
+    # otherwise (FASTOPT_ROW_BLOCKS forces either): the sums run in the same order both ways.
+    # Batches of 37 leave a remainder of rows after the blocks in every minibatch and lane.
+    X, y, weights = problem(model, dtype, n=301)
+    common = dict(model=model, optimizer="adam", lr=0.01, epochs=2, batch_size=37, tol=None,
+                  random_state=6, fit_intercept=fit_intercept, n_jobs=n_jobs,
+                  sample_weight=weights if weighted else None)
+    results = []
+    for blocks in ("0", "1"):
+        monkeypatch.setenv("FASTOPT_ROW_BLOCKS", blocks)
+        results.append(fo.fit(X, y, backend="cpp", **common))
+    np.testing.assert_array_equal(params_of(results[0]), params_of(results[1]))
+    assert results[0].history["loss"] == results[1].history["loss"]
+    numba = fo.fit(X, y, backend="numba", **common)
+    np.testing.assert_array_equal(params_of(results[0]), params_of(numba))

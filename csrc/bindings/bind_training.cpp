@@ -177,13 +177,27 @@ int64_t prefetch_l2_rows(int64_t row_bytes) {
     return std::min<int64_t>(std::max<int64_t>(bytes / row_bytes, 1), 4096);
 }
 
+// Whether dense epochs take rows four at a time: where X fits in cache (8 MiB or less) the row
+// loop waits on arithmetic, and four rows side by side hide its latency; where rows come from
+// memory one at a time keeps more of them in flight (bench/README.md). FASTOPT_ROW_BLOCKS=0|1
+// overrides (a tuning knob for bench/).
+bool row_blocks(int64_t x_bytes) {
+    const char* text = std::getenv("FASTOPT_ROW_BLOCKS");
+    if (text && *text) return std::strtol(text, nullptr, 10) != 0;
+    return x_bytes <= (int64_t(8) << 20);
+}
+
 template <class T>
 Dataset<T> dataset(const Inputs& in, const py::handle& y, const double* weights,
                    const double* mean, const double* inv_std) {
     Dataset<T> data{in.sparse ? nullptr : static_cast<const T*>(in.X.data()),
                     static_cast<const double*>(py::reinterpret_borrow<py::array>(y).data()),
                     weights, mean, inv_std, in.n, prefetch_rows()};
-    if (!in.sparse) data.prefetch_l2_rows = prefetch_l2_rows(int64_t(in.X.shape(1)) * int64_t(sizeof(T)));
+    if (!in.sparse) {
+        const int64_t row_bytes = int64_t(in.X.shape(1)) * int64_t(sizeof(T));
+        data.prefetch_l2_rows = prefetch_l2_rows(row_bytes);
+        data.row_blocks = row_blocks(row_bytes * in.n);
+    }
     if (in.sparse) {
         data.csr.values = static_cast<const T*>(in.X.data());
         if (in.indices.dtype().equal(py::dtype::of<int64_t>())) {

@@ -88,6 +88,28 @@ inline void axpy(double a, const T* __restrict x, double* __restrict g, int64_t 
     for (; j < d; ++j) g[j] = madd(a, double(x[j]), g[j]);
 }
 
+// g += a[0] * x[0] + ... + a[B-1] * x[B-1], added row after row for each element: the same
+// operations in the same order as B calls of axpy, with one load and store of g.
+template <int B, class T>
+inline void axpy_rows(const double* a, const T* const* x, double* __restrict g,
+                      int64_t d) noexcept {
+    int64_t j = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256d av[B];
+    for (int i = 0; i < B; ++i) av[i] = _mm256_set1_pd(a[i]);
+    for (; j + 4 <= d; j += 4) {
+        __m256d sum = _mm256_loadu_pd(g + j);
+        for (int i = 0; i < B; ++i) sum = _mm256_fmadd_pd(av[i], load4(x[i] + j), sum);
+        _mm256_storeu_pd(g + j, sum);
+    }
+#endif
+    for (; j < d; ++j) {
+        double sum = g[j];
+        for (int i = 0; i < B; ++i) sum = madd(a[i], double(x[i][j]), sum);
+        g[j] = sum;
+    }
+}
+
 // x~ = (x - mean) * inv_std into `out`, or null when not standardising (use x itself).
 template <class T>
 inline const double* standardize_row(const Dataset<T>& data, const T* x, int64_t d,
@@ -393,6 +415,86 @@ double sum_dense_rows_one_output(const ModelSpec& s, const Dataset<T>& data,
     return loss_sum;
 }
 
+// The same, four rows at a time, for X that fits in cache (data.row_blocks), where the loop
+// waits on arithmetic: four independent dot products and losses side by side keep the core
+// busy where one row's chain (dot, exp, division) would leave it waiting, and the gradient is
+// read and written once per four rows (axpy_rows); the sums still run row after row, so the
+// result is the same to the bit. W3 ~1.2x faster; on X read from memory it is slower (W1), as
+// it keeps fewer rows in flight.
+template <class T>
+double sum_dense_row_blocks_one_output(const ModelSpec& s, const Dataset<T>& data,
+                                       const RowStream& rows, int64_t lo, int64_t hi,
+                                       int64_t next_lo, int64_t next_hi, int64_t near,
+                                       int64_t far, const double* w, double* __restrict grad,
+                                       StopCheck* stop) noexcept {
+    constexpr int64_t poll_every = 512, block = 4;
+    static_assert(poll_every % block == 0);
+    const int64_t d = s.n_features;
+    const T* X = data.X;
+    const double* y = data.y;
+    const double* weights = data.sample_weight;
+    const Model model = s.model == Model::logistic ? Model::logistic : Model::linear;
+    const bool intercept = s.fit_intercept;
+    const double b = intercept ? w[d] : 0.0;
+    auto request = [&](int64_t pos) {  // as in sum_dense_rows_one_output
+        auto position = [&](int64_t ahead) {
+            const int64_t at = ahead < hi ? ahead : next_lo + (ahead - hi);
+            return ahead < hi || at < next_hi ? at : int64_t(-1);
+        };
+        if (far >= 0) {
+            const int64_t at = position(pos + far);
+            if (at >= 0) prefetch_row(X, rows.row(at), d, true);
+        }
+        if (near >= 0) {
+            const int64_t at = position(pos + near);
+            if (at >= 0) prefetch_sample(data, rows.row(at), d);
+        }
+    };
+    double loss_sum = 0.0, intercept_grad = 0.0;
+    int64_t pos = lo;
+    for (; pos + block <= hi; pos += block) {
+        const T* x[block];
+        double f[block], loss[block], weight[block], rc[block];
+        int64_t r[block];
+        for (int i = 0; i < block; ++i) {
+            request(pos + i);
+            r[i] = rows.row(pos + i);
+            x[i] = X + r[i] * d;
+        }
+        for (int i = 0; i < block; ++i) {
+            const double score = dot<T>(w, x[i], d);
+            f[i] = intercept ? score + b : score;
+        }
+        for (int i = 0; i < block; ++i) {
+            loss[i] = loss_and_residual(model, &f[i], 1, y[r[i]]);
+            weight[i] = weights ? weights[r[i]] : 1.0;
+            rc[i] = f[i] * weight[i];
+        }
+        axpy_rows<block>(rc, x, grad, d);
+        for (int i = 0; i < block; ++i) {
+            intercept_grad += rc[i];
+            loss_sum += weight[i] * loss[i];
+        }
+        if (stop && (pos - lo + block) % poll_every == 0 && tick(*stop, poll_every * d * 3))
+            return loss_sum;
+    }
+    for (; pos < hi; ++pos) {  // the last rows, one by one, into the same sums
+        request(pos);
+        const int64_t r = rows.row(pos);
+        const T* x = X + r * d;
+        const double score = dot<T>(w, x, d);
+        double f = intercept ? score + b : score;
+        const double loss = loss_and_residual(model, &f, 1, y[r]);
+        const double weight = weights ? weights[r] : 1.0;
+        const double rc = f * weight;
+        axpy<T>(rc, x, grad, d);
+        intercept_grad += rc;
+        loss_sum += weight * loss;
+    }
+    if (intercept) grad[d] += intercept_grad;
+    return loss_sum;
+}
+
 // The rows at positions [lo, hi) of `rows` summed into grad, f, residual_sum (no mean, no
 // penalty): the loop every epoch spends its time in. Shuffled epochs request the rows that
 // come `lookahead` (into L1) and `far` (into L2) positions later; past hi those are the
@@ -413,8 +515,12 @@ double sum_rows(const ModelSpec& s, const Dataset<T>& data, const RowStream& row
     };
     if constexpr (!sparse) {
         if (k == 1 && data.mean == nullptr)
-            return sum_dense_rows_one_output(s, data, rows, lo, hi, next_lo, next_hi,
-                                             lookahead, far > 0 ? far : -1, w, grad, stop);
+            return data.row_blocks
+                       ? sum_dense_row_blocks_one_output(s, data, rows, lo, hi, next_lo, next_hi,
+                                                         lookahead, far > 0 ? far : -1, w, grad,
+                                                         stop)
+                       : sum_dense_rows_one_output(s, data, rows, lo, hi, next_lo, next_hi,
+                                                   lookahead, far > 0 ? far : -1, w, grad, stop);
     }
     double loss_sum = 0.0;
     for (int64_t pos = lo; pos < hi; ++pos) {
