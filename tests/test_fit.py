@@ -239,6 +239,42 @@ def test_divergence_names_epoch_update_and_learning_rate():
         fo.fit(X * 1e10, y, optimizer="sgd", lr=1e10, epochs=3, batch_size=32)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_every_backend_stops_at_the_same_update(dtype, sparse):
+    # The compiled loops check the loss and every coordinate of the gradient after each
+    # update (on the bits, vectorised); the reference checks the same values.
+    import re
+    import scipy.sparse as sp
+    X, y = make_data("linear")
+    X = (X * 1e10).astype(dtype)
+    if sparse:
+        X = sp.csr_matrix(X)
+    places = []
+    for backend in ("cpp", "numba", "numpy"):
+        with pytest.raises(fo.DivergenceError) as info:
+            fo.fit(X, y, optimizer="sgd", lr=1e10, epochs=3, batch_size=32, random_state=0,
+                   backend=backend)
+        places.append(re.search(r"epoch \d+, update \d+", str(info.value)).group())
+    assert len(set(places)) == 1, places
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_an_overflowing_gradient_stops_at_its_update(sparse):
+    # Every row's loss is log(2) at the start, but the minibatch's gradient sum overflows:
+    # only the check of the gradient catches it, before the update makes the parameters NaN.
+    import scipy.sparse as sp
+    rng = np.random.default_rng(0)
+    X = np.c_[np.full(200, 1e308), rng.standard_normal(200)]
+    y = (np.arange(200) % 40 == 0).astype(int)
+    if sparse:
+        X = sp.csr_matrix(X)
+    for backend in ("cpp", "numba", "numpy"):
+        with pytest.raises(fo.DivergenceError, match="epoch 1, update 1 of"):
+            fo.fit(X, y, model="logistic", optimizer="sgd", lr=0.1, epochs=2, batch_size=32,
+                   random_state=0, backend=backend)
+
+
 @pytest.mark.parametrize("bad, message", [
     (np.nan, "Input X contains NaN"), (np.inf, "Input X contains infinity")])
 def test_refuses_non_finite_X(bad, message):
