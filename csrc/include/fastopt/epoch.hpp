@@ -7,7 +7,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -24,21 +23,6 @@ namespace FASTOPT_ISA {
 template <class T>
 inline void load_params(const T* w, double* out, int64_t p) noexcept {
     for (int64_t j = 0; j < p; ++j) out[j] = double(w[j]);
-}
-
-// On the bits (all-ones exponent: inf or NaN), so that the compiler vectorizes the loop: the
-// exact sparse epoch checks every coordinate of the gradient at every update.
-template <class T>
-inline bool all_finite(const T* v, int64_t p) noexcept {
-    using Bits = std::conditional_t<sizeof(T) == 8, uint64_t, uint32_t>;
-    constexpr Bits exponent = sizeof(T) == 8 ? Bits(0x7ff0000000000000ull) : Bits(0x7f800000u);
-    Bits bad = 0;
-    for (int64_t j = 0; j < p; ++j) {
-        Bits bits;
-        std::memcpy(&bits, v + j, sizeof(T));
-        bad |= Bits((bits & exponent) == exponent);
-    }
-    return bad == 0;
 }
 
 template <class T>
@@ -59,13 +43,13 @@ EpochOutcome run_epoch_one_lane(const ModelSpec& s, const Dataset<T>& data, cons
     for (int64_t step = 0; step < steps; ++step) {
         const int64_t first = step * batch;
         const int64_t m = std::min(batch, n - first);
-        const double loss_sum = batch_gradient(s, data, rows, first, m, ws, stop);
+        const BatchSums sums = batch_gradient(s, data, rows, first, m, ws, stop);
         if (stop.stopped) {
             out.status = EpochStatus::interrupted;
             return out;
         }
-        const double objective = loss_sum + penalty_value(s, ws.params) * double(m);
-        if (!std::isfinite(objective) || !all_finite(ws.grad, p)) {
+        const double objective = sums.loss_sum + penalty_value(s, ws.params) * double(m);
+        if (!std::isfinite(objective) || !sums.finite_grad) {
             out.status = EpochStatus::nonfinite;
             out.failed_step = step;
             return out;
@@ -209,9 +193,9 @@ EpochOutcome run_epoch_lanes(const ModelSpec& s, const Dataset<T>& data, const O
             const double* rs = lane[size_t(t)].residual_sum.data();
             for (int64_t c = 0; c < k; ++c) ws.residual_sum[c] += rs[c];
         }
-        finish_gradient(s, data, ws.params, ws.grad, ws.residual_sum, m);
+        const bool finite_grad = finish_gradient(s, data, ws.params, ws.grad, ws.residual_sum, m);
         const double objective = loss_sum + penalty_value(s, ws.params) * double(m);
-        if (!std::isfinite(objective) || !all_finite(ws.grad, p)) {
+        if (!std::isfinite(objective) || !finite_grad) {
             out.status = EpochStatus::nonfinite;
             out.failed_step = step;
             break;
@@ -458,7 +442,7 @@ double objective(const ModelSpec& s, const Dataset<T>& data, const T* w, Workspa
                  StopCheck& stop) noexcept {
     load_params(w, ws.params, n_params(s));
     const RowStream rows(nullptr, data.n);
-    const double loss_sum = batch_gradient(s, data, rows, 0, data.n, ws, stop);
+    const double loss_sum = batch_gradient(s, data, rows, 0, data.n, ws, stop).loss_sum;
     return loss_sum / double(data.n) + penalty_value(s, ws.params);
 }
 

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #endif
@@ -29,6 +31,24 @@ inline bool tick(StopCheck& stop, int64_t elements) noexcept {
         stop.stopped = stop.stopped || stop.poll(stop.context);
     }
     return stop.stopped;
+}
+
+// Infinite or NaN, on the bits (an all-ones exponent), so that loops over it vectorize: the
+// exact sparse epoch checks every coordinate of the gradient at every update.
+template <class T>
+inline bool nonfinite(T v) noexcept {
+    using Bits = std::conditional_t<sizeof(T) == 8, uint64_t, uint32_t>;
+    constexpr Bits exponent = sizeof(T) == 8 ? Bits(0x7ff0000000000000ull) : Bits(0x7f800000u);
+    Bits bits;
+    std::memcpy(&bits, &v, sizeof(T));
+    return (bits & exponent) == exponent;
+}
+
+template <class T>
+inline bool all_finite(const T* v, int64_t p) noexcept {
+    uint64_t bad = 0;
+    for (int64_t j = 0; j < p; ++j) bad |= uint64_t(nonfinite(v[j]));
+    return bad == 0;
 }
 
 // The two loops that bound an epoch's arithmetic: dot products and gradient updates, in double.
@@ -346,17 +366,27 @@ inline void prefetch_sample(const Dataset<T>& data, int64_t r, int64_t d) noexce
 }
 
 // The gradient mean and penalty of a minibatch of m rows whose sum is in grad (standardised
-// sparse X: with the centring correction from the residual sums first).
+// sparse X: with the centring correction from the residual sums first). Returns whether every
+// coordinate of the result is finite.
 template <class T>
-inline void finish_gradient(const ModelSpec& s, const Dataset<T>& data, const double* w,
+inline bool finish_gradient(const ModelSpec& s, const Dataset<T>& data, const double* w,
                             double* grad, const double* residual_sum, int64_t m) noexcept {
     const int64_t p = n_params(s), d = s.n_features;
     if (is_sparse(data) && data.mean != nullptr)
         for (int64_t c = 0; c < s.n_outputs; ++c)
             for (int64_t j = 0; j < d; ++j)
                 grad[c * d + j] = grad[c * d + j] - data.mean[j] * data.inv_std[j] * residual_sum[c];
-    for (int64_t j = 0; j < p; ++j) grad[j] = grad[j] / double(m);
-    add_penalty_gradient(s, w, grad);
+    if (s.penalty != Penalty::none && s.alpha != 0.0) {
+        for (int64_t j = 0; j < p; ++j) grad[j] = grad[j] / double(m);
+        add_penalty_gradient(s, w, grad);
+        return all_finite(grad, p);
+    }
+    uint64_t bad = 0;  // the check of all_finite, in the same pass as the division
+    for (int64_t j = 0; j < p; ++j) {
+        grad[j] = grad[j] / double(m);
+        bad |= uint64_t(nonfinite(grad[j]));
+    }
+    return bad == 0;
 }
 
 // sum_rows for dense, unstandardised X and one output (linear and logistic regression), the
@@ -546,10 +576,15 @@ double sum_rows(const ModelSpec& s, const Dataset<T>& data, const RowStream& row
     return loss_sum;
 }
 
+struct BatchSums {
+    double loss_sum;    // sum of s_i * l_i
+    bool finite_grad;   // every coordinate of the gradient finite
+};
+
 // Sum of s_i * l_i over the rows at positions [first, first + m) of `rows`, and the gradient of
 // L_B (penalty included) into ws.grad. One pass per row.
 template <class T>
-double batch_gradient(const ModelSpec& s, const Dataset<T>& data, const RowStream& rows,
+BatchSums batch_gradient(const ModelSpec& s, const Dataset<T>& data, const RowStream& rows,
                       int64_t first, int64_t m, Workspace<T>& ws, StopCheck& stop) noexcept {
     const int64_t k = s.n_outputs, p = n_params(s);
     double* __restrict grad = ws.grad;
@@ -564,9 +599,8 @@ double batch_gradient(const ModelSpec& s, const Dataset<T>& data, const RowStrea
                                 ws.scores, ws.row, ws.center, ws.residual_sum, &stop)
             : sum_rows<T, false>(s, data, rows, first, end, end, rows.size(), ws.params, grad,
                                  ws.scores, ws.row, ws.center, ws.residual_sum, &stop);
-    if (stop.stopped) return loss_sum;
-    finish_gradient(s, data, ws.params, grad, ws.residual_sum, m);
-    return loss_sum;
+    if (stop.stopped) return {loss_sum, false};
+    return {loss_sum, finish_gradient(s, data, ws.params, grad, ws.residual_sum, m)};
 }
 
 // One lane of a minibatch split across threads: the rows at positions [lo, hi) summed into
