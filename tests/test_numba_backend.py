@@ -487,3 +487,43 @@ def test_read_only_installation_runs_without_cache(tmp_path):
     """, env=env, args=[str(copy)], cwd=tmp_path, flags=["-S"])
     assert out[0] == "True False"
     assert out[1] == str(reference_permutation(5, 0, 0).tolist())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("model, intercept, weighted",
+                         [("linear", True, True), ("logistic", True, False),
+                          ("logistic", False, True), ("linear", False, False)])
+def test_lean_row_loop_is_the_general_one(model, intercept, weighted, fused, dtype):
+    # The loop for dense single-output X (its multiply-adds compiled fused or not) against the
+    # building blocks it inlines: _dot, _loss_and_residual and _axpy, row by row. The fused
+    # variant is what the AVX2 build's fits check against C++; the other one only here.
+    rng = np.random.default_rng(7)
+    n, d = 53, 37  # two 16-lane blocks and a tail
+    X = rng.standard_normal((n, d)).astype(dtype)
+    flat = X.reshape(-1)
+    y = (rng.random(n) < 0.5).astype(np.float64) if model == "logistic" else rng.standard_normal(n)
+    sw = rng.uniform(0.5, 2, n) if weighted else np.ones(0)
+    w = rng.standard_normal(d + 1) * 0.3
+    order = rng.permutation(n).astype(np.uint32)
+    mi = np.zeros(8, dtype=np.int64)
+    mi[nb.M_MODEL] = nb.MODEL_CODES[model]
+    mi[nb.M_FEATURES], mi[nb.M_OUTPUTS] = d, 1
+    mi[nb.M_INTERCEPT], mi[nb.M_WEIGHTS], mi[nb.M_FUSED] = intercept, weighted, fused
+    lean = nb._dense_rows_one_output_fused if fused else nb._dense_rows_one_output_plain
+    grad = np.zeros(d + 1)
+    loss = lean(flat, y, sw, mi, w, grad, np.zeros(1), order, True, 5, n, 0.0, 3)
+
+    expected_grad, expected_loss, f = np.zeros(d + 1), 0.0, np.zeros(1)
+    for pos in range(5, n):
+        r = np.int64(order[pos])
+        score = nb._dot(w, np.int64(0), flat, r * d, d, fused)
+        f[0] = score + w[d] if intercept else score
+        row_loss = nb._loss_and_residual(mi[nb.M_MODEL], f, 1, y[r])
+        weight = sw[r] if weighted else 1.0
+        expected_loss += weight * row_loss
+        nb._axpy(f[0] * weight, flat, r * d, expected_grad, np.int64(0), d, fused)
+        if intercept:
+            expected_grad[d] += f[0] * weight
+    assert loss == expected_loss
+    np.testing.assert_array_equal(grad, expected_grad)
