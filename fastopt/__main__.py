@@ -6,7 +6,8 @@ and reports each optimizer's gap to the exact optimum, with a plot of the loss c
 ``fastopt lr-sweep`` runs one optimizer at several learning rates, ``fastopt paths`` draws
 optimizer paths on a two-parameter loss surface (raw vs standardized feature), ``fastopt
 schedules`` the learning-rate schedules.
-``fastopt demo`` runs every optimizer step on a small ill-conditioned quadratic."""
+``fastopt demo`` runs every optimizer step on a small ill-conditioned quadratic.
+``fastopt bench`` runs the benchmark (``python -m bench``) from the root of a source checkout."""
 
 from __future__ import annotations
 
@@ -375,8 +376,25 @@ def run_schedules(args) -> int:
                          Path(args.out) / "fastopt-schedules.png")
 
 
+def run_bench(argv) -> int:
+    """``fastopt bench [options]``: the benchmark command, ``python -m bench``. It lives in the
+    source repository (``bench/``, with PyTorch and scikit-learn as optional peers), not in the
+    installed package, so it runs from the root of a checkout."""
+    root = Path.cwd()
+    if not ((root / "bench" / "__main__.py").is_file() and (root / "csrc").is_dir()):
+        print("fastopt: error: the benchmark ships with fastopt's source repository, not with the "
+              "package: run `fastopt bench` (or `python -m bench`) from the root of a checkout",
+              file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(root))
+    from bench.__main__ import main as bench_main
+    return bench_main(argv)
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "bench":
+        return run_bench(argv[1:])
     parser = argparse.ArgumentParser(prog="fastopt", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"fastopt {__version__}")

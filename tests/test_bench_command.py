@@ -37,3 +37,18 @@ def test_threads_bench_runs_and_checks_identical_results(tmp_path):
     report = json.loads(out.read_text())
     assert report["identical"] and report["quick"]
     assert {row["mode"] for row in report["rows"]} == {"sequential", "2 threads"}
+
+
+def test_fastopt_bench_runs_the_benchmark_from_a_checkout_only(tmp_path):
+    out = tmp_path / "results.json"
+    command = [sys.executable, "-m", "fastopt", "bench"]
+    done = subprocess.run(command + ["--quick", "--only", "W5", "--repeat", "2", "--json",
+                                     str(out)], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "fastopt Adam step" in done.stdout
+    assert {row["workload"].split()[0] for row in json.loads(out.read_text())["rows"]} == {"W5"}
+    elsewhere = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path,
+                               timeout=120)
+    assert elsewhere.returncode == 2
+    assert "from the root of a checkout" in elsewhere.stderr and not elsewhere.stdout
