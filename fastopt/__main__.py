@@ -386,6 +386,11 @@ def run_bench(argv) -> int:
               "package: run `fastopt bench` (or `python -m bench`) from the root of a checkout",
               file=sys.stderr)
         return 2
+    if _backends._core is None:  # e.g. `python -m fastopt` in a checkout built elsewhere
+        print(f"fastopt: error: the benchmark needs fastopt's compiled module, which this fastopt "
+              f"({Path(__file__).parent}) does not have: build it (pip install -e .) or run the "
+              f"installed `fastopt` command", file=sys.stderr)
+        return 2
     sys.path.insert(0, str(root))
     from bench.__main__ import main as bench_main
     return bench_main(argv)
