@@ -109,12 +109,16 @@ def test_estimator_with_threads_matches_numba():
 @pytest.mark.parametrize("n_jobs", [1, 2])
 @pytest.mark.parametrize("near, far", [("0", "0"), ("1", "1"), ("4", "100000"),
                                        ("64", "72")])
-def test_prefetch_distances_change_no_bits(monkeypatch, near, far, dtype, n_jobs):
+@pytest.mark.parametrize("model, blocks", [("softmax", "0"), ("linear", "0"), ("linear", "1")])
+def test_prefetch_distances_change_no_bits(monkeypatch, model, blocks, near, far, dtype,
+                                           n_jobs):
     # The tuning knobs of bench/README.md only move requests for rows around (including past
-    # the end of a minibatch and of a lane); what is computed stays the same.
-    X, y, weights = problem("softmax", dtype, n=300)
-    common = dict(model="softmax", optimizer="adam", lr=0.01, epochs=2, batch_size=37,
+    # the end of a minibatch and of a lane); what is computed stays the same. Softmax runs the
+    # general row loop, linear the lean one, one row or four rows at a time.
+    X, y, weights = problem(model, dtype, n=300)
+    common = dict(model=model, optimizer="adam", lr=0.01, epochs=2, batch_size=37,
                   tol=None, random_state=5, sample_weight=weights, n_jobs=n_jobs)
+    monkeypatch.setenv("FASTOPT_ROW_BLOCKS", blocks)
     default = fo.fit(X, y, backend="cpp", **common)
     monkeypatch.setenv("FASTOPT_PREFETCH_ROWS", near)
     monkeypatch.setenv("FASTOPT_PREFETCH_L2_BYTES", far)
