@@ -193,11 +193,6 @@ Dataset<T> dataset(const Inputs& in, const py::handle& y, const double* weights,
     Dataset<T> data{in.sparse ? nullptr : static_cast<const T*>(in.X.data()),
                     static_cast<const double*>(py::reinterpret_borrow<py::array>(y).data()),
                     weights, mean, inv_std, in.n, prefetch_rows()};
-    if (!in.sparse) {
-        const int64_t row_bytes = int64_t(in.X.shape(1)) * int64_t(sizeof(T));
-        data.prefetch_l2_rows = prefetch_l2_rows(row_bytes);
-        data.row_blocks = row_blocks(row_bytes * in.n);
-    }
     if (in.sparse) {
         data.csr.values = static_cast<const T*>(in.X.data());
         if (in.indices.dtype().equal(py::dtype::of<int64_t>())) {
@@ -207,6 +202,10 @@ Dataset<T> dataset(const Inputs& in, const py::handle& y, const double* weights,
             data.csr.indices32 = static_cast<const int32_t*>(in.indices.data());
             data.csr.indptr32 = static_cast<const int32_t*>(in.indptr.data());
         }
+    } else {
+        const int64_t row_bytes = int64_t(in.X.shape(1)) * int64_t(sizeof(T));
+        data.prefetch_l2_rows = prefetch_l2_rows(row_bytes);
+        data.row_blocks = row_blocks(row_bytes * in.n);
     }
     return data;
 }
