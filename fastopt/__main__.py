@@ -168,6 +168,13 @@ def _json_value(value):
     return value
 
 
+# The settings of a comparison that its --json output repeats, so that a saved report says
+# how it was made.
+JSON_SETTINGS = ("backend", "epochs", "batch_size", "lr", "schedule", "standardize", "penalty",
+                 "alpha", "random_state", "target_gap", "n_samples", "n_features",
+                 "optimum_source", "initial_loss")
+
+
 def run_compare(args) -> int:
     from .comparison import compare, plot_loss_curves
     optimizers = None if args.optimizers is None else _optimizer_list(args.optimizers)
@@ -189,10 +196,22 @@ def run_compare(args) -> int:
                          progress=False if args.quiet else None)
     except ImportError as exc:
         raise UsageError(str(exc)) from None
+    if args.out is not None and not os.path.isdir(args.out):
+        try:
+            os.makedirs(args.out, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create --out {args.out}: {exc}") from None
+    path = os.path.join(args.out or os.curdir, "fastopt-compare.png")
+    try:
+        plot_loss_curves(result, path)
+    except ImportError:
+        path = None
     if args.json:
         rows = [{key: _json_value(value) for key, value in row.items()} for row in result.rows]
+        settings = {key: _json_value(result.settings[key]) for key in JSON_SETTINGS}
         print(json.dumps({"data": source, "model": result.model, "features": features,
-                          "optimum": _json_value(result.optimum), "rows": rows}, indent=2))
+                          "optimum": _json_value(result.optimum), "settings": settings,
+                          "plot": path, "rows": rows}, indent=2))
         return 0
     settings = result.settings
     print(f"fastopt {__version__}, backend {settings['backend']}: {result.model} regression on "
@@ -204,15 +223,7 @@ def run_compare(args) -> int:
     for row in result.rows:
         if "error" in row:
             print(f"{row['optimizer']}: {row['error']}")
-    if args.out is not None and not os.path.isdir(args.out):
-        try:
-            os.makedirs(args.out, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"cannot create --out {args.out}: {exc}") from None
-    path = os.path.join(args.out or os.curdir, "fastopt-compare.png")
-    try:
-        plot_loss_curves(result, path)
-    except ImportError:
+    if path is None:
         print("(the loss-curve plot needs matplotlib: pip install 'fastopt[plot]')")
     else:
         print(f"loss curves: {path}")
@@ -256,7 +267,8 @@ def _add_compare_arguments(parser):
     parser.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--out", metavar="DIR", help="where fastopt-compare.png goes "
                         "(default: the current directory)")
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead")
+    parser.add_argument("--json", action="store_true", help="print the rows and settings as "
+                        "JSON instead of the table (the picture is still written)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 

@@ -109,7 +109,8 @@ def load_default_data():
 @dataclass
 class ComparisonResult:
     """What :func:`compare` returns: ``results`` (name -> FitResult, absent for a fit that
-    diverged), ``rows`` (one dict per optimizer, in the order run), ``optimum`` (L*),
+    diverged), ``rows`` (one dict per optimizer, in the order run; ``diverged`` is true when
+    the loss became non-finite or ended above the starting loss), ``optimum`` (L*),
     ``curves`` (name -> dict of per-epoch ``updates``, ``seconds`` (cumulative) and ``gap``),
     ``settings`` (the arguments, data sizes, ``feature_names`` of a DataFrame X)."""
 
@@ -136,12 +137,16 @@ class ComparisonResult:
                    ("updates_to_target", "updates to gap", "d"),
                    ("seconds_to_target", "s to gap", ".3g"),
                    ("ms_per_epoch", "ms/epoch", ".3g"), (score, score, ".4f")]
+        if any(row.get("diverged") for row in self.rows):
+            columns.append(("diverged", "", "s"))
         cells = [[title for _, title, _ in columns]]
         for row in self.rows:
             line = []
             for key, _, fmt in columns:
                 value = row.get(key)
-                if value is None or (isinstance(value, float) and math.isnan(value)):
+                if key == "diverged":
+                    line.append("diverged" if value else "")
+                elif value is None or (isinstance(value, float) and math.isnan(value)):
                     line.append("-")
                 else:
                     line.append(format(value, fmt))
@@ -295,8 +300,11 @@ def compare(X=None, y=None, *, model=None, optimizers=None, epochs=100, batch_si
         name = row["optimizer"]
         if name not in losses:
             row.update(final_loss=math.nan, gap=math.inf, updates_to_target=None,
-                       seconds_to_target=None)
+                       seconds_to_target=None, diverged=True)
             continue
+        # Ending above the starting point (all parameters zero) is divergence too: the loss
+        # is finite, but the steps made it worse.
+        row["diverged"] = not losses[name] <= initial_loss
         row["gap"] = (losses[name] - optimum) / scale
         curve = out.curves[name]
         curve["gap"] = (curve["loss"] - optimum) / scale
@@ -346,9 +354,7 @@ class SweepResult:
     def diverged(self):
         """The learning rates whose fit diverged: its loss became non-finite, or ended above
         the loss of the starting point (all parameters zero)."""
-        return [lr for lr, run in self.runs.items()
-                if "error" in run.rows[0]
-                or not run.rows[0]["final_loss"] <= run.settings["initial_loss"]]
+        return [lr for lr, run in self.runs.items() if run.rows[0]["diverged"]]
 
 
 def lr_sweep(X=None, y=None, *, optimizer="sgd", lrs=(1e-3, 1e-2, 1e-1, 1.0, 10.0), **options):

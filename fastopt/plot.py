@@ -27,16 +27,38 @@ def _axes(ax):
 
 def loss_curves(comparison, ax=None, *, x="updates"):
     """The relative gap to the optimum of every fit of a :func:`fastopt.compare`
-    result, after each epoch, against ``x`` ("updates" or "seconds"), on a log scale."""
+    result, after each epoch, against ``x`` ("updates" or "seconds"), on a log scale, with the
+    target gap as a dashed line.
+
+    The y axis spans the first-order fits and the target: Newton's quadratic convergence
+    (down to 1e-16) runs off the bottom instead of squashing the other curves, and a diverged
+    fit (dotted, named in the legend) runs off the top (3x the starting gap)."""
     if x not in ("updates", "seconds"):
         raise ValueError(f"x must be 'updates' or 'seconds', got {x!r}")
     ax = _axes(ax)
+    diverged = {row["optimizer"] for row in comparison.rows if row.get("diverged")}
+    lowest = []
     for index, (name, curve) in enumerate(comparison.curves.items()):
         if "gap" not in curve or not len(curve["gap"]):
             continue
-        ax.plot(curve[x], np.maximum(curve["gap"], GAP_FLOOR), label=name,
-                linestyle="-" if index < 10 else "--")  # the default cycle has 10 colours
+        style = ":" if name in diverged else "-" if index < 10 else "--"  # 10 default colours
+        ax.plot(curve[x], np.maximum(curve["gap"], GAP_FLOOR), linestyle=style,
+                label=name + (" (diverged)" if name in diverged else ""))
+        if name != "newton" and name not in diverged:
+            lowest.append(float(np.min(curve["gap"])))
+    target = comparison.settings.get("target_gap")
+    if target is not None and target > 0:
+        ax.axhline(target, color="0.3", linestyle="--", linewidth=0.8, label="target gap")
+        lowest.append(target)
     ax.set_yscale("log")
+    positive = [gap for gap in lowest if gap > 0]
+    if positive:
+        ax.set_ylim(bottom=max(min(positive) / 10, GAP_FLOOR))
+    optimum, initial = comparison.optimum, comparison.settings.get("initial_loss")
+    if initial is not None and np.isfinite(optimum):
+        start = (initial - optimum) / max(abs(optimum), 1e-12)
+        if np.isfinite(start) and start > 0:
+            ax.set_ylim(top=3 * start)
     if x == "updates" and comparison.curves:
         ax.set_xscale("log")
     ax.set_xlabel(x)
@@ -51,8 +73,11 @@ def schedules(ax=None, *, lr=0.1, total_steps=1000, names=None):
     ``total_steps`` updates at base rate ``lr``."""
     ax = _axes(ax)
     t = np.arange(total_steps)
-    for name in names or SCHEDULES:
-        ax.plot(t, make_schedule(name, lr, total_steps)(t), label=name)
+    for index, name in enumerate(names or SCHEDULES):
+        # Several schedules coincide for long stretches (constant and the end of a linear
+        # warm-up): line styles keep each visible.
+        ax.plot(t, make_schedule(name, lr, total_steps)(t), label=name,
+                linestyle=("-", "--", "-.", ":")[index % 4])
     ax.set_xlabel("update t")
     ax.set_ylabel("learning rate")
     ax.grid(True, alpha=0.3)

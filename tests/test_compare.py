@@ -205,3 +205,48 @@ def test_cli_reads_parquet(tmp_path):
     assert report["model"] == "linear" and report["features"] == ["u", "v"]
     assert [row["optimizer"] for row in report["rows"]] == ["sgd", "newton"]
     assert report["rows"][1]["r2"] > 0.95
+
+
+def test_cli_every_option_reaches_the_fits(tmp_path):
+    """Each option of ``fastopt compare`` changes what runs: the JSON report repeats the
+    settings, and its numbers equal ``compare()`` called with the same arguments."""
+    args = dict(model="linear", optimizers=["sgd", "adam", "newton"], epochs=3, batch_size=64,
+                lr=0.02, schedule="cosine", backend="numpy", standardize=False, seed=5,
+                alpha=0.0, penalty=None, target_gap=0.5)
+    done = run(tmp_path, "compare", "--json", "--quiet", "--model", "linear",
+               "--optimizers", "sgd,adam,newton", "--epochs", "3", "--batch-size", "64",
+               "--lr", "0.02", "--schedule", "cosine", "--backend", "numpy",
+               "--no-standardize", "--seed", "5", "--alpha", "0", "--target-gap", "0.5",
+               "--out", "plots")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["settings"] == {
+        **report["settings"], "backend": "numpy", "epochs": 3, "batch_size": 64, "lr": 0.02,
+        "schedule": "cosine", "standardize": False, "penalty": None, "alpha": 0.0,
+        "random_state": 5, "target_gap": 0.5}
+    assert [(row["optimizer"], row["lr"], row["batch_size"]) for row in report["rows"]] == [
+        ("sgd", 0.02, 64), ("adam", 0.02, 64), ("newton", None, None)]
+    expected = compare(**args, progress=False)
+    for got, want in zip(report["rows"], expected.rows):
+        if want["diverged"]:
+            assert got["diverged"]
+        else:
+            assert got["final_loss"] == want["final_loss"], (got, want)
+    if report["plot"] is not None:
+        assert report["plot"] == "plots/fastopt-compare.png"
+        assert (tmp_path / "plots" / "fastopt-compare.png").read_bytes()[:4] == b"\x89PNG"
+    # The seed and the scaling are not ignored.
+    for change in (dict(seed=6), dict(standardize=True), dict(schedule=None),
+                   dict(batch_size=32)):
+        other = compare(**{**args, **change, "optimizers": ["adam"]}, progress=False)
+        assert other.rows[0]["final_loss"] != expected.rows[1]["final_loss"], change
+
+
+def test_cli_bad_option_values_exit_with_code_2(tmp_path):
+    for args, message in [(("--epochs", "0"), "--epochs"), (("--batch-size", "-1"), "--epochs"),
+                          (("--lr", "-1"), "learning rate"), (("--lr", "abc"), "--lr"),
+                          (("--schedule", "bogus"), "--schedule"),
+                          (("--model", "tree"), "--model"), (("--target", "x"), "--data")]:
+        done = run(tmp_path, "compare", "--epochs", "1", *args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr and message in done.stderr, (args, done.stderr)

@@ -38,11 +38,32 @@ def test_loss_curves_draws_the_gap_of_every_fit(ax):
     result = compare(X, y, model="linear", optimizers=["adam", "newton"], epochs=5, progress=False)
     plot.loss_curves(result, ax, x="seconds")
     lines = {line.get_label(): line for line in ax.get_lines()}
-    assert set(lines) == {"adam", "newton"}
+    assert set(lines) == {"adam", "newton", "target gap"}
     np.testing.assert_allclose(lines["adam"].get_ydata(),
                                np.maximum(result.curves["adam"]["gap"], plot.GAP_FLOOR))
+    np.testing.assert_array_equal(lines["target gap"].get_ydata(), [1e-2, 1e-2])
+    # The view spans adam's curve and the target; Newton's 1e-16 runs off the bottom.
+    bottom, top = ax.get_ylim()
+    assert bottom <= min(result.curves["adam"]["gap"].min(), 1e-2) / 10 * (1 + 1e-12)
+    assert bottom > 1e-12 and top > result.curves["adam"]["gap"].max()
     with pytest.raises(ValueError, match="'updates' or 'seconds'"):
         plot.loss_curves(result, ax, x="epochs")
+
+
+def test_loss_curves_mark_a_diverged_fit(ax):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((100, 3)) * [1.0, 1.0, 50.0]
+    y = X @ [1.0, 2.0, 0.1]
+    result = compare(X, y, model="linear", optimizers=["adam", "sgd"], lr=50.0, epochs=3,
+                     standardize=False, progress=False)
+    rows = {row["optimizer"]: row for row in result.rows}
+    assert rows["adam"]["diverged"] and rows["sgd"]["diverged"], rows
+    assert "diverged" in result.to_text()
+    plot.loss_curves(result, ax)
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "adam (diverged)" in labels
+    assert all(line.get_linestyle() == ":" for line in ax.get_lines()
+               if "diverged" in line.get_label())
 
 
 def test_cli_schedules_prints_a_table_and_writes_the_picture(tmp_path):
