@@ -15,7 +15,9 @@
 
 Every timing is a median over rounds in which each contender runs once in turn (so that load
 changes hit all alike), after one warm-up call, on 1 thread unless the row says otherwise. The
-read floor is X.max() (a streaming pass over X), measured in the same rounds. ``--quick``
+read floor is X.max() (a streaming pass over X), measured in the same rounds; the shuffled-read
+floor reads the rows in a shuffled epoch's order, prefetched as the epoch does, with no other
+work (``fastopt._core.read_rows``): the least any true shuffle can cost on the machine. ``--quick``
 shrinks every workload (ratios then mean less). The table goes to stdout and, with the raw
 times, to ``--json`` (default ``bench-results.json``).
 """
@@ -113,6 +115,11 @@ def run_epochs(quick, repeat):
             base["floor_ratio"] = base["median_ms"] / floor["median_ms"]
             base["goal"] = f"<= {epoch_bench.FLOOR_TARGET:g}x the read floor"
             base["met"] = round(base["floor_ratio"], 2) <= epoch_bench.FLOOR_TARGET
+            # What a true shuffle costs at least on this machine: the rows read in shuffled
+            # order with nothing else done, as a multiple of the read floor.
+            read = times.pop(epoch_bench.SHUFFLED_READ)
+            record(name, epoch_bench.SHUFFLED_READ, read, base=base, kind="floor",
+                   note=f"{np.median(read) / np.median(times[epoch_bench.STREAM]):.2f}xF")
             goals = {epoch_bench.NUMPY_LOOP: (">=", 6.0, ">= 6x"),
                      epoch_bench.TORCH_AUTOGRAD: (">=", 20.0, ">= 20x"),
                      epoch_bench.SKLEARN: (">=", 10.0, ">= 10x"),

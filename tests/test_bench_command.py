@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -56,3 +59,26 @@ def test_fastopt_bench_runs_the_benchmark_from_a_checkout_only(tmp_path):
                                timeout=120)
     assert elsewhere.returncode == 2
     assert "from the root of a checkout" in elsewhere.stderr and not elsewhere.stdout
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_read_rows_sums_the_rows_in_the_given_order(dtype, monkeypatch):
+    """The shuffled-read floor of the benchmark reads every row it is given, whatever the
+    prefetch distances (0: none; past the end of the order)."""
+    from fastopt import _core
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1001, 13)).astype(dtype)
+    order = _core.shuffled_order(len(X), 3, 0)
+    for near, far in (("4", "49152"), ("0", "0"), ("64", "10000000")):
+        monkeypatch.setenv("FASTOPT_PREFETCH_ROWS", near)
+        monkeypatch.setenv("FASTOPT_PREFETCH_L2_BYTES", far)
+        assert _core.read_rows(X, order) == pytest.approx(float(X.astype(np.float64).sum()),
+                                                         rel=1e-12, abs=1e-9)
+    assert _core.read_rows(X, order[:10]) == pytest.approx(
+        float(X[order[:10]].astype(np.float64).sum()), rel=1e-12, abs=1e-9)
+    with pytest.raises(ValueError, match="past the rows"):
+        _core.read_rows(X[:5], order)
+    with pytest.raises(TypeError, match="uint32"):
+        _core.read_rows(X, order.astype(np.int64))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.read_rows(X[:, ::2], order)

@@ -11,6 +11,7 @@
 #include "bindings/array_checks.hpp"
 #include "dispatch/dispatch.hpp"
 #include "fastopt/config.hpp"
+#include "fastopt/models.hpp"
 #include "fastopt/shuffle.hpp"
 
 namespace py = pybind11;
@@ -323,6 +324,46 @@ py::array_t<uint32_t> shuffled_order(int64_t n, uint64_t seed, uint64_t epoch) {
     return order;
 }
 
+// The floor of a shuffled epoch (bench/): the rows of X read in `order`, requested ahead at
+// the epoch's two distances (prefetch_row), and summed, with no other work. What an epoch spends
+// beyond this is arithmetic and bookkeeping; this itself is bound by the memory system.
+template <class T>
+double read_rows_impl(const T* X, int64_t d, const uint32_t* order, int64_t count, int64_t near,
+                      int64_t far) noexcept {
+    double acc[4] = {0.0, 0.0, 0.0, 0.0};
+    for (int64_t pos = 0; pos < count; ++pos) {
+        if (far > 0 && pos + far < count) baseline::prefetch_row(X, order[pos + far], d, true);
+        if (near > 0 && pos + near < count) baseline::prefetch_row(X, order[pos + near], d);
+        const T* x = X + int64_t(order[pos]) * d;
+        int64_t j = 0;
+        for (; j + 4 <= d; j += 4)
+            for (int l = 0; l < 4; ++l) acc[l] += double(x[j + l]);
+        for (; j < d; ++j) acc[0] += double(x[j]);
+    }
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+double read_rows(const py::handle& X_in, const py::handle& order_in) {
+    py::array X = as_ndarray(X_in, "X");
+    py::array order = as_ndarray(order_in, "order");
+    const bool f32 = X.dtype().equal(py::dtype::of<float>());
+    if (!f32 && !X.dtype().equal(py::dtype::of<double>()))
+        throw py::type_error("X must have dtype float32 or float64, got " + dtype_name(X));
+    if (X.ndim() != 2) throw py::value_error("X must be 2-D, got shape " + shape_str(X));
+    require_c_contiguous(X, "X");
+    if (!order.dtype().equal(py::dtype::of<uint32_t>()) || order.ndim() != 1)
+        throw py::type_error("order must be a 1-D uint32 array (fastopt._core.shuffled_order)");
+    require_c_contiguous(order, "order");
+    const int64_t n = X.shape(0), d = X.shape(1), count = order.shape(0);
+    const uint32_t* rows = static_cast<const uint32_t*>(order.data());
+    if (std::any_of(rows, rows + count, [n](uint32_t r) { return int64_t(r) >= n; }))
+        throw py::value_error("order has a row index past the rows of X");
+    const int64_t near = prefetch_rows(), far = prefetch_l2_rows(d * (f32 ? 4 : 8));
+    py::gil_scoped_release release;
+    return f32 ? read_rows_impl(static_cast<const float*>(X.data()), d, rows, count, near, far)
+               : read_rows_impl(static_cast<const double*>(X.data()), d, rows, count, near, far);
+}
+
 }  // namespace
 
 void register_training(py::module_& m) {
@@ -355,6 +396,10 @@ void register_training(py::module_& m) {
           " status 0 ok, 1 non-finite loss or parameters at failed_step.");
     m.def("shuffled_order", &shuffled_order, py::arg("n"), py::arg("seed"), py::arg("epoch"),
           "The rows of a shuffled epoch in visiting order (fastopt/reference/shuffle.py).");
+    m.def("read_rows", &read_rows, py::arg("X"), py::arg("order"),
+          "Sum of the rows of X read in `order`, requested ahead as a shuffled epoch requests "
+          "them (FASTOPT_PREFETCH_ROWS, FASTOPT_PREFETCH_L2_BYTES): the memory floor of an "
+          "epoch, for bench/.");
     m.def("objective", &objective, py::arg("spec"), py::arg("X"), py::arg("y"),
           py::arg("sample_weight"), py::arg("mean"), py::arg("inv_std"), py::arg("params"),
           "Full objective over all rows and its float64 gradient.");
