@@ -44,6 +44,8 @@ caching is simply off (numba#4908) and each process compiles again.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 from llvmlite import ir
@@ -549,6 +551,64 @@ def _axpy(a, x, xo, g, go, d, fused):
         g[gj] = _madd(a, np.float64(x[np.uint64(xo + j)]), g[gj], fused)
 
 
+# The logistic loss's exp and log1p, written as csrc/include/fastopt/models.hpp writes them
+# (exp_nonpositive, log1p_unit): the same operations in the same order, so the bits agree.
+_INV_LN2 = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_SHIFTER = 6755399441055744.0
+_EXP_LOWEST = -750.0
+_SQRT2 = 1.4142135623730951
+_TWO_POW_MINUS_1000 = 9.332636185032189e-302
+# Lowest power first, evaluated by Estrin's scheme in the order models.hpp uses.
+_EXP_C = tuple(1.0 / math.factorial(i) for i in range(14))
+_LOG_C = tuple(2.0 / (2 * i + 1) for i in range(1, 11))
+
+
+@_jit
+def _exp_nonpositive(x):
+    """exp(x) for x <= 0."""
+    x = _EXP_LOWEST if x < _EXP_LOWEST else x
+    if x != x:
+        return x
+    t = x * _INV_LN2 + _SHIFTER
+    k = t - _SHIFTER
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    c = _EXP_C
+    r2 = r * r
+    r4 = r2 * r2
+    r8 = r4 * r4
+    s0 = r + (c[2] + c[3] * r) * r2
+    s1 = (c[4] + c[5] * r) + (c[6] + c[7] * r) * r2
+    s2 = (c[8] + c[9] * r) + (c[10] + c[11] * r) * r2
+    s3 = c[12] + c[13] * r
+    p = c[0] + ((s0 + s1 * r4) + (s2 + s3 * r4) * r8)
+    return p * math.ldexp(1.0, int(k) + 1000) * _TWO_POW_MINUS_1000
+
+
+@_jit
+def _log1p_unit(e):
+    """log1p(e) for e in [0, 1]."""
+    u = 1.0 + e
+    big = u > _SQRT2
+    m = u * 0.5 if big else u
+    k = 1.0 if big else 0.0
+    f = m - 1.0
+    s = f / (2.0 + f)
+    z = s * s
+    c = _LOG_C
+    z2 = z * z
+    z4 = z2 * z2
+    z8 = z4 * z4
+    b0 = (c[0] + c[1] * z) + (c[2] + c[3] * z) * z2
+    b1 = (c[4] + c[5] * z) + (c[6] + c[7] * z) * z2
+    b2 = c[8] + c[9] * z
+    R = ((b0 + b1 * z4) + b2 * z8) * z
+    hfsq = 0.5 * f * f
+    rounding = (e - (u - 1.0)) / u
+    return k * _LN2_HI + ((f - (hfsq - s * (hfsq + R))) + (k * _LN2_LO + rounding))
+
+
 @_jit
 def _loss_and_residual(model, f, k, y):
     """Loss of one row; its residual dl/df replaces the scores in ``f``."""
@@ -558,9 +618,9 @@ def _loss_and_residual(model, f, k, y):
         return 0.5 * r * r
     if model == 1:
         z = f[0]
-        e = np.exp(-abs(z))
+        e = _exp_nonpositive(-abs(z))
         top = 0.0 if z < 0.0 else z  # std::max(z, 0.0)
-        loss = top + np.log1p(e) - y * z
+        loss = top + _log1p_unit(e) - y * z
         sigmoid = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
         f[0] = sigmoid - y
         return loss

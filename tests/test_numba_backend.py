@@ -177,7 +177,8 @@ def test_epochs_are_bitwise_equal_to_every_cpp_build(target, dtype):
     default = _core.cpu_target()
     _core.set_cpu_target(target)
     try:
-        for model, standardize, weights in [("linear", False, None), ("softmax", True, "w")]:
+        for model, standardize, weights in [("linear", False, None), ("logistic", False, "w"),
+                                            ("softmax", True, "w")]:
             X, y = _data(model, dtype, n=150, d=37)
             sw = np.linspace(0.5, 1.5, len(X)) if weights else None
             options = dict(model=model, optimizer=fo.Adam(lr=0.05, amsgrad=True), epochs=3,
