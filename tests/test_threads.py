@@ -134,17 +134,22 @@ def test_prefetch_distances_change_no_bits(monkeypatch, model, blocks, near, far
                           ("logistic", False, True), ("linear", False, False)])
 def test_row_blocks_change_no_bits(monkeypatch, model, fit_intercept, weighted, dtype, n_jobs):
     # Dense single-output epochs take rows four at a time when X fits in cache, one at a time
-    # otherwise (FASTOPT_ROW_BLOCKS forces either): the sums run in the same order both ways.
-    # Batches of 37 leave a remainder of rows after the blocks in every minibatch and lane.
+    # otherwise (FASTOPT_ROW_BLOCKS forces either), and one at a time with their updates
+    # deferred in chunks (FASTOPT_ROW_CHUNK, 0 = not deferred): the sums run in the same order
+    # every way. Batches of 37 leave a remainder of rows after the blocks and chunks in every
+    # minibatch and lane.
     X, y, weights = problem(model, dtype, n=301)
     common = dict(model=model, optimizer="adam", lr=0.01, epochs=2, batch_size=37, tol=None,
                   random_state=6, fit_intercept=fit_intercept, n_jobs=n_jobs,
                   sample_weight=weights if weighted else None)
     results = []
-    for blocks in ("0", "1"):
+    for blocks, chunk in (("0", "0"), ("1", "0"), ("0", "1"), ("0", "5"), ("0", "16"),
+                          ("0", "64"), ("0", "1000")):
         monkeypatch.setenv("FASTOPT_ROW_BLOCKS", blocks)
+        monkeypatch.setenv("FASTOPT_ROW_CHUNK", chunk)
         results.append(fo.fit(X, y, backend="cpp", **common))
-    np.testing.assert_array_equal(params_of(results[0]), params_of(results[1]))
-    assert results[0].history["loss"] == results[1].history["loss"]
+    for other in results[1:]:
+        np.testing.assert_array_equal(params_of(results[0]), params_of(other))
+        assert results[0].history["loss"] == other.history["loss"]
     numba = fo.fit(X, y, backend="numba", **common)
     np.testing.assert_array_equal(params_of(results[0]), params_of(numba))

@@ -559,6 +559,22 @@ double sum_dense_rows_one_output(const ModelSpec& s, const Dataset<T>& data,
         const int64_t at = ahead < hi ? ahead : next_lo + (ahead - hi);
         return ahead < hi || at < next_hi ? at : int64_t(-1);
     };
+    // With data.row_chunk > 0 the gradient updates of that many rows wait until their dot
+    // products and residuals are done, and then go four rows at a time (axpy_rows: the same
+    // sums in the same order, so the same bits): the dot products of upcoming rows no longer
+    // queue behind the updates, and the rows are still in L1 or L2 when the updates read them
+    // again. W1 and W2 ~1.1x faster with 16 rows (bench/README.md).
+    constexpr int64_t max_chunk = 64;
+    const int64_t chunk = std::min(data.row_chunk, max_chunk);
+    double pending_rc[max_chunk];
+    const T* pending_x[max_chunk];
+    int64_t pending = 0;
+    auto update = [&] {
+        int64_t i = 0;
+        for (; i + 4 <= pending; i += 4) axpy_rows<4>(pending_rc + i, pending_x + i, grad, d);
+        for (; i < pending; ++i) axpy<T>(pending_rc[i], pending_x[i], grad, d);
+        pending = 0;
+    };
     double loss_sum = 0.0, intercept_grad = 0.0;
     for (int64_t pos = lo; pos < hi; ++pos) {
         if (far >= 0) {
@@ -582,12 +598,19 @@ double sum_dense_rows_one_output(const ModelSpec& s, const Dataset<T>& data,
                                               y[r]);
         const double weight = weights ? weights[r] : 1.0;
         const double rc = f * weight;
-        axpy<T>(rc, x, grad, d);
+        if (chunk > 0) {
+            pending_rc[pending] = rc;
+            pending_x[pending++] = x;
+            if (pending == chunk) update();
+        } else {
+            axpy<T>(rc, x, grad, d);
+        }
         intercept_grad += rc;
         loss_sum += weight * loss;
         if (stop && (pos - lo + 1) % poll_every == 0 && tick(*stop, poll_every * d * 3))
             return loss_sum;
     }
+    update();
     // grad[d] came in as zero, so this is the same sum as adding rc row by row.
     if (intercept) grad[d] += intercept_grad;
     return loss_sum;
