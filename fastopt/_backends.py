@@ -233,8 +233,8 @@ def _cpp_epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):
         _cpp_model_spec(problem.spec), _cpp_X(problem.X), problem.y, problem.sample_weight,
         problem.mean, problem.inv_std, state.params, config,
         {name: st[name] for name in names}, int(st["step"]),
-        float(st.get("mu_product", 1.0)), batch_size, shuffle, state.seed, state.epochs, lrs,
-        threads, lazy)
+        float(st.get("mu_product", 1.0)), batch_size, bool(shuffle), state.seed, state.epochs,
+        lrs, threads, lazy, shuffle == "batches")
     st["step"] = step
     if "mu_product" in st:
         st["mu_product"] = mu_product
@@ -254,7 +254,7 @@ def _numpy_epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False
 
 def epoch_function(backend: str = "auto"):
     """``f(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False) -> (mean loss,
-    updates, ok, failed_step)``: one epoch, updating ``state.params`` and
+    updates, ok, failed_step)``: one epoch (``shuffle``: False, True or "batches"), updating ``state.params`` and
     ``state.optimizer_state`` in place. ``threads`` > 1 splits every minibatch into that many
     lanes (cpp: one thread each; numba: the same sums one after another; numpy and cuda:
     ignored). ``lazy``: sparse unstandardised X only, update only the minibatch's coordinates

@@ -663,13 +663,13 @@ def _workspace(data, spec, batch):
     return data.workspaces[batch]
 
 
-def _permutation(n, seed, epoch_index, shuffle):
+def _permutation(n, seed, epoch_index, shuffle, batch_size=0):
     """The epoch's rows in visiting order (uint32, see _row_at): the shuffle compiled for the
-    CPU by the Numba backend, or 0..n-1."""
+    CPU by the Numba backend (shuffle="batches": blocks of batch_size rows), or 0..n-1."""
     if not shuffle:
         return np.arange(n, dtype=np.uint32)
     from ._numba_backend import shuffled_order
-    return shuffled_order(n, seed, epoch_index)
+    return shuffled_order(n, seed, epoch_index, batch_size if shuffle == "batches" else 0)
 
 
 def _batch_gradient(data, workspace, spec, params, perm, first, m):
@@ -890,7 +890,7 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):  # n
         opt, np.asarray(lrs[:steps], dtype=np.float64), int(st["step"]),
         float(st.get("mu_product", 1.0)))
     coefs = _upload(table.astype(dtype))
-    perm = _upload(_permutation(n, state.seed, state.epochs, shuffle))
+    perm = _upload(_permutation(n, state.seed, state.epochs, shuffle, batch_size))
     workspace = _workspace(data, problem.spec, batch_size)
     grad = workspace.grad(problem.spec.n_params, dtype)
     objectives = cuda.device_array(steps, dtype=np.float64)

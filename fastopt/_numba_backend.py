@@ -389,13 +389,35 @@ def _shuffled_order(n, seed, epoch, order):
         i -= 1
 
 
-def shuffled_order(n, seed, epoch):
+@_jit
+def _shuffled_batch_order(n, batch, seed, epoch, order):
+    """``order[:n]`` with shuffle="batches" (shuffle.hpp shuffled_batch_order)."""
+    if n == 0:
+        return
+    blocks = (n + batch - 1) // batch
+    block_order = order[n - blocks:]
+    _shuffled_order(blocks, seed, epoch, block_order)
+    pos = 0
+    for k in range(blocks):
+        first = np.int64(block_order[k]) * batch
+        last = min(first + batch, n)
+        for r in range(first, last):
+            order[pos] = np.uint32(r)
+            pos += 1
+
+
+def shuffled_order(n, seed, epoch, batch_size=0):
     """The rows of ``epoch`` in visiting order, uint32: the compiled twin of
-    :func:`fastopt.reference.shuffle.permutation`."""
+    :func:`fastopt.reference.shuffle.permutation`, or with ``batch_size`` > 0 of
+    :func:`fastopt.reference.shuffle.batch_permutation` (shuffle="batches")."""
     if not 0 <= n <= _MAX_ROWS:
         raise ValueError(f"the shuffle handles up to {_MAX_ROWS} rows, got {n}")
     order = np.empty(n, dtype=np.uint32)
-    _shuffled_order(np.int64(n), np.uint64(seed), np.uint64(epoch), order)
+    if batch_size > 0:
+        _shuffled_batch_order(np.int64(n), np.int64(batch_size), np.uint64(seed),
+                              np.uint64(epoch), order)
+    else:
+        _shuffled_order(np.int64(n), np.uint64(seed), np.uint64(epoch), order)
     return order
 
 
@@ -1447,8 +1469,8 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):
     sums = np.array([0.0, 0.0, float(st.get("mu_product", 1.0)), 0.0, 0.0, 1.0])
     order = _NO_ORDER
     if shuffle:
-        order = np.empty(n, dtype=np.uint32)
-        _shuffled_order(np.int64(n), np.uint64(state.seed), np.uint64(state.epochs), order)
+        order = shuffled_order(n, state.seed, state.epochs,
+                               batch_size if shuffle == "batches" else 0)
     wsp, grad = np.empty(p), np.empty(p)
     grad_t = np.empty(p, dtype=w.dtype)
     f, xs = np.empty(problem.spec.n_outputs), np.empty(problem.spec.n_features)

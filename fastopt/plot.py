@@ -156,5 +156,5 @@ def paths(result, ax=None, *, surface="raw", levels=12, margin=0.15):
     ax.set_ylabel("bias b")
     ax.set_title(f"{surface} feature (condition number {data.condition_number:.3g}), "
                  f"{result.settings.get('updates')} updates")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="best", framealpha=0.8)  # where it hides the least path
     return ax

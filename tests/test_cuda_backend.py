@@ -23,7 +23,7 @@ from numba.core import config  # noqa: E402
 
 import fastopt as fo  # noqa: E402
 from fastopt import _backends, _cuda_backend  # noqa: E402
-from fastopt.reference.shuffle import permutation  # noqa: E402
+from fastopt.reference.shuffle import batch_permutation, permutation  # noqa: E402
 from fastopt.training import TrainingState, prepare  # noqa: E402
 
 DTYPES = [np.float64, np.float32]
@@ -152,6 +152,9 @@ def test_permutation_is_the_reference_one(n, seed, epoch):
     in_order = cuda.to_device(_cuda_backend._permutation(n, seed, epoch, False))
     _cuda_backend._launch(_rows_kernel, -(-n // 64), 64, in_order, rows)
     np.testing.assert_array_equal(rows.copy_to_host(), np.arange(n))
+    blocks = cuda.to_device(_cuda_backend._permutation(n, seed, epoch, "batches", 7))
+    _cuda_backend._launch(_rows_kernel, -(-n // 64), 64, blocks, rows)
+    np.testing.assert_array_equal(rows.copy_to_host(), batch_permutation(n, 7, seed, epoch))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -251,7 +251,8 @@ py::tuple run_epoch(const ModelSpec& spec_in, const py::handle& X, const py::han
                     const py::handle& inv_std, const py::handle& params,
                     const OptimConfig& opt, const py::dict& state_arrays, int64_t step,
                     double mu_product, int64_t batch_size, bool shuffle, uint64_t seed,
-                    uint64_t epoch, const py::handle& lrs_obj, int64_t threads, bool lazy) {
+                    uint64_t epoch, const py::handle& lrs_obj, int64_t threads, bool lazy,
+                    bool shuffle_batches) {
     const ModelSpec spec = checked_spec(spec_in);
     Inputs in = check_inputs(spec, X, y, params);
     require_writeable(in.params, "params");
@@ -275,7 +276,7 @@ py::tuple run_epoch(const ModelSpec& spec_in, const py::handle& X, const py::han
     if (lazy && !(in.sparse && mu == nullptr))
         throw py::value_error("lazy updates need sparse, unstandardised X");
     const EpochSpec e{batch_size, shuffle, seed, epoch, static_cast<const double*>(lrs.data()),
-                      threads, lazy};
+                      threads, lazy, shuffle && shuffle_batches};
     const EpochOutcome out =
         in.f32 ? epoch_impl<float>(spec, in, y, weights, mu, inv, opt, scalars, state, e)
                : epoch_impl<double>(spec, in, y, weights, mu, inv, opt, scalars, state, e);
@@ -322,14 +323,19 @@ py::tuple objective(const ModelSpec& spec_in, const py::handle& X, const py::han
     return py::make_tuple(value, grad);
 }
 
-py::array_t<uint32_t> shuffled_order(int64_t n, uint64_t seed, uint64_t epoch) {
+py::array_t<uint32_t> shuffled_order(int64_t n, uint64_t seed, uint64_t epoch,
+                                     int64_t batch_size) {
     if (n < 0 || n > int64_t(0xFFFFFFFF))
         throw py::value_error("n must be in [0, 2**32 - 1]");
+    if (batch_size < 0) throw py::value_error("batch_size must be >= 0");
     py::array_t<uint32_t> order(n);
     uint32_t* out = order.mutable_data();
     {
         py::gil_scoped_release release;
-        baseline::shuffled_order(out, uint64_t(n), seed, epoch);
+        if (batch_size > 0)
+            baseline::shuffled_batch_order(out, uint64_t(n), uint64_t(batch_size), seed, epoch);
+        else
+            baseline::shuffled_order(out, uint64_t(n), seed, epoch);
     }
     return order;
 }
@@ -401,11 +407,15 @@ void register_training(py::module_& m) {
           py::arg("optimizer"), py::arg("state"), py::arg("step"), py::arg("mu_product"),
           py::arg("batch_size"), py::arg("shuffle"), py::arg("seed"), py::arg("epoch"),
           py::arg("lrs"), py::arg("threads") = 1, py::arg("lazy") = false,
+          py::arg("shuffle_batches") = false,
           "One epoch in place; `threads` > 1 splits every minibatch into that many lanes, one "
-          "thread each. Returns (loss_sum, steps, status, failed_step, step, mu_product);"
+          "thread each; `shuffle_batches`: blocks of batch_size rows in a shuffled order instead "
+          "of shuffled rows. Returns (loss_sum, steps, status, failed_step, step, mu_product);"
           " status 0 ok, 1 non-finite loss or parameters at failed_step.");
     m.def("shuffled_order", &shuffled_order, py::arg("n"), py::arg("seed"), py::arg("epoch"),
-          "The rows of a shuffled epoch in visiting order (fastopt/reference/shuffle.py).");
+          py::arg("batch_size") = 0,
+          "The rows of a shuffled epoch in visiting order (fastopt/reference/shuffle.py); with "
+          "batch_size > 0, blocks of that many rows in a shuffled order (shuffle=\"batches\").");
     m.def("read_rows", &read_rows, py::arg("X"), py::arg("order"),
           "Sum of the rows of X read in `order`, requested ahead as a shuffled epoch requests "
           "them (FASTOPT_PREFETCH_ROWS, FASTOPT_PREFETCH_L2_BYTES): the memory floor of an "

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import optim as _optim
-from .shuffle import permutation
+from .shuffle import epoch_order
 
 __all__ = ["ModelSpec", "scores", "losses_and_residuals", "penalty", "batch_gradient",
            "objective", "run_epoch", "EpochResult"]
@@ -194,7 +194,7 @@ def run_epoch(spec, X, y, sample_weight, mean, inv_std, w, optimizer_kind, hyper
     """One epoch of minibatch training, updating ``w`` and the optimizer ``state`` in place.
 
     ``lrs[j]`` is the learning rate of the epoch's update ``j``; rows are visited in the order
-    of :func:`fastopt.reference.shuffle.permutation` (or in order without ``shuffle``).
+    of :func:`fastopt.reference.shuffle.epoch_order` (``shuffle``: False, True or "batches").
     ``lazy`` applies to CSR ``X`` without standardisation, see ``_run_epoch``; for
     :func:`scaled_sgd` it needs every ``lrs * alpha < 1`` (else the epoch runs exact).
     """
@@ -228,7 +228,7 @@ def _scaled_sgd_epoch(spec, X, y, sample_weight, w, state, lrs, batch_size, shuf
     epoch; the scale is folded back in at the end, and whenever it would drop below 1e-9."""
     n, kd = X.shape[0], spec.n_outputs * spec.n_features
     data_only = replace(spec, penalty=None)
-    order = permutation(n, seed, epoch) if shuffle else np.arange(n)
+    order = epoch_order(n, batch_size, shuffle, seed, epoch)
     scale, total = 1.0, 0.0
     steps = -(-n // batch_size)
 
@@ -303,7 +303,7 @@ def _run_epoch(spec, X, y, sample_weight, mean, inv_std, w, optimizer_kind, hype
     """See run_epoch; ``lazy`` (CSR X, no standardisation): each update changes only the
     ``active_coordinates`` of its minibatch, parameters and optimizer state alike."""
     n = X.shape[0]
-    order = permutation(n, seed, epoch) if shuffle else np.arange(n)
+    order = epoch_order(n, batch_size, shuffle, seed, epoch)
     total = 0.0
     steps = -(-n // batch_size)
     for j in range(steps):

@@ -19,13 +19,22 @@ Algorithm
 
 Epoch ``e`` visits rows ``order[0], order[1], ...``; minibatch ``j`` is positions
 ``[j B, min((j + 1) B, n))``. The shuffle needs ``n < 2**32`` rows.
+
+``shuffle="batches"`` (:func:`batch_permutation`) shuffles blocks instead of rows: block ``k``
+is rows ``[k B, min((k + 1) B, n))``, the ``ceil(n / B)`` blocks are visited in the order the
+algorithm above gives to that many items (same key), and each block's rows in order. The
+minibatches are positions ``[j B, min((j + 1) B, n))`` of that order as always, so a minibatch
+is one block, or (after the short last block, wherever it falls) parts of two neighbouring
+ones. It reads X in runs of ``B`` consecutive rows, which is cheaper than random rows, but
+every epoch's minibatches are made of the same rows: not a uniform shuffle of the rows.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["splitmix64", "epoch_key", "random_stream", "permutation", "MAX_ROWS"]
+__all__ = ["splitmix64", "epoch_key", "random_stream", "permutation", "batch_permutation",
+           "epoch_order", "MAX_ROWS"]
 
 MASK64 = 0xFFFFFFFFFFFFFFFF
 GOLDEN = 0x9E3779B97F4A7C15
@@ -92,3 +101,25 @@ def permutation(n: int, seed: int, epoch: int, positions=None) -> np.ndarray:
     if positions is None:
         return order
     return order[np.asarray(positions, dtype=np.int64)]
+
+
+def batch_permutation(n: int, batch_size: int, seed: int, epoch: int) -> np.ndarray:
+    """Rows visited in ``epoch`` with ``shuffle="batches"``: blocks of ``batch_size``
+    consecutive rows in a shuffled order (module docstring), as int64."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    blocks = -(-n // batch_size)
+    starts = permutation(blocks, seed, epoch) * batch_size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    sizes = np.minimum(starts + batch_size, n) - starts
+    offsets = np.arange(n, dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return np.repeat(starts, sizes) + offsets
+
+
+def epoch_order(n: int, batch_size: int, shuffle, seed: int, epoch: int) -> np.ndarray:
+    """The rows of an epoch in visiting order: ``shuffle`` False (in order), True (shuffled
+    rows) or "batches" (shuffled blocks of ``batch_size`` rows)."""
+    if shuffle == "batches":
+        return batch_permutation(n, batch_size, seed, epoch)
+    return permutation(n, seed, epoch) if shuffle else np.arange(n, dtype=np.int64)

@@ -148,6 +148,9 @@ struct EpochSpec {
     // Sparse X only: update only the coordinates of the minibatch's columns (and the
     // intercepts); see run_epoch_lazy. One lane.
     bool lazy = false;
+    // With `shuffle`: blocks of batch_size consecutive rows in a shuffled order instead of
+    // shuffled rows (shuffle="batches"; shuffled_batch_order).
+    bool shuffle_batches = false;
 };
 
 struct EpochOutcome {

@@ -20,6 +20,14 @@ namespace fastopt {
 
 namespace FASTOPT_ISA {
 
+// The rows of a shuffled epoch in visiting order, into `order` (n entries).
+inline void epoch_order(uint32_t* order, int64_t n, const EpochSpec& e) noexcept {
+    if (e.shuffle_batches)
+        shuffled_batch_order(order, uint64_t(n), uint64_t(e.batch_size), e.seed, e.epoch);
+    else
+        shuffled_order(order, uint64_t(n), e.seed, e.epoch);
+}
+
 template <class T>
 inline void load_params(const T* w, double* out, int64_t p) noexcept {
     for (int64_t j = 0; j < p; ++j) out[j] = double(w[j]);
@@ -36,7 +44,7 @@ EpochOutcome run_epoch_one_lane(const ModelSpec& s, const Dataset<T>& data, cons
     constexpr bool in_place = std::is_same_v<T, double>;
     Workspace<T> ws = scratch;
     if constexpr (in_place) ws.params = w;
-    if (e.shuffle) shuffled_order(ws.order, uint64_t(n), e.seed, e.epoch);
+    if (e.shuffle) epoch_order(ws.order, n, e);
     const RowStream rows(e.shuffle ? ws.order : nullptr, n);
     EpochOutcome out;
     if constexpr (!in_place) load_params(w, ws.params, p);
@@ -124,7 +132,7 @@ EpochOutcome run_epoch_lanes(const ModelSpec& s, const Dataset<T>& data, const O
     } catch (...) {  // out of memory: one lane still gives an answer, if not this one
         return run_epoch_one_lane(s, data, opt, scalars, w, opt_state, e, ws, stop);
     }
-    if (e.shuffle) shuffled_order(ws.order, uint64_t(n), e.seed, e.epoch);
+    if (e.shuffle) epoch_order(ws.order, n, e);
     const RowStream rows(e.shuffle ? ws.order : nullptr, n);
     auto lane_bound = [&](int64_t step, int64_t t) {  // first position of lane t (t <= lanes)
         const int64_t first = std::min(step * batch, n), m = std::min(batch, n - first);
@@ -270,7 +278,7 @@ EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const Op
         out.failed_step = 0;
         return out;
     }
-    if (e.shuffle) shuffled_order(ws.order, uint64_t(n), e.seed, e.epoch);
+    if (e.shuffle) epoch_order(ws.order, n, e);
     const RowStream rows(e.shuffle ? ws.order : nullptr, n);
     double abs_sum = 0.0, sq_sum = 0.0;  // of the coefficients, for the penalty value
     for (int64_t j = 0; j < k * d; ++j) {

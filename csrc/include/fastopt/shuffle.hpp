@@ -43,5 +43,22 @@ inline void shuffled_order(uint32_t* order, uint64_t n, uint64_t seed, uint64_t 
     }
 }
 
+// shuffle="batches": the blocks of rows [j B, min((j + 1) B, n)) in the order shuffled_order
+// gives to ceil(n / B) items, each block's rows in order (fastopt/reference/shuffle.py). The
+// block order is drawn into the end of `order` and read before anything overwrites it.
+inline void shuffled_batch_order(uint32_t* order, uint64_t n, uint64_t batch, uint64_t seed,
+                                 uint64_t epoch) noexcept {
+    if (n == 0 || batch == 0) return;
+    const uint64_t blocks = (n + batch - 1) / batch;
+    const uint32_t* block_order = order + (n - blocks);
+    shuffled_order(order + (n - blocks), blocks, seed, epoch);
+    uint64_t pos = 0;
+    for (uint64_t k = 0; k < blocks; ++k) {
+        const uint64_t first = uint64_t(block_order[k]) * batch;
+        const uint64_t last = first + batch < n ? first + batch : n;
+        for (uint64_t r = first; r < last; ++r) order[pos++] = uint32_t(r);
+    }
+}
+
 }  // namespace FASTOPT_ISA
 }  // namespace fastopt
