@@ -110,14 +110,17 @@ def test_estimator_with_threads_matches_numba():
 @pytest.mark.parametrize("near, far", [("0", "0"), ("1", "1"), ("4", "100000"),
                                        ("64", "72")])
 @pytest.mark.parametrize("model, blocks", [("softmax", "0"), ("linear", "0"), ("linear", "1")])
+@pytest.mark.parametrize("shuffle", [True, False, "batches"])
 def test_prefetch_distances_change_no_bits(monkeypatch, model, blocks, near, far, dtype,
-                                           n_jobs):
+                                           n_jobs, shuffle):
     # The tuning knobs of bench/README.md only move requests for rows around (including past
     # the end of a minibatch and of a lane); what is computed stays the same. Softmax runs the
-    # general row loop, linear the lean one, one row or four rows at a time.
+    # general row loop, linear the lean one, one row or four rows at a time; rows are
+    # requested ahead in every visiting order.
     X, y, weights = problem(model, dtype, n=300)
     common = dict(model=model, optimizer="adam", lr=0.01, epochs=2, batch_size=37,
-                  tol=None, random_state=5, sample_weight=weights, n_jobs=n_jobs)
+                  tol=None, random_state=5, sample_weight=weights, n_jobs=n_jobs,
+                  shuffle=shuffle)
     monkeypatch.setenv("FASTOPT_ROW_BLOCKS", blocks)
     default = fo.fit(X, y, backend="cpp", **common)
     monkeypatch.setenv("FASTOPT_PREFETCH_ROWS", near)
