@@ -254,10 +254,10 @@ def _numpy_epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False
 
 def epoch_function(backend: str = "auto"):
     """``f(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False) -> (mean loss,
-    updates, ok, failed_step)``: one epoch (``shuffle``: False, True or "batches"), updating ``state.params`` and
-    ``state.optimizer_state`` in place. ``threads`` > 1 splits every minibatch into that many
-    lanes (cpp: one thread each; numba: the same sums one after another; numpy and cuda:
-    ignored). ``lazy``: sparse unstandardised X only, update only the minibatch's coordinates
+    updates, ok, failed_step)``: one epoch (``shuffle``: False, True or "batches"), updating
+    ``state.params`` and ``state.optimizer_state`` in place. ``threads`` > 1 splits every
+    minibatch into that many lanes (cpp: one thread each; numba: the same sums one after
+    another; numpy and cuda: ignored). ``lazy``: sparse unstandardised X only, update only the minibatch's coordinates
     (one lane)."""
     name = resolve(backend)
     if name == "cpp":

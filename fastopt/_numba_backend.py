@@ -591,7 +591,7 @@ _LOG_C = tuple(2.0 / (2 * i + 1) for i in range(1, 11))
 def _exp_nonpositive(x):
     """exp(x) for x <= 0."""
     x = _EXP_LOWEST if x < _EXP_LOWEST else x
-    if x != x:
+    if x != x:  # NaN: int(k) below would be undefined (models.hpp works on k's bits instead)
         return x
     t = x * _INV_LN2 + _SHIFTER
     k = t - _SHIFTER

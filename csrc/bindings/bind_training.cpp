@@ -161,41 +161,38 @@ struct Scratch {
              center.data(), residual_sum.data()} {}
 };
 
-// Prefetch distance of shuffled epochs, in rows: FASTOPT_PREFETCH_ROWS (a tuning knob for
-// bench/; 0 turns prefetching off), default 4.
-int64_t prefetch_rows() {
-    const char* text = std::getenv("FASTOPT_PREFETCH_ROWS");
-    const long value = text ? std::strtol(text, nullptr, 10) : 4;
-    return int64_t(value < 0 ? 0 : (value > 64 ? 64 : value));
+// The tuning knobs of bench/README.md: an integer environment variable read at each epoch,
+// clamped to [low, high]; `fallback` when unset or empty.
+int64_t knob(const char* name, long fallback, long low, long high) {
+    const char* text = std::getenv(name);
+    const long value = text && *text ? std::strtol(text, nullptr, 10) : fallback;
+    return int64_t(std::min(std::max(value, low), high));
 }
 
-// How far ahead shuffled dense epochs request rows into L2, in bytes of X:
-// FASTOPT_PREFETCH_L2_BYTES (a tuning knob for bench/; 0 turns it off), default 48 KiB.
+// Prefetch distance of dense and shuffled epochs, in rows: FASTOPT_PREFETCH_ROWS (0 turns
+// prefetching off), default 4.
+int64_t prefetch_rows() { return knob("FASTOPT_PREFETCH_ROWS", 4, 0, 64); }
+
+// How far ahead dense epochs request rows into L2, in bytes of X: FASTOPT_PREFETCH_L2_BYTES
+// (0 turns it off), default 48 KiB.
 int64_t prefetch_l2_rows(int64_t row_bytes) {
-    const char* text = std::getenv("FASTOPT_PREFETCH_L2_BYTES");
-    const long bytes = text ? std::strtol(text, nullptr, 10) : 48 * 1024;
-    if (bytes <= 0 || row_bytes <= 0) return 0;
+    const int64_t bytes = knob("FASTOPT_PREFETCH_L2_BYTES", 48 * 1024, 0, 1L << 30);
+    if (bytes == 0 || row_bytes <= 0) return 0;
     return std::min<int64_t>(std::max<int64_t>(bytes / row_bytes, 1), 4096);
 }
 
 // Whether dense epochs take rows four at a time: where X fits in cache (8 MiB or less) the row
 // loop waits on arithmetic, and four rows side by side hide its latency; where rows come from
 // memory one at a time keeps more of them in flight (bench/README.md). FASTOPT_ROW_BLOCKS=0|1
-// overrides (a tuning knob for bench/).
+// overrides.
 bool row_blocks(int64_t x_bytes) {
-    const char* text = std::getenv("FASTOPT_ROW_BLOCKS");
-    if (text && *text) return std::strtol(text, nullptr, 10) != 0;
-    return x_bytes <= (int64_t(8) << 20);
+    return knob("FASTOPT_ROW_BLOCKS", x_bytes <= (int64_t(8) << 20) ? 1 : 0, 0, 1) != 0;
 }
 
 // Rows whose gradient updates wait for their dot products in dense row-by-row epochs:
-// FASTOPT_ROW_CHUNK (a tuning knob for bench/; 0: none, at most 64), default 16 (W1, W2:
-// 8-32 all ~1.05-1.1x faster than 0, 64 less; bench/README.md).
-int64_t row_chunk() {
-    const char* text = std::getenv("FASTOPT_ROW_CHUNK");
-    const long value = text && *text ? std::strtol(text, nullptr, 10) : 16;
-    return int64_t(value < 0 ? 0 : (value > 64 ? 64 : value));
-}
+// FASTOPT_ROW_CHUNK (0: none, at most 64), default 16 (W1, W2: 8-32 all ~1.05-1.1x faster
+// than 0, 64 less; bench/README.md).
+int64_t row_chunk() { return knob("FASTOPT_ROW_CHUNK", 16, 0, 64); }
 
 template <class T>
 Dataset<T> dataset(const Inputs& in, const py::handle& y, const double* weights,

@@ -102,7 +102,7 @@ struct Dataset {
     const double* mean;
     const double* inv_std;
     int64_t n;
-    int64_t prefetch_rows = 4;  // in a shuffled epoch, rows requested this far ahead of use
+    int64_t prefetch_rows = 4;  // rows requested this far ahead of use (dense, or shuffled)
     int64_t prefetch_l2_rows = 0;  // and rows requested into L2 this far ahead (dense X; 0: none)
     bool row_blocks = false;  // dense single-output X: rows four at a time (models.hpp)
     int64_t row_chunk = 0;    // dense single-output X, row by row: updates deferred (models.hpp)

@@ -234,21 +234,22 @@ inline double logistic_loss(double z, double y, double& residual) noexcept {
 inline void logistic_loss4(double* z, const double* y, double* loss) noexcept {
 #if defined(__AVX2__) && defined(__FMA__)
     using namespace logistic_math;
-    const __m256d zv = _mm256_loadu_pd(z), yv = _mm256_loadu_pd(y);
-    const __m256d one = _mm256_set1_pd(1.0), zero = _mm256_setzero_pd();
-    // e = exp(-|z|)
-    __m256d x = _mm256_or_pd(zv, _mm256_set1_pd(-0.0));
-    const __m256d low = _mm256_set1_pd(lowest);
-    x = _mm256_blendv_pd(x, low, _mm256_cmp_pd(x, low, _CMP_LT_OQ));
-    const __m256d shift = _mm256_set1_pd(shifter);
-    const __m256d t = _mm256_add_pd(_mm256_mul_pd(x, _mm256_set1_pd(inv_ln2)), shift);
-    const __m256d k = _mm256_sub_pd(t, shift);
-    const __m256d r = _mm256_sub_pd(_mm256_sub_pd(x, _mm256_mul_pd(k, _mm256_set1_pd(ln2_hi))),
-                                    _mm256_mul_pd(k, _mm256_set1_pd(ln2_lo)));
     auto c = [](double v) { return _mm256_set1_pd(v); };
-    auto mul = [](__m256d a, __m256d b) { return _mm256_mul_pd(a, b); };
     auto add = [](__m256d a, __m256d b) { return _mm256_add_pd(a, b); };
-    auto pair = [&](const double* k, __m256d v) { return add(c(k[0]), mul(c(k[1]), v)); };
+    auto sub = [](__m256d a, __m256d b) { return _mm256_sub_pd(a, b); };
+    auto mul = [](__m256d a, __m256d b) { return _mm256_mul_pd(a, b); };
+    auto div = [](__m256d a, __m256d b) { return _mm256_div_pd(a, b); };
+    auto pick = [](__m256d no, __m256d yes, __m256d mask) {
+        return _mm256_blendv_pd(no, yes, mask);
+    };
+    auto pair = [&](const double* coef, __m256d v) { return add(c(coef[0]), mul(c(coef[1]), v)); };
+    const __m256d zv = _mm256_loadu_pd(z), yv = _mm256_loadu_pd(y), one = c(1.0), zero = c(0.0);
+    // e = exp_nonpositive(-|z|)
+    __m256d x = _mm256_or_pd(zv, c(-0.0));
+    x = pick(x, c(lowest), _mm256_cmp_pd(x, c(lowest), _CMP_LT_OQ));
+    const __m256d t = add(mul(x, c(inv_ln2)), c(shifter));
+    const __m256d k = sub(t, c(shifter));
+    const __m256d r = sub(sub(x, mul(k, c(ln2_hi))), mul(k, c(ln2_lo)));
     const __m256d r2 = mul(r, r), r4 = mul(r2, r2), r8 = mul(r4, r4);
     const __m256d s0 = add(r, mul(pair(exp_c + 2, r), r2));
     const __m256d s1 = add(pair(exp_c + 4, r), mul(pair(exp_c + 6, r), r2));
@@ -260,34 +261,29 @@ inline void logistic_loss4(double* z, const double* y, double* loss) noexcept {
                                           _mm256_set1_epi64x(int64_t(shifter_bits))),
                          _mm256_set1_epi64x(2023)),
         52);
-    const __m256d e = _mm256_mul_pd(_mm256_mul_pd(p, _mm256_castsi256_pd(scale_bits)),
-                                    _mm256_set1_pd(two_pow_minus_1000));
-    // log1p(e)
-    const __m256d u = _mm256_add_pd(one, e);
-    const __m256d big = _mm256_cmp_pd(u, _mm256_set1_pd(sqrt2), _CMP_GT_OQ);
-    const __m256d m = _mm256_blendv_pd(u, _mm256_mul_pd(u, _mm256_set1_pd(0.5)), big);
+    const __m256d e = mul(mul(p, _mm256_castsi256_pd(scale_bits)), c(two_pow_minus_1000));
+    // log1p_unit(e)
+    const __m256d u = add(one, e);
+    const __m256d big = _mm256_cmp_pd(u, c(sqrt2), _CMP_GT_OQ);
+    const __m256d m = pick(u, mul(u, c(0.5)), big);
     const __m256d kk = _mm256_and_pd(big, one);
-    const __m256d f = _mm256_sub_pd(m, one);
-    const __m256d s = _mm256_div_pd(f, _mm256_add_pd(_mm256_set1_pd(2.0), f));
-    const __m256d zz = _mm256_mul_pd(s, s);
+    const __m256d f = sub(m, one);
+    const __m256d s = div(f, add(c(2.0), f));
+    const __m256d zz = mul(s, s);
     const __m256d z2 = mul(zz, zz), z4 = mul(z2, z2), z8 = mul(z4, z4);
     const __m256d b0 = add(pair(log_c, zz), mul(pair(log_c + 2, zz), z2));
     const __m256d b1 = add(pair(log_c + 4, zz), mul(pair(log_c + 6, zz), z2));
     const __m256d b2 = pair(log_c + 8, zz);
     const __m256d R = mul(add(add(b0, mul(b1, z4)), mul(b2, z8)), zz);
-    const __m256d hfsq = _mm256_mul_pd(_mm256_mul_pd(_mm256_set1_pd(0.5), f), f);
-    const __m256d rounding = _mm256_div_pd(_mm256_sub_pd(e, _mm256_sub_pd(u, one)), u);
-    const __m256d log_m = _mm256_sub_pd(
-        f, _mm256_sub_pd(hfsq, _mm256_mul_pd(s, _mm256_add_pd(hfsq, R))));
-    const __m256d log1p_e = _mm256_add_pd(
-        _mm256_mul_pd(kk, _mm256_set1_pd(ln2_hi)),
-        _mm256_add_pd(log_m, _mm256_add_pd(_mm256_mul_pd(kk, _mm256_set1_pd(ln2_lo)), rounding)));
+    const __m256d hfsq = mul(mul(c(0.5), f), f);
+    const __m256d rounding = div(sub(e, sub(u, one)), u);
+    const __m256d log_m = sub(f, sub(hfsq, mul(s, add(hfsq, R))));
+    const __m256d log1p_e = add(mul(kk, c(ln2_hi)), add(log_m, add(mul(kk, c(ln2_lo)), rounding)));
     // loss = max(z, 0) + log1p(e) - y z; residual = sigmoid(z) - y
-    const __m256d top = _mm256_blendv_pd(zv, zero, _mm256_cmp_pd(zv, zero, _CMP_LT_OQ));
-    _mm256_storeu_pd(loss, _mm256_sub_pd(_mm256_add_pd(top, log1p_e), _mm256_mul_pd(yv, zv)));
-    const __m256d sigmoid = _mm256_blendv_pd(_mm256_div_pd(e, u), _mm256_div_pd(one, u),
-                                             _mm256_cmp_pd(zv, zero, _CMP_GE_OQ));
-    _mm256_storeu_pd(z, _mm256_sub_pd(sigmoid, yv));
+    const __m256d top = pick(zv, zero, _mm256_cmp_pd(zv, zero, _CMP_LT_OQ));
+    _mm256_storeu_pd(loss, sub(add(top, log1p_e), mul(yv, zv)));
+    const __m256d sigmoid = pick(div(e, u), div(one, u), _mm256_cmp_pd(zv, zero, _CMP_GE_OQ));
+    _mm256_storeu_pd(z, sub(sigmoid, yv));
 #else
     for (int i = 0; i < 4; ++i) loss[i] = logistic_loss(z[i], y[i], z[i]);
 #endif
