@@ -556,22 +556,43 @@ double sum_dense_rows_one_output(const ModelSpec& s, const Dataset<T>& data,
         return ahead < hi || at < next_hi ? at : int64_t(-1);
     };
     // With data.row_chunk > 0 the gradient updates of that many rows wait until their dot
-    // products and residuals are done, and then go four rows at a time (axpy_rows: the same
-    // sums in the same order, so the same bits): the dot products of upcoming rows no longer
-    // queue behind the updates, and the rows are still in L1 or L2 when the updates read them
-    // again. W1 and W2 ~1.1x faster with 16 rows (bench/README.md).
+    // products are done, and then go four rows at a time (axpy_rows: the same sums in the same
+    // order, so the same bits): the dot products of upcoming rows no longer queue behind the
+    // updates, and the rows are still in L1 or L2 when the updates read them again. The
+    // logistic model defers its exp and log too and takes them four rows at a time
+    // (logistic_loss4: one vector in the AVX2 build); the linear residual is cheaper done at
+    // once (deferring it made W1 ~1.1x slower). W1 and W2 ~1.1x faster with the updates
+    // deferred, W2 another 1.25-1.45x with the losses deferred (bench/README.md).
     constexpr int64_t max_chunk = 64;
     const int64_t chunk = std::min(data.row_chunk, max_chunk);
-    double pending_rc[max_chunk];
+    const bool defer_losses = chunk > 0 && logistic;
+    // pending_f: f = score + intercept until flush() turns it into residual * weight (the
+    // logistic model with deferred losses); otherwise already residual * weight.
+    double pending_f[max_chunk], pending_y[max_chunk], pending_loss[max_chunk];
+    const double* pending_weight[max_chunk];
     const T* pending_x[max_chunk];
     int64_t pending = 0;
-    auto update = [&] {
+    double loss_sum = 0.0, intercept_grad = 0.0;
+    auto flush = [&] {
         int64_t i = 0;
-        for (; i + 4 <= pending; i += 4) axpy_rows<4>(pending_rc + i, pending_x + i, grad, d);
-        for (; i < pending; ++i) axpy<T>(pending_rc[i], pending_x[i], grad, d);
+        if (defer_losses) {
+            for (; i + 4 <= pending; i += 4)
+                logistic_loss4(pending_f + i, pending_y + i, pending_loss + i);
+            for (; i < pending; ++i)
+                pending_loss[i] = loss_and_residual(Model::logistic, pending_f + i, 1,
+                                                    pending_y[i]);
+            for (i = 0; i < pending; ++i) {  // row after row: the order of the sums
+                const double weight = pending_weight[i] ? *pending_weight[i] : 1.0;
+                const double rc = pending_f[i] * weight;
+                pending_f[i] = rc;
+                intercept_grad += rc;
+                loss_sum += weight * pending_loss[i];
+            }
+        }
+        for (i = 0; i + 4 <= pending; i += 4) axpy_rows<4>(pending_f + i, pending_x + i, grad, d);
+        for (; i < pending; ++i) axpy<T>(pending_f[i], pending_x[i], grad, d);
         pending = 0;
     };
-    double loss_sum = 0.0, intercept_grad = 0.0;
     for (int64_t pos = lo; pos < hi; ++pos) {
         if (far >= 0) {
             const int64_t at = position(pos + far);
@@ -589,24 +610,33 @@ double sum_dense_rows_one_output(const ModelSpec& s, const Dataset<T>& data,
         const int64_t r = rows.row(pos);
         const T* x = X + r * d;
         const double score = dot<T>(w, x, d);
-        double f = intercept ? score + b : score;
-        const double loss = loss_and_residual(logistic ? Model::logistic : Model::linear, &f, 1,
-                                              y[r]);
-        const double weight = weights ? weights[r] : 1.0;
-        const double rc = f * weight;
-        if (chunk > 0) {
-            pending_rc[pending] = rc;
+        const double f = intercept ? score + b : score;
+        if (defer_losses) {
+            pending_f[pending] = f;
+            pending_y[pending] = y[r];
+            pending_weight[pending] = weights ? weights + r : nullptr;
             pending_x[pending++] = x;
-            if (pending == chunk) update();
+            if (pending == chunk) flush();
         } else {
-            axpy<T>(rc, x, grad, d);
+            double rc = f;
+            const double loss = loss_and_residual(logistic ? Model::logistic : Model::linear,
+                                                  &rc, 1, y[r]);
+            const double weight = weights ? weights[r] : 1.0;
+            rc = rc * weight;
+            if (chunk > 0) {
+                pending_f[pending] = rc;
+                pending_x[pending++] = x;
+                if (pending == chunk) flush();
+            } else {
+                axpy<T>(rc, x, grad, d);
+            }
+            intercept_grad += rc;
+            loss_sum += weight * loss;
         }
-        intercept_grad += rc;
-        loss_sum += weight * loss;
         if (stop && (pos - lo + 1) % poll_every == 0 && tick(*stop, poll_every * d * 3))
             return loss_sum;
     }
-    update();
+    flush();
     // grad[d] came in as zero, so this is the same sum as adding rc row by row.
     if (intercept) grad[d] += intercept_grad;
     return loss_sum;
