@@ -64,6 +64,7 @@ THREADS = "fastopt epoch, 2 threads"
 IN_ORDER = "fastopt epoch, rows in order"
 BATCHES = "fastopt epoch, shuffle='batches'"
 FIT = "fastopt.fit() end to end"
+ESTIMATOR = "fastopt estimator fit()"
 NUMPY_LOOP = "NumPy loop"
 REFERENCE = "fastopt NumPy reference"
 NUMBA = "fastopt numba backend epoch"
@@ -127,10 +128,19 @@ def fastopt_fit(X, y, model):
     return result.history["loss"][0]
 
 
+def estimator_fit(X, y, model):
+    """One epoch through the scikit-learn estimator with its defaults (standardize=True: the
+    column statistics, then an epoch on the standardised features)."""
+    estimator = (fastopt.LinearRegression if model == "linear" else fastopt.LogisticRegression)
+    return estimator(optimizer="adam", lr=LR, epochs=1, batch_size=BATCH, tol=None,
+                     random_state=SEED, backend="cpp").fit(X, y).loss_curve_[0]
+
+
 def fit_checks(X, y, model):
-    """The validation and encoding fit() does before training: X (finite), y, labels."""
+    """The validation and encoding fit() does before training: y, labels (X's NaN/inf check
+    comes with the epochs of the compiled backends)."""
     prepare(X, y, model=model, penalty=None, alpha=0.0, l1_ratio=0.15, fit_intercept=True,
-            sample_weight=None, standardize=False)
+            sample_weight=None, standardize=False, backend="cpp")
 
 
 def numpy_loop(X, y, model, seed=SEED):
@@ -277,6 +287,7 @@ def contenders(X, y, model, *, reference=True, verbose=True):
         calls[TORCH_MANUAL] = lambda: torch_manual(Xt, yt, model)
     if sklearn is not None:
         calls[SKLEARN] = lambda: sklearn_sgd(X, y_native, model)
+        calls[ESTIMATOR] = lambda: estimator_fit(X, y, model)
     calls[IN_ORDER] = fastopt_epoch_function(X, y, model, shuffle=False)
     calls[BATCHES] = fastopt_epoch_function(X, y, model, shuffle="batches")
     calls[CHECKS] = lambda: fit_checks(X, y, model)

@@ -81,14 +81,17 @@ def feature_names(X):
     return np.asarray(names, dtype=object)
 
 
-def check_X(X, *, name="X", allow_float32=True, allow_device=False, accept_sparse=True):
+def check_X(X, *, name="X", allow_float32=True, allow_device=False, accept_sparse=True,
+            check_finite=True):
     """``X`` as a 2-D C-contiguous float32/float64 array: the input itself when it already is one
     (no copy), else a float64 (or float32) C-ordered copy. Refuses NaN/inf, complex, strings,
     objects, empty input. A SciPy sparse X comes back as CSR (see ``check_sparse_X``) unless
     ``accept_sparse`` is False.
 
     With ``allow_device`` (the CUDA backend), an ``X`` in GPU memory is checked on the device
-    and returned as a numba device array over the same memory; otherwise it is refused."""
+    and returned as a numba device array over the same memory; otherwise it is refused.
+    ``check_finite=False`` skips the NaN/inf check of a dense host X (the caller's duty then:
+    see ``Problem.check_finite_later``)."""
     if is_sparse(X):
         if not accept_sparse:
             raise TypeError(f"{name} is a sparse matrix; this needs dense data: pass "
@@ -128,7 +131,8 @@ def check_X(X, *, name="X", allow_float32=True, allow_device=False, accept_spars
     keep = (np.float32, np.float64) if allow_float32 else (np.float64,)
     dtype = array.dtype.type if array.dtype.type in keep else np.float64
     array = np.ascontiguousarray(array, dtype=dtype)
-    assert_all_finite(array, name)
+    if check_finite:
+        assert_all_finite(array, name)
     return array
 
 

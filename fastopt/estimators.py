@@ -27,9 +27,10 @@ from . import _validation as v
 from .dask import is_dask_collection
 from .newton import newton_fit
 from .optim import OPTIMIZERS, make_optimizer
-from .training import (TrainingState, check_sparse_update, check_training_options,
-                       column_scaling, convergence_warning, from_original_space, prepare,
-                       probabilities, split_validation, to_original_space, train)
+from .training import (FINITE_CHECKING_BACKENDS, TrainingState, check_sparse_update,
+                       check_training_options, column_scaling, convergence_warning,
+                       from_original_space, prepare, probabilities, split_validation,
+                       to_original_space, train)
 
 __all__ = ["LinearRegression", "LogisticRegression"]
 
@@ -240,14 +241,22 @@ class _FastoptLinearModel(BaseEstimator):
         newton = optimizer is None  # never with partial: see _partial_fit_available
         fitted = hasattr(self, "coef_")
         first_partial = partial and not fitted
+        # The NaN/inf check of dense X comes free with the scaling (column_scaling) or the
+        # compiled epochs (Problem.check_finite_later), as in fastopt.fit; y is checked here.
+        scales = self.standardize and not (partial and fitted)
+        trains_checking = (not newton
+                           and _backends.resolve(self.backend) in FINITE_CHECKING_BACKENDS)
+        check_later = not v.is_sparse(X) and (scales or trains_checking)
         X, y = validate_data(self, X, y, reset=not partial or not fitted, dtype=_DTYPES,
                              order="C", accept_sparse="csr", y_numeric=self._regression,
-                             multi_output=False)
+                             multi_output=False, ensure_all_finite=not check_later)
         model, classes = self._model_and_classes(y, classes, first_partial if partial else None)
         problem, classes = prepare(X, y, model=model, penalty=self.penalty, alpha=self.alpha,
                                    l1_ratio=self.l1_ratio, fit_intercept=self.fit_intercept,
                                    sample_weight=sample_weight, standardize=False,
                                    classes=classes, X_checked=True)
+        problem.check_finite_later = (check_later and not scales
+                                      and isinstance(problem.X, np.ndarray))
         if not partial and not self._regression:
             self._check_weighted_classes(problem)
 
