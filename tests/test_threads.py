@@ -135,16 +135,19 @@ def test_prefetch_distances_change_no_bits(monkeypatch, model, blocks, near, far
 @pytest.mark.parametrize("model, fit_intercept, weighted",
                          [("linear", True, True), ("logistic", True, False),
                           ("logistic", False, True), ("linear", False, False)])
-def test_row_blocks_change_no_bits(monkeypatch, model, fit_intercept, weighted, dtype, n_jobs):
+@pytest.mark.parametrize("standardize, d", [(False, 9), (True, 9), (True, 700)])
+def test_row_blocks_change_no_bits(monkeypatch, model, fit_intercept, weighted, dtype, n_jobs,
+                                   standardize, d):
     # Dense single-output epochs take rows four at a time when X fits in cache, one at a time
     # otherwise (FASTOPT_ROW_BLOCKS forces either), and one at a time with their updates
     # deferred in chunks (FASTOPT_ROW_CHUNK, 0 = not deferred): the sums run in the same order
     # every way. Batches of 37 leave a remainder of rows after the blocks and chunks in every
-    # minibatch and lane.
-    X, y, weights = problem(model, dtype, n=301)
+    # minibatch and lane. Standardised rows go one at a time, their copies kept for the
+    # deferred updates: at most standardized_rows(d) of them, 5 for d=700.
+    X, y, weights = problem(model, dtype, n=301, d=d)
     common = dict(model=model, optimizer="adam", lr=0.01, epochs=2, batch_size=37, tol=None,
                   random_state=6, fit_intercept=fit_intercept, n_jobs=n_jobs,
-                  sample_weight=weights if weighted else None)
+                  sample_weight=weights if weighted else None, standardize=standardize)
     results = []
     for blocks, chunk in (("0", "0"), ("1", "0"), ("0", "1"), ("0", "5"), ("0", "16"),
                           ("0", "64"), ("0", "1000")):

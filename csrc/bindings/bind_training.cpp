@@ -154,7 +154,7 @@ struct Scratch {
     // `order_rows`: n for a shuffled epoch (the visiting order), else 0.
     explicit Scratch(const ModelSpec& s, int64_t order_rows = 0)
         : params(n_params(s)), grad(n_params(s)),
-          scores(s.n_outputs), row(s.n_features),
+          scores(s.n_outputs), row(size_t(standardized_rows(s.n_features) * s.n_features)),
           center(s.n_outputs), residual_sum(s.n_outputs), grad_t(n_params(s)),
           order(size_t(order_rows)),
           ws{params.data(), grad.data(), grad_t.data(), scores.data(), row.data(), order.data(),

@@ -5,6 +5,7 @@
 // this header holds types without member functions, and its few helpers have internal linkage.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 namespace fastopt {
@@ -109,6 +110,11 @@ struct Dataset {
     SparseRows<T> csr = {};
 };
 
+// Standardised copies of rows the dense row loop keeps (Workspace::row): up to 64, 32 KB.
+inline int64_t standardized_rows(int64_t n_features) noexcept {
+    return std::min<int64_t>(64, std::max<int64_t>(1, 4096 / std::max<int64_t>(n_features, 1)));
+}
+
 // Scratch memory the caller allocates once: no allocation inside the loops.
 template <class T>
 struct Workspace {
@@ -116,7 +122,7 @@ struct Workspace {
     double* grad;                         // n_params
     T* grad_t;                            // n_params: the gradient in the parameters' type
     double* scores;                       // n_outputs: one row's scores, then residuals
-    double* row;                          // n_features: one standardised row
+    double* row;  // standardized_rows(n_features) * n_features: standardised rows
     uint32_t* order;                      // n (shuffled epochs): the rows in visiting order
     // Sparse standardised X only (see models.hpp): the centring terms of the scores at the
     // current parameters, and the minibatch's residual sums; n_outputs each.

@@ -126,7 +126,7 @@ EpochOutcome run_epoch_lanes(const ModelSpec& s, const Dataset<T>& data, const O
         for (auto& l : lane) {
             l.grad.resize(size_t(p));
             l.scores.resize(size_t(s.n_outputs));
-            l.row.resize(size_t(s.n_features));
+            l.row.resize(size_t(standardized_rows(s.n_features) * s.n_features));
             l.residual_sum.resize(size_t(s.n_outputs));
         }
     } catch (...) {  // out of memory: one lane still gives an answer, if not this one

@@ -539,11 +539,17 @@ inline bool finish_gradient(const ModelSpec& s, const Dataset<T>& data, const do
 // requested twice ahead (into L2 `far` positions ahead, into L1 `near` ahead; -1: not at all).
 // Fewer instructions per row let the core keep more rows on their way from memory: W1 ran
 // ~1.15x faster than through accumulate_row (C++ driver, interleaved runs).
-template <class T>
+//
+// `standardized`: each row is standardised into `row_scratch` (standardized_rows(d) rows of d)
+// and the sums run on that copy, as accumulate_row's do, so the bits are the same; the copies
+// of a chunk's rows wait there for their updates.
+template <class T, bool standardized>
 double sum_dense_rows_one_output(const ModelSpec& s, const Dataset<T>& data,
                                  const RowStream& rows, int64_t lo, int64_t hi, int64_t next_lo,
                                  int64_t next_hi, int64_t near, int64_t far, const double* w,
-                                 double* __restrict grad, StopCheck* stop) noexcept {
+                                 double* __restrict grad, double* row_scratch,
+                                 StopCheck* stop) noexcept {
+    using Row = std::conditional_t<standardized, double, T>;  // what the sums read
     constexpr int64_t poll_every = 512;
     const int64_t d = s.n_features;
     const T* X = data.X;
@@ -564,13 +570,14 @@ double sum_dense_rows_one_output(const ModelSpec& s, const Dataset<T>& data,
     // once (deferring it made W1 ~1.1x slower). W1 and W2 ~1.1x faster with the updates
     // deferred, W2 another 1.25-1.45x with the losses deferred (bench/README.md).
     constexpr int64_t max_chunk = 64;
-    const int64_t chunk = std::min(data.row_chunk, max_chunk);
+    const int64_t chunk =
+        std::min(data.row_chunk, standardized ? standardized_rows(d) : max_chunk);
     const bool defer_losses = chunk > 0 && logistic;
     // pending_f: f = score + intercept until flush() turns it into residual * weight (the
     // logistic model with deferred losses); otherwise already residual * weight.
     double pending_f[max_chunk], pending_y[max_chunk], pending_loss[max_chunk];
     const double* pending_weight[max_chunk];
-    const T* pending_x[max_chunk];
+    const Row* pending_x[max_chunk];
     int64_t pending = 0;
     double loss_sum = 0.0, intercept_grad = 0.0;
     auto flush = [&] {
@@ -590,7 +597,7 @@ double sum_dense_rows_one_output(const ModelSpec& s, const Dataset<T>& data,
             }
         }
         for (i = 0; i + 4 <= pending; i += 4) axpy_rows<4>(pending_f + i, pending_x + i, grad, d);
-        for (; i < pending; ++i) axpy<T>(pending_f[i], pending_x[i], grad, d);
+        for (; i < pending; ++i) axpy<Row>(pending_f[i], pending_x[i], grad, d);
         pending = 0;
     };
     for (int64_t pos = lo; pos < hi; ++pos) {
@@ -608,8 +615,12 @@ double sum_dense_rows_one_output(const ModelSpec& s, const Dataset<T>& data,
             }
         }
         const int64_t r = rows.row(pos);
-        const T* x = X + r * d;
-        const double score = dot<T>(w, x, d);
+        const Row* x;
+        if constexpr (standardized)
+            x = standardize_row(data, X + r * d, d, row_scratch + (chunk > 0 ? pending : 0) * d);
+        else
+            x = X + r * d;
+        const double score = dot<Row>(w, x, d);
         const double f = intercept ? score + b : score;
         if (defer_losses) {
             pending_f[pending] = f;
@@ -628,7 +639,7 @@ double sum_dense_rows_one_output(const ModelSpec& s, const Dataset<T>& data,
                 pending_x[pending++] = x;
                 if (pending == chunk) flush();
             } else {
-                axpy<T>(rc, x, grad, d);
+                axpy<Row>(rc, x, grad, d);
             }
             intercept_grad += rc;
             loss_sum += weight * loss;
@@ -749,13 +760,19 @@ double sum_rows(const ModelSpec& s, const Dataset<T>& data, const RowStream& row
         return pos + distance < hi || at < next_hi ? at : -1;
     };
     if constexpr (!sparse) {
-        if (k == 1 && data.mean == nullptr)
+        if (k == 1 && data.mean != nullptr)
+            return sum_dense_rows_one_output<T, true>(s, data, rows, lo, hi, next_lo, next_hi,
+                                                      lookahead, far > 0 ? far : -1, w, grad,
+                                                      row_scratch, stop);
+        if (k == 1)
             return data.row_blocks
                        ? sum_dense_row_blocks_one_output(s, data, rows, lo, hi, next_lo, next_hi,
                                                          lookahead, far > 0 ? far : -1, w, grad,
                                                          stop)
-                       : sum_dense_rows_one_output(s, data, rows, lo, hi, next_lo, next_hi,
-                                                   lookahead, far > 0 ? far : -1, w, grad, stop);
+                       : sum_dense_rows_one_output<T, false>(s, data, rows, lo, hi, next_lo,
+                                                             next_hi, lookahead,
+                                                             far > 0 ? far : -1, w, grad,
+                                                             row_scratch, stop);
     }
     double loss_sum = 0.0;
     for (int64_t pos = lo; pos < hi; ++pos) {
