@@ -183,3 +183,23 @@ def test_column_scaling_equals_the_definition(monkeypatch, compiled):
     expected_inv_std[3] = 1.0  # a constant column is only centred
     np.testing.assert_allclose(mean, expected_mean, rtol=1e-12)
     np.testing.assert_allclose(inv_std, expected_inv_std, rtol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64, np.int8, np.uint8, bool])
+@pytest.mark.parametrize("values", [(0, 1), (3, 7), (-2, 5), (0, 1, 2), (1, 1)])
+def test_encoded_labels_equal_numpy_unique(values, dtype):
+    rng = np.random.default_rng(len(values))
+    y = np.array(values)[rng.integers(0, len(values), 200)].astype(dtype)
+    if len(np.unique(y)) < 2:
+        with pytest.raises(ValueError, match="only one class"):
+            v.encode_labels(y)
+        return
+    classes, indices = v.encode_labels(y)
+    expected_classes, expected_indices = np.unique(y, return_inverse=True)
+    assert classes.dtype == expected_classes.dtype
+    np.testing.assert_array_equal(classes, expected_classes)
+    np.testing.assert_array_equal(indices, expected_indices.astype(np.float64))
+    assert indices.dtype == np.float64
