@@ -203,3 +203,42 @@ def test_encoded_labels_equal_numpy_unique(values, dtype):
     np.testing.assert_array_equal(classes, expected_classes)
     np.testing.assert_array_equal(indices, expected_indices.astype(np.float64))
     assert indices.dtype == np.float64
+
+
+# ---------------------------------------------------------------------------------------------
+# Predictions: X is checked only when a score is not finite
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("model", ["linear", "logistic", "softmax"])
+def test_predicting_on_bad_X_is_a_value_error(model, dtype, sparse):
+    import scipy.sparse as sp
+    X, y = data(model, dtype)
+    result = fo.fit(X, y, model=model, epochs=2, tol=None, random_state=0)
+    estimator = estimator_for(model, epochs=2, tol=None, random_state=0).fit(X, y)
+    rng = np.random.default_rng(5)
+    for zero_coefficients in (False, True):  # inf * 0 is NaN: still found
+        if zero_coefficients:
+            result.coef_[...] = 0.0
+            estimator.coef_[...] = 0.0
+        for bad in ("nan", "inf", "-inf"):
+            B = X.copy()
+            B[rng.integers(len(B)), rng.integers(B.shape[1])] = float(bad)
+            B = sp.csr_matrix(B) if sparse else B
+            calls = [result.predict, estimator.predict, estimator.score]
+            if model != "linear":
+                calls += [result.predict_proba, estimator.predict_proba,
+                          estimator.decision_function]
+            for call in calls:
+                with pytest.raises(ValueError, match=MESSAGES[bad]):
+                    call(B) if call != estimator.score else call(B, y)
+
+
+def test_predicting_on_finite_X_does_not_scan_it(scans_of_X):
+    X, y = data("logistic", np.float64)
+    result = fo.fit(X, y, model="logistic", epochs=2, tol=None, random_state=0)
+    estimator = fo.LogisticRegression(epochs=2, tol=None, random_state=0).fit(X, y)
+    scans_of_X.clear()
+    result.predict(X), result.predict_proba(X)
+    estimator.predict(X), estimator.predict_proba(X), estimator.score(X, y)
+    assert scans_of_X == []
