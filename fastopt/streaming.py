@@ -201,10 +201,12 @@ def fit_stream(data, *, model="linear", optimizer="adam", lr=None, schedule=None
         loss_sum, seconds, seen = 0.0, 0.0, 0
         bar = _progress(count, f"fit_stream: epoch {epoch + 1}/{epochs}", progress)
         for X, y, weights in source():
+            # backend: the compiled epochs check the chunk for NaN/inf as they read it, not a
+            # pass of its own in every epoch (the statistics pass checked it once already).
             problem, _ = prepare(X, y, model=model, penalty=penalty, alpha=alpha,
                                  l1_ratio=l1_ratio, fit_intercept=fit_intercept,
                                  sample_weight=None, standardize=False,
-                                 classes=None if model == "linear" else classes)
+                                 classes=None if model == "linear" else classes, backend=backend)
             if weights is not None:  # relative to the whole data set's mean weight
                 problem.sample_weight = np.asarray(weights, dtype=np.float64) / mean_weight
             problem.mean, problem.inv_std = mean, inv_std
