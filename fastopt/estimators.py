@@ -28,8 +28,8 @@ from . import _validation as v
 from .dask import is_dask_collection
 from .newton import newton_fit
 from .optim import OPTIMIZERS, make_optimizer
-from .training import (FINITE_CHECKING_BACKENDS, TrainingState, check_sparse_update,
-                       check_training_options, column_scaling, convergence_warning,
+from .training import (TrainingState, check_sparse_update, check_training_options,
+                       column_scaling, convergence_warning, epochs_check_finite,
                        from_original_space, prepare, probabilities, split_validation,
                        to_original_space, train)
 
@@ -245,8 +245,7 @@ class _FastoptLinearModel(BaseEstimator):
         # The NaN/inf check of dense X comes free with the scaling (column_scaling) or the
         # compiled epochs (Problem.check_finite_later), as in fastopt.fit; y is checked here.
         scales = self.standardize and not (partial and fitted)
-        trains_checking = (not newton
-                           and _backends.resolve(self.backend) in FINITE_CHECKING_BACKENDS)
+        trains_checking = not newton and epochs_check_finite(self.backend)
         check_later = not v.is_sparse(X) and (scales or trains_checking)
         X, y = validate_data(self, X, y, reset=not partial or not fitted, dtype=_DTYPES,
                              order="C", accept_sparse="csr", y_numeric=self._regression,

@@ -256,9 +256,11 @@ def _sparse_column_scaling(X, sample_weight):
     return mean, inverse_std(mean, std)
 
 
-# Backends whose epochs stop at the first non-finite minibatch gradient without warnings (the
-# NumPy reference gets there too, but through NumPy's RuntimeWarnings).
-FINITE_CHECKING_BACKENDS = ("cpp", "numba")
+def epochs_check_finite(backend):
+    """Whether ``backend``'s epochs stop at the first non-finite minibatch gradient without
+    warnings, so that they can stand in for the NaN/inf check of X (the NumPy reference gets
+    there too, but through NumPy's RuntimeWarnings)."""
+    return _backends.resolve(backend) in ("cpp", "numba")
 
 
 def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weight, standardize,
@@ -272,11 +274,11 @@ def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weig
     v.check_choice("penalty", penalty, PENALTIES)
     alpha = v.check_float("alpha", alpha, 0.0)
     l1_ratio = v.check_float("l1_ratio", l1_ratio, 0.0, 1.0)
-    # The NaN/inf check of a dense host X comes free with the scaling or the training epochs.
-    later = not X_checked and (standardize or (
-        backend is not None and _backends.resolve(backend) in FINITE_CHECKING_BACKENDS))
-    X = X if X_checked else v.check_X(X, allow_device=allow_device, check_finite=not later)
-    later = later and isinstance(X, np.ndarray) and not standardize
+    # The NaN/inf check of a dense host X comes free with the scaling (column_scaling, below)
+    # or else with the training epochs (Problem.check_finite_later).
+    free_check = standardize or (backend is not None and epochs_check_finite(backend))
+    X = X if X_checked else v.check_X(X, allow_device=allow_device, check_finite=not free_check)
+    later = free_check and not X_checked and not standardize and isinstance(X, np.ndarray)
     n = v.n_rows(X)
     y = v.check_target(y, n, regression=model == "linear")
     if model == "linear":
@@ -398,8 +400,6 @@ def train(problem, state, *, schedule, epochs, batch_size, shuffle, tol, n_iter_
             roll_back()
             raise
         seconds = time.perf_counter() - start
-        if ok:
-            problem.check_finite_later = False  # every row's gradient was finite
         if not ok:
             roll_back()
             problem.check_finite_now()  # bad input is a ValueError, not a divergence
@@ -408,6 +408,7 @@ def train(problem, state, *, schedule, epochs, batch_size, shuffle, tol, n_iter_
                 f"{failed + 1} of {steps_per_epoch} (learning rate {lrs[failed]:.3g}). Try a "
                 "smaller learning rate, or standardize=True if the features have very "
                 "different scales.")
+        problem.check_finite_later = False  # every row's gradient was finite
         state.epochs += 1
         state.updates += steps
         entry = {"epoch": state.epochs, "loss": loss, "lr": float(lrs[steps - 1]),

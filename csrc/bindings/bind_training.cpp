@@ -337,6 +337,17 @@ py::array_t<uint32_t> shuffled_order(int64_t n, uint64_t seed, uint64_t epoch,
     return order;
 }
 
+// A dense, C-contiguous, 2-D float32 or float64 X for the helpers below; `f32` says which.
+py::array dense_X(const py::handle& X_in, bool& f32) {
+    py::array X = as_ndarray(X_in, "X");
+    f32 = X.dtype().equal(py::dtype::of<float>());
+    if (!f32 && !X.dtype().equal(py::dtype::of<double>()))
+        throw py::type_error("X must have dtype float32 or float64, got " + dtype_name(X));
+    if (X.ndim() != 2) throw py::value_error("X must be 2-D, got shape " + shape_str(X));
+    require_c_contiguous(X, "X");
+    return X;
+}
+
 // The floor of a shuffled epoch (bench/): the rows of X read in `order`, requested ahead at
 // the epoch's two distances (prefetch_row), and summed, with no other work. What an epoch spends
 // beyond this is arithmetic and bookkeeping; this itself is bound by the memory system.
@@ -357,13 +368,9 @@ double read_rows_impl(const T* X, int64_t d, const uint32_t* order, int64_t coun
 }
 
 double read_rows(const py::handle& X_in, const py::handle& order_in) {
-    py::array X = as_ndarray(X_in, "X");
+    bool f32;
+    py::array X = dense_X(X_in, f32);
     py::array order = as_ndarray(order_in, "order");
-    const bool f32 = X.dtype().equal(py::dtype::of<float>());
-    if (!f32 && !X.dtype().equal(py::dtype::of<double>()))
-        throw py::type_error("X must have dtype float32 or float64, got " + dtype_name(X));
-    if (X.ndim() != 2) throw py::value_error("X must be 2-D, got shape " + shape_str(X));
-    require_c_contiguous(X, "X");
     if (!order.dtype().equal(py::dtype::of<uint32_t>()) || order.ndim() != 1)
         throw py::type_error("order must be a 1-D uint32 array (fastopt._core.shuffled_order)");
     require_c_contiguous(order, "order");
@@ -445,12 +452,8 @@ void column_moments_impl(const T* X, int64_t n, int64_t d, const double* weights
 }
 
 py::tuple column_moments(const py::handle& X_in, const py::handle& weights_in) {
-    py::array X = as_ndarray(X_in, "X");
-    const bool f32 = X.dtype().equal(py::dtype::of<float>());
-    if (!f32 && !X.dtype().equal(py::dtype::of<double>()))
-        throw py::type_error("X must have dtype float32 or float64, got " + dtype_name(X));
-    if (X.ndim() != 2) throw py::value_error("X must be 2-D, got shape " + shape_str(X));
-    require_c_contiguous(X, "X");
+    bool f32;
+    py::array X = dense_X(X_in, f32);
     const int64_t n = X.shape(0), d = X.shape(1);
     const double* weights = optional_vector(weights_in, "sample_weight", n);
     py::array_t<double> mean(d), m2(d);
