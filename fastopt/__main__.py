@@ -233,11 +233,8 @@ def run_compare(args) -> int:
 def run_demo(args) -> int:
     if args.steps < 1 or args.dim < 1:
         raise UsageError("--steps and --dim must be positive")
-    backend = _backends.resolve(args.backend)
-    target = ""
-    if backend == "cpp":
-        target = f" ({_backends._core.cpu_target()} kernels)"
-    print(f"fastopt {__version__}, backend {backend}{target}")
+    backend = _backends.resolve_name(args.backend)
+    print(f"fastopt {__version__}, backend {_backends.describe(backend)}")
     print(f"Optimizers on an ill-conditioned quadratic, d={args.dim}, {args.steps} steps:")
     quadratic_demo(args.steps, args.dim, backend)
     return 0
