@@ -489,7 +489,7 @@ def run_paths(args) -> int:
     from . import plot
     return _save_picture([lambda ax: plot.paths(result, ax, surface="raw"),
                           lambda ax: plot.paths(result, ax, surface="standardized")],
-                         Path(args.out) / "fastopt-paths.png", figsize=(13, 6))
+                         Path(args.out) / "fastopt-paths.png", figsize=(13, 7))
 
 
 def run_schedules(args) -> int:
@@ -506,8 +506,19 @@ def run_schedules(args) -> int:
         rates = make_schedule(name, args.lr, args.steps)(points)
         print(name.ljust(14) + "".join(f"{rate:>12.4g}" for rate in rates))
     from . import plot
-    return _save_picture(lambda ax: plot.schedules(ax, lr=args.lr, total_steps=args.steps),
-                         Path(args.out) / "fastopt-schedules.png")
+
+    def whole(ax):
+        plot.schedules(ax, lr=args.lr, total_steps=args.steps, legend=False)
+
+    def start(ax):
+        # The warm-ups (5 updates for linear, 5 % for warmup_cosine) are a sliver of the
+        # whole fit: this panel shows its first tenth, and the legend beside it hides nothing.
+        plot.schedules(ax, lr=args.lr, total_steps=args.steps, until=max(args.steps // 10, 2),
+                       legend=False)
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+
+    return _save_picture([whole, start], Path(args.out) / "fastopt-schedules.png",
+                         figsize=(13, 4.5))
 
 
 def run_bench(argv) -> int:
