@@ -336,10 +336,12 @@ def plot_loss_curves(result: ComparisonResult, path) -> str:
     from .plot import loss_curves
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
-    loss_curves(result, left, x="updates")
-    loss_curves(result, right, x="seconds")
-    if result.curves:
-        right.legend(fontsize="small", ncol=2)
+    loss_curves(result, left, x="updates", legend=False)
+    loss_curves(result, right, x="seconds", legend=False)
+    handles, labels = right.get_legend_handles_labels()
+    if handles:  # beside the panels, where it hides no curve
+        right.legend(handles, labels, fontsize="small", loc="center left",
+                     bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(f"fastopt compare: {result.model} regression, "
                  f"{result.settings.get('n_samples')} rows x "
                  f"{result.settings.get('n_features')} features")
