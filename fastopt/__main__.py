@@ -7,7 +7,8 @@ and reports each optimizer's gap to the exact optimum, with a plot of the loss c
 optimizer paths on a two-parameter loss surface (raw vs standardized feature), ``fastopt
 schedules`` the learning-rate schedules.
 ``fastopt demo`` runs every optimizer step on a small ill-conditioned quadratic.
-``fastopt bench`` runs the benchmark (``python -m bench``) from the root of a source checkout."""
+The benchmark is not a command of the installed package: it lives in the source repository
+(``python -m bench`` from the root of a checkout)."""
 
 from __future__ import annotations
 
@@ -518,30 +519,8 @@ def run_schedules(args) -> int:
                          figsize=(13, 4.5))
 
 
-def run_bench(argv) -> int:
-    """``fastopt bench [options]``: the benchmark command, ``python -m bench``. It lives in the
-    source repository (``bench/``, with PyTorch and scikit-learn as optional peers), not in the
-    installed package, so it runs from the root of a checkout."""
-    root = Path.cwd()
-    if not ((root / "bench" / "__main__.py").is_file() and (root / "csrc").is_dir()):
-        print("fastopt: error: the benchmark ships with fastopt's source repository, not with the "
-              "package: run `fastopt bench` (or `python -m bench`) from the root of a checkout",
-              file=sys.stderr)
-        return 2
-    if _backends._core is None:  # e.g. `python -m fastopt` in a checkout built elsewhere
-        print(f"fastopt: error: the benchmark needs fastopt's compiled module, which this fastopt "
-              f"({Path(__file__).parent}) does not have: build it (pip install -e .) or run the "
-              f"installed `fastopt` command", file=sys.stderr)
-        return 2
-    sys.path.insert(0, str(root))
-    from bench.__main__ import main as bench_main
-    return bench_main(argv)
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] == "bench":
-        return run_bench(argv[1:])
     parser = argparse.ArgumentParser(prog="fastopt", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"fastopt {__version__}")
@@ -583,9 +562,6 @@ def main(argv=None) -> int:
     shapes.add_argument("--lr", type=float, default=0.1)
     shapes.add_argument("--steps", type=int, default=1000)
     shapes.add_argument("--out", default=".", help="folder for fastopt-schedules.png")
-    # Listed for --help and the "invalid choice" message; main() runs it before parsing.
-    command("bench", "the benchmark (python -m bench), from the root of a source checkout",
-            add_help=False)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["compare"] + argv  # plain `fastopt [options]` runs the comparison
     args = parser.parse_args(argv)

@@ -186,7 +186,7 @@ def test_a_mistyped_command_lists_the_commands(capsys):
     assert all(name in choices for name in COMMANDS), err
 
 
-COMMANDS = ("compare", "demo", "lr-sweep", "paths", "schedules", "bench")
+COMMANDS = ("compare", "demo", "lr-sweep", "paths", "schedules")
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["compare", "--help"], ["paths", "--help"]])
