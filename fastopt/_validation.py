@@ -12,6 +12,13 @@ import numpy as np
 BLOCK_BYTES = 1 << 20  # a full scan of X works on blocks this large, never a copy of X
 
 
+def is_dask_collection(obj):
+    """Whether ``obj`` is a dask collection (array, DataFrame, Series), without importing
+    dask when it was not imported already."""
+    dask = sys.modules.get("dask")
+    return dask is not None and dask.is_dask_collection(obj)
+
+
 def row_blocks(X):
     """Slices of about BLOCK_BYTES (in float64) that cover the rows of X."""
     width = 8 * max(1, int(np.prod(X.shape[1:])))

@@ -57,11 +57,7 @@ def _dask():
     return dask, da
 
 
-def is_dask_collection(obj):
-    """Whether ``obj`` is a dask collection (array, DataFrame, Series), without importing
-    dask when it was not imported already."""
-    dask = sys.modules.get("dask")
-    return dask is not None and dask.is_dask_collection(obj)
+is_dask_collection = v.is_dask_collection
 
 
 def series_to_array(y):

@@ -25,7 +25,6 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _backends
 from . import _validation as v
-from .dask import is_dask_collection
 from .engine import (TrainingState, check_training_options, convergence_warning,
                      from_original_space, is_newton, new_state, not_converged_message,
                      optimizer_from, prepare, probabilities, solve, to_original_space)
@@ -135,7 +134,7 @@ class _FastoptLinearModel(BaseEstimator):
         fastopt.DivergenceError
             The loss became non-finite; the estimator keeps its previous state.
         """
-        if is_dask_collection(X):
+        if v.is_dask_collection(X):
             return self._fit_dask(X, y, sample_weight)
         return self._fit(X, y, sample_weight, partial=False)
 
@@ -544,7 +543,7 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
 
     def predict(self, X):
         """Predicted targets, shape (n_samples,); a dask X gives a lazy dask result."""
-        if is_dask_collection(X):
+        if v.is_dask_collection(X):
             return self._blockwise(X, "predict")
         return self._scores(X)[:, 0]
 
@@ -697,28 +696,28 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
     def decision_function(self, X):
         """Scores: shape (n_samples,) for two classes (positive means ``classes_[1]``),
         (n_samples, n_classes) otherwise. A dask X gives a lazy dask result."""
-        if is_dask_collection(X):
+        if v.is_dask_collection(X):
             return self._blockwise(X, "decision_function")
         scores = self._scores(X)
         return scores[:, 0] if scores.shape[1] == 1 else scores
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), in the order of ``classes_``."""
-        if is_dask_collection(X):
+        if v.is_dask_collection(X):
             return self._blockwise(X, "predict_proba")
         scores = self.decision_function(X)
         return probabilities("logistic" if scores.ndim == 1 else "softmax", scores)
 
     def predict_log_proba(self, X):
         """``log(predict_proba(X))``."""
-        if is_dask_collection(X):
+        if v.is_dask_collection(X):
             return self._blockwise(X, "predict_log_proba")
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
     def predict(self, X):
         """The most probable class of each row, shape (n_samples,)."""
-        if is_dask_collection(X):
+        if v.is_dask_collection(X):
             return self._blockwise(X, "predict")
         scores = self.decision_function(X)
         if scores.ndim == 1:
