@@ -7,6 +7,7 @@ import functools
 from .. import _scaling
 from .. import _validation as v
 from .. import _core
+from .contract import step_count
 
 
 class Data:
@@ -62,7 +63,7 @@ def optimizer_step(optimizer, params, grad, state, lr):
     config, names = _setup(optimizer)
     arrays = {name: state[name] for name in names}
     step, mu_product = _core.optimizer_step(
-        config, params, grad, arrays, int(state["step"]),
+        config, params, grad, arrays, step_count(state),
         float(state.get("mu_product", 1.0)), lr)
     state["step"] = step
     if "mu_product" in state:
@@ -74,7 +75,7 @@ def epoch(data, state, lrs, batch_size, shuffle, threads=1, lazy=False):
     st = state.optimizer_state
     loss_sum, steps, status, failed, step, mu_product = _core.run_epoch(
         data.spec, data.X, data.y, data.sample_weight, data.mean, data.inv_std, state.params,
-        config, {name: st[name] for name in names}, int(st["step"]),
+        config, {name: st[name] for name in names}, step_count(st),
         float(st.get("mu_product", 1.0)), batch_size, bool(shuffle), state.seed, state.epochs,
         lrs, threads, lazy, shuffle == "batches")
     st["step"] = step
