@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _backends
 from . import _validation as v
-from .engine import (TrainingState, check_training_options, convergence_warning,
+from .engine import (DivergenceError, TrainingState, check_training_options, convergence_warning,
                      from_original_space, is_newton, new_state, not_converged_message,
                      optimizer_from, prepare, probabilities, solve, to_original_space)
 from .optim import OPTIMIZERS
@@ -244,6 +244,8 @@ class _FastoptLinearModel(BaseEstimator):
                                    sample_weight=sample_weight, backend=backend,
                                    standardize=scales,
                                    scaling=self._scaling if continuing and partial else None,
+                                   target=(getattr(self, "_target", None)
+                                           if continuing and partial else None),
                                    classes=classes, X_checked=True, trains=not newton)
         if not partial and not self._regression:
             self._check_weighted_classes(problem)
@@ -267,30 +269,33 @@ class _FastoptLinearModel(BaseEstimator):
             total_steps = self.epochs * steps_per_epoch
             if continuing and not partial and state is not None:
                 total_steps += state.updates
-        params, history, converged, state, _ = solve(
+        params, history, converged, state, _, diverged = solve(
             problem, params, backend=backend, optimizer=optimizer, state=state,
             schedule=self.schedule, epochs=epochs, batch_size=self.batch_size,
             shuffle=self.shuffle, tol=tol, n_iter_no_change=self.n_iter_no_change,
             early_stopping=self.early_stopping and not partial,
             validation_fraction=self.validation_fraction, verbose=self.verbose,
             total_steps=total_steps, n_jobs=self.n_jobs, sparse_update=self.sparse_update)
+        if diverged:
+            raise DivergenceError(diverged)  # _fit restores the estimator as it was
         updates = (state.updates if state is not None
                    else (self.t_ if continuing else 0) + len(history["loss"]))
         warning = None
         if not partial and self.tol is not None and not converged:
             warning = not_converged_message(self.epochs, self.tol, self.n_iter_no_change)
-        self._commit(params, problem.spec, (problem.mean, problem.inv_std), classes, state,
-                     history, updates, continuing)
+        self._commit(params, problem, classes, state, history, updates, continuing)
         return warning
 
-    def _commit(self, params, spec, scaling, classes, state, history, updates, continuing):
-        """Set the fitted attributes from a finished fit."""
-        coef, intercept = to_original_space(params, spec, scaling)
+    def _commit(self, params, problem, classes, state, history, updates, continuing):
+        """Set the fitted attributes from a finished fit on ``problem``."""
+        scaling = problem.scaling
+        coef, intercept = to_original_space(params, problem.spec, scaling, problem.target)
         self._publish(coef, intercept)
         if not self._regression:
             self.classes_ = classes
         self._state = state
         self._scaling = scaling
+        self._target = problem.target
         self.history_ = _merge_history(self.history_ if continuing else {}, history)
         self.loss_curve_ = list(self.history_["loss"])
         self.n_iter_ = len(self.loss_curve_)
@@ -317,6 +322,7 @@ class _FastoptLinearModel(BaseEstimator):
         mean, inv_std = self._scaling
         same_space = (previous is not None
                       and len(previous.params) == problem.spec.n_params
+                      and getattr(self, "_target", (0.0, 1.0)) == problem.target
                       and (mean is None) == (problem.mean is None)
                       and (mean is None or (np.array_equal(mean, problem.mean)
                                             and np.array_equal(inv_std, problem.inv_std))))
