@@ -39,9 +39,17 @@ def _check_not_empty(X):
 
 
 def check_sparse_X(X, name="X", allow_float32=True):
-    """A sparse ``X`` as CSR (CSC, COO and the other formats converted once; CSR itself is not
-    copied) with float32/float64 values, every value finite, at least one row and column."""
-    X = X.tocsr()
+    """A sparse ``X`` as canonical CSR (CSC, COO and the other formats converted once; CSR
+    itself is not copied) with float32/float64 values, every value finite, at least one row
+    and column.
+
+    A CSR with duplicate entries (allowed by SciPy, and meaning their sum) or unsorted
+    indices is canonicalised on a copy, never in the user's matrix: every backend, the feature
+    statistics and the lazy sparse updates then see one entry per (row, column)."""
+    original, X = X, X.tocsr()
+    if not X.has_canonical_format:
+        X = X.copy() if X is original else X
+        X.sum_duplicates()
     if X.ndim != 2:
         raise ValueError(f"Expected 2D array, got {X.ndim}D sparse array instead.")
     if np.iscomplexobj(X.data):

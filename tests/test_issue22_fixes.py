@@ -1,0 +1,75 @@
+"""Issue 22 ("right answers and no surprises"): duplicate sparse entries, lazy submodules,
+optimizer-state checks, the softmax Hessian, Dask arrays of unknown chunk sizes."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastopt as fo
+
+sp = pytest.importorskip("scipy.sparse")
+
+
+# -- 2. CSR with duplicate entries --------------------------------------------------------------
+
+def csr_with_duplicates(X, seed=0):
+    """X as a CSR whose every non-zero is stored as two parts (a + b = x), in shuffled column
+    order within each row: a matrix SciPy accepts and reads as the sum of the parts."""
+    rng = np.random.default_rng(seed)
+    data, indices, indptr = [], [], [0]
+    for row in X:
+        columns = np.flatnonzero(row)
+        parts = rng.uniform(0.2, 0.8, len(columns)) * row[columns]
+        entries = list(zip(columns, parts)) + list(zip(columns, row[columns] - parts))
+        order = rng.permutation(len(entries))
+        data += [entries[i][1] for i in order]
+        indices += [entries[i][0] for i in order]
+        indptr.append(len(data))
+    S = sp.csr_matrix((np.array(data, dtype=X.dtype), np.array(indices, dtype=np.int32),
+                       np.array(indptr, dtype=np.int32)), shape=X.shape)
+    assert not S.has_canonical_format and S.nnz == 2 * np.count_nonzero(X)
+    np.testing.assert_allclose(S.toarray(), X)
+    return S
+
+
+def test_duplicate_entries_small_example_statistics():
+    # The issue's 3 x 2 example: column 0 holds 1 + 2 = 3 in its first row.
+    S = sp.csr_matrix((np.array([1.0, 2.0, 1.0, 4.0, 5.0]), np.array([0, 0, 1, 0, 1]),
+                       np.array([0, 3, 4, 5])), shape=(3, 2))
+    X = S.toarray()
+    y = np.array([1.0, 2.0, 3.0])
+    common = dict(optimizer="sgd", lr=0.05, epochs=3, batch_size=2, standardize=True,
+                  random_state=0, tol=None)
+    sparse, dense = fo.fit(S, y, **common), fo.fit(X, y, **common)
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=1e-12)
+    np.testing.assert_allclose(sparse.intercept_, dense.intercept_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numba"])
+@pytest.mark.parametrize("model", ["linear", "logistic", "softmax"])
+@pytest.mark.parametrize("standardize,sparse_update", [(False, "exact"), (True, "exact"),
+                                                      (False, "lazy")])
+def test_duplicate_entries_fit_as_dense(backend, model, standardize, sparse_update):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((60, 5)) * [1, 2, 3, 4, 5] + 1.0
+    X[rng.random(X.shape) > 0.5] = 0.0
+    score = X @ rng.standard_normal(5)
+    y = {"linear": score, "logistic": (score > np.median(score)).astype(int),
+         "softmax": np.digitize(score, np.quantile(score, [0.3, 0.7]))}[model]
+    S = csr_with_duplicates(X)
+    before = (S.data.copy(), S.indices.copy(), S.indptr.copy())
+    common = dict(model=model, optimizer="adam", lr=0.05, epochs=3, batch_size=8,
+                  standardize=standardize, penalty="l2", alpha=1e-3, random_state=0,
+                  backend=backend, sparse_update=sparse_update, tol=None)
+    sparse = fo.fit(S, y, **common)
+    dense = fo.fit(sp.csr_matrix(X), y, **common)  # canonical CSR of the same values
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sparse.intercept_, dense.intercept_, rtol=1e-10, atol=1e-12)
+    if sparse_update == "exact":
+        on_dense = fo.fit(X, y, **common)
+        np.testing.assert_allclose(sparse.coef_, on_dense.coef_, rtol=1e-8, atol=1e-10)
+    for saved, now in zip(before, (S.data, S.indices, S.indptr)):  # the user's matrix as it was
+        np.testing.assert_array_equal(saved, now)
+    assert not S.has_canonical_format
