@@ -73,3 +73,29 @@ def test_duplicate_entries_fit_as_dense(backend, model, standardize, sparse_upda
     for saved, now in zip(before, (S.data, S.indices, S.indptr)):  # the user's matrix as it was
         np.testing.assert_array_equal(saved, now)
     assert not S.has_canonical_format
+
+
+# -- 8. submodules on attribute access ---------------------------------------------------------
+
+def test_submodules_load_on_attribute_access_and_import_stays_light():
+    code = """
+import sys
+import fastopt as fo
+heavy = [m for m in ("matplotlib", "dask", "sklearn") if m in sys.modules]
+assert not heavy, heavy
+assert callable(fo.plot.loss_curves) and callable(fo.dask.fit)
+assert callable(fo.reference.optim.step)
+assert fo.plot is sys.modules["fastopt.plot"] and fo.dask is sys.modules["fastopt.dask"]
+assert {"plot", "dask", "reference"} <= set(dir(fo))
+try:
+    fo.no_such_thing
+except AttributeError as exc:
+    assert "no_such_thing" in str(exc)
+else:
+    raise AssertionError("fo.no_such_thing did not raise")
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
