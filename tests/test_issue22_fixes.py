@@ -99,3 +99,41 @@ print("ok")
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+# -- 15. the step count and params that cannot be updated in place -----------------------------
+
+@pytest.mark.parametrize("backend", ["cpp", "numba", "numpy"])
+@pytest.mark.parametrize("step", [2.5, -1, np.float64(1.5), np.array(0.5), float("nan"), "3"])
+def test_a_step_count_that_is_not_a_whole_number_is_refused(backend, step):
+    opt = fo.Adam(lr=0.1)
+    params = np.arange(4.0)
+    state = opt.init(params)
+    state["step"] = step
+    before = (params.copy(), state["exp_avg"].copy())
+    with pytest.raises(ValueError, match=r"state\['step'\].*whole number"):
+        opt.step(params, np.ones(4), state, backend=backend)
+    np.testing.assert_array_equal(params, before[0])  # nothing changed
+    np.testing.assert_array_equal(state["exp_avg"], before[1])
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numba", "numpy"])
+def test_a_whole_float_step_count_is_the_integer(backend):
+    # torch keeps its step as a float tensor; np.load gives 0-d arrays: both are whole numbers.
+    opt = fo.Adam(lr=0.1)
+    results = []
+    for step in (3, 3.0, np.array(3), np.array(3.0)):
+        params = np.arange(4.0)
+        state = opt.init(params)
+        state["step"] = step
+        opt.step(params, np.ones(4), state, backend=backend)
+        assert state["step"] == 4
+        results.append(params)
+    for params in results[1:]:
+        np.testing.assert_array_equal(params, results[0])
+
+
+@pytest.mark.parametrize("params", [0.0, 1, [0.0, 1.0], (0.0,)])
+def test_init_refuses_what_cannot_be_updated_in_place(params):
+    with pytest.raises(TypeError, match="numpy.ndarray.*in place"):
+        fo.SGD(momentum=0.9).init(params)
