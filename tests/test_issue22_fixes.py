@@ -137,3 +137,78 @@ def test_a_whole_float_step_count_is_the_integer(backend):
 def test_init_refuses_what_cannot_be_updated_in_place(params):
     with pytest.raises(TypeError, match="numpy.ndarray.*in place"):
         fo.SGD(momentum=0.9).init(params)
+
+
+# -- 13. the softmax Hessian, vectorised ---------------------------------------------------------
+
+def loop_hessian(problem, params):
+    """The Hessian as its definition reads: one product per class pair (a, b) of
+    sum_n s_n c_n[a, b] z_n z_n^T, over all rows at once, dense; then the L2 term and the flat
+    layout [W (k x d) row by row, intercepts (k)]."""
+    spec = problem.spec
+    k, d = spec.n_outputs, spec.n_features
+    X = problem.X.toarray() if sp.issparse(problem.X) else np.asarray(problem.X)
+    X = X.astype(np.float64)
+    if problem.mean is not None:
+        X = (X - problem.mean) * problem.inv_std
+    n = len(X)
+    Z = np.hstack([X, np.ones((n, 1))]) if spec.fit_intercept else X
+    width = Z.shape[1]
+    s = np.ones(n) if problem.sample_weight is None else problem.sample_weight
+    params = np.asarray(params, dtype=np.float64)
+    W = params[:k * d].reshape(k, d)
+    b = params[k * d:] if spec.fit_intercept else np.zeros(k)
+    scores = X @ W.T + b
+    if spec.model == "linear":
+        c = np.ones((n, 1, 1))
+    elif spec.model == "logistic":
+        p = 1 / (1 + np.exp(-scores[:, 0]))
+        c = (p * (1 - p))[:, None, None]
+    else:
+        p = np.exp(scores - scores.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        c = p[:, :, None] * (np.eye(k)[None] - p[:, None, :])
+    blocks = np.zeros((k, width, k, width))
+    for a in range(k):
+        for b_ in range(k):
+            blocks[a, :, b_, :] = Z.T @ ((s * c[:, a, b_])[:, None] * Z) / problem.n_samples
+    if spec.penalty == "l2":
+        for a in range(k):
+            blocks[a, np.arange(d), a, np.arange(d)] += spec.alpha
+    flat = np.zeros((k * (d + spec.fit_intercept),) * 2)
+    index = [(a, j) for a in range(k) for j in range(d)]
+    if spec.fit_intercept:
+        index += [(a, d) for a in range(k)]
+    for row, (a, i) in enumerate(index):
+        for column, (b_, j) in enumerate(index):
+            flat[row, column] = blocks[a, i, b_, j]
+    return flat
+
+
+@pytest.mark.parametrize("model", ["softmax", "logistic", "linear"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("standardize,weighted,intercept", [
+    (False, False, True), (True, True, True), (True, False, False), (False, True, False)])
+def test_hessian_equals_the_class_pair_loop(monkeypatch, model, dtype, sparse, standardize,
+                                            weighted, intercept):
+    from fastopt import _validation
+    from fastopt.newton import hessian
+    from fastopt.training import prepare
+    monkeypatch.setattr(_validation, "BLOCK_BYTES", 8 * 7 * 37)  # several blocks of rows
+    rng = np.random.default_rng(3)
+    n, d = 150, 6
+    X = (rng.standard_normal((n, d)) * rng.uniform(0.5, 3, d) + 1).astype(dtype)
+    X[rng.random(X.shape) > 0.6] = 0
+    score = X @ rng.standard_normal(d)
+    y = {"linear": score, "logistic": score > 0,
+         "softmax": np.digitize(score, np.quantile(score, [0.25, 0.5, 0.75]))}[model]
+    weights = rng.uniform(0.1, 3, n) if weighted else None
+    problem, _ = prepare(sp.csr_matrix(X) if sparse else X, y, model=model, penalty="l2",
+                         alpha=0.01, l1_ratio=0.15, fit_intercept=intercept,
+                         sample_weight=weights, standardize=standardize)
+    params = rng.standard_normal(problem.spec.n_params)
+    fast, reference = hessian(problem, params), loop_hessian(problem, params)
+    assert fast.shape == reference.shape == (problem.spec.n_params,) * 2
+    np.testing.assert_allclose(fast, reference, rtol=1e-10, atol=1e-13 * abs(reference).max())
+    np.testing.assert_allclose(fast, fast.T, rtol=1e-12, atol=1e-14 * abs(reference).max())
