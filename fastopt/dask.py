@@ -73,6 +73,16 @@ def series_to_array(y):
     return y
 
 
+def _check_known_chunks(array, name):
+    """Refuse a dask array whose block lengths are unknown (NaN), as ``df.to_dask_array()`` and
+    ``df.values`` give: the blocks of X, y and the weights must be matched row for row."""
+    if any(np.isnan(size) for sizes in array.chunks for size in sizes):
+        raise ValueError(f"{name} is a dask array with unknown chunk sizes (shape "
+                         f"{array.shape}), as df.to_dask_array() and df.values give: use "
+                         f"df.to_dask_array(lengths=True), or call "
+                         f"{name}.compute_chunk_sizes() first")
+
+
 def _as_rows(X, y, sample_weight):
     """X (n, d), y (n,) and the weights as dask arrays with the same row blocks, X whole in
     its columns."""
@@ -85,9 +95,13 @@ def _as_rows(X, y, sample_weight):
         X = da.from_array(np.asarray(X), chunks=(max(1, len(X) // 4), -1))
     if X.ndim != 2:
         raise ValueError(f"Expected 2D array, got {X.ndim}D array instead")
+    _check_known_chunks(X, "X")
     if X.numblocks[1] != 1:
         X = X.rechunk({1: -1})
     y = series_to_array(y)
+    for name, array in (("y", y), ("sample_weight", sample_weight)):
+        if isinstance(array, da.Array):
+            _check_known_chunks(array, name)
     y = y.rechunk((X.chunks[0],)) if isinstance(y, da.Array) else da.from_array(
         np.asarray(y), chunks=(X.chunks[0],))
     if sample_weight is not None:
