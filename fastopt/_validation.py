@@ -46,10 +46,7 @@ def check_sparse_X(X, name="X", allow_float32=True):
     A CSR with duplicate entries (allowed by SciPy, and meaning their sum) or unsorted
     indices is canonicalised on a copy, never in the user's matrix: every backend, the feature
     statistics and the lazy sparse updates then see one entry per (row, column)."""
-    original, X = X, X.tocsr()
-    if not X.has_canonical_format:
-        X = X.copy() if X is original else X
-        X.sum_duplicates()
+    X = canonical_csr(X)
     if X.ndim != 2:
         raise ValueError(f"Expected 2D array, got {X.ndim}D sparse array instead.")
     if np.iscomplexobj(X.data):
@@ -64,6 +61,16 @@ def check_sparse_X(X, name="X", allow_float32=True):
         X = type(X)((X.data, X.indices.astype(np.int64), X.indptr.astype(np.int64)),
                     shape=X.shape)
     assert_all_finite(X.data, name)
+    return X
+
+
+def canonical_csr(X):
+    """``X`` as CSR with one entry per (row, column), sorted: ``X`` itself when it already is,
+    else a converted or copied matrix (the user's is never modified)."""
+    original, X = X, X.tocsr()
+    if not X.has_canonical_format:
+        X = X.copy() if X is original else X
+        X.sum_duplicates()
     return X
 
 

@@ -75,6 +75,25 @@ def test_duplicate_entries_fit_as_dense(backend, model, standardize, sparse_upda
     assert not S.has_canonical_format
 
 
+@pytest.mark.parametrize("classifier", [False, True])
+def test_duplicate_entries_in_the_estimators(classifier):
+    pytest.importorskip("sklearn")
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((80, 4)) * [1, 3, 5, 7] + 2.0
+    X[rng.random(X.shape) > 0.5] = 0.0
+    score = X @ rng.standard_normal(4)
+    y = np.digitize(score, np.quantile(score, [0.5])) if classifier else score
+    S = csr_with_duplicates(X, seed=2)
+    make = fo.LogisticRegression if classifier else fo.LinearRegression
+    options = dict(optimizer="adam", standardize=True, epochs=3, batch_size=16, tol=None,
+                   random_state=0)
+    sparse, dense = make(**options).fit(S, y), make(**options).fit(X, y)
+    np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(sparse.intercept_, dense.intercept_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(sparse.predict(S), dense.predict(X), rtol=1e-8, atol=1e-10)
+    assert not S.has_canonical_format  # the user's matrix as it was
+
+
 # -- 8. submodules on attribute access ---------------------------------------------------------
 
 def test_submodules_load_on_attribute_access_and_import_stays_light():
