@@ -139,6 +139,15 @@ def _fit_result_meta(result, arrays):
     return meta
 
 
+def _scalar(key, value):
+    """A scalar of an optimizer state as JSON writes it: the step count whole (refused, not
+    truncated, when it is not), NAdam's ``mu_product`` a float."""
+    from .optim import _check_step
+    if key == "step":
+        return _check_step(value)
+    return float(value) if key == "mu_product" else int(value)
+
+
 def _state_meta(state, meta, arrays):
     """Record a TrainingState (or its absence) in ``meta`` and ``arrays``."""
     meta["has_state"] = state is not None
@@ -150,7 +159,7 @@ def _state_meta(state, meta, arrays):
         if isinstance(value, np.ndarray) and value.ndim > 0:
             arrays[f"optimizer/{key}"] = value
         else:
-            scalars[key] = float(value) if key == "mu_product" else int(value)
+            scalars[key] = _scalar(key, value)
     meta["state"] = {"optimizer": _encode_optimizer(state.optimizer),
                      "scalars": scalars, "updates": int(state.updates),
                      "epochs": int(state.epochs), "seed": int(state.seed)}
@@ -193,7 +202,7 @@ def save(obj, path):
             if isinstance(value, np.ndarray) and value.ndim > 0:
                 arrays[f"optimizer/{key}"] = value
             else:
-                meta["scalars"][key] = float(value) if key == "mu_product" else int(value)
+                meta["scalars"][key] = _scalar(key, value)
     else:
         meta = _estimator_meta(obj, arrays)
     meta.update(format=FORMAT, version=VERSION)

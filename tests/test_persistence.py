@@ -213,3 +213,11 @@ def test_a_missing_optimizer_moment_fails_at_load(tmp_path):
     _without(path, tmp_path / "bad-result.npz", "optimizer/exp_avg.npy")
     with pytest.raises(ValueError, match="'exp_avg'"):
         fo.load(tmp_path / "bad-result.npz")
+
+
+def test_a_step_count_that_is_not_whole_is_refused_at_save(tmp_path):
+    state = fo.Adam().init(np.zeros(3))
+    state["step"] = 2.5
+    with pytest.raises(ValueError, match=r"state\['step'\]"):
+        fo.save(state, tmp_path / "state")
+    assert not (tmp_path / "state.npz").exists()
