@@ -27,16 +27,18 @@ def hessian(problem, params):
     With ``z`` a row (and 1 for the intercept), ``s`` its weight and ``c`` the curvature of the
     loss in the scores, the data term for the class pair ``(a, b)`` is
     ``sum_n s_n c_n[a, b] z_n z_n^T``. For softmax ``c[a, b] = p_a (delta_ab - p_b)``: the
-    pairs ``a != b`` are one product ``-V^T diag(s) V`` with ``V[n, (a, i)] = p_na z_ni``, and
-    the pairs ``a == b`` one product of ``Z`` with the rows ``s p_a (1 - p_a) z``: two matrix
-    products per block of rows, not K^2 of them.
+    pairs ``a != b`` are the blocks of one product ``-V^T diag(s) V`` with
+    ``V[n, (a, i)] = p_na z_ni`` (one matrix product per block of rows, not K^2 of them), and as
+    ``p_a (1 - p_a) = sum_{b != a} p_a p_b`` each block ``(a, a)`` is minus the sum of the other
+    blocks of its row. Every block row then sums to zero to rounding, as it does exactly: the
+    directions that leave the scores' differences unchanged stay the null space that
+    ``newton_fit``'s least-squares solve leaves out.
     """
     spec = problem.spec
     k, d = spec.n_outputs, spec.n_features
     width = d + int(spec.fit_intercept)
     coef, intercept = spec.unpack(np.asarray(params, dtype=np.float64))
     H = np.zeros((k, width, k, width))
-    same_class = np.zeros((k, width, width))  # the blocks a == b of softmax
     for rows in row_blocks(problem.X):
         X = problem.X[rows]
         X = X.toarray() if is_sparse(X) else X  # a block of rows at a time: bounded memory
@@ -57,13 +59,10 @@ def hessian(problem, params):
             p = e / e.sum(axis=1, keepdims=True)
             V = (p[:, :, None] * Z[:, None, :]).reshape(len(Z), k * width)
             H -= (V.T @ (s[:, None] * V)).reshape(k, width, k, width)
-            # The blocks a == b from p_a (1 - p_a) per row, as the definition reads, rather
-            # than as the difference of the sums of p_a and p_a^2 (less cancellation).
-            U = ((s[:, None] * p * (1 - p))[:, :, None] * Z[:, None, :]).reshape(len(Z), -1)
-            same_class += (Z.T @ U).reshape(width, k, width).transpose(1, 0, 2)
     if spec.model == "softmax":
         classes = np.arange(k)
-        H[classes, :, classes, :] = same_class
+        H[classes, :, classes, :] = 0.0
+        H[classes, :, classes, :] = -H.sum(axis=2)
     H /= problem.n_samples
     if spec.penalty == "l2" and spec.alpha > 0:
         for a in range(k):
