@@ -231,3 +231,25 @@ def test_hessian_equals_the_class_pair_loop(monkeypatch, model, dtype, sparse, s
     assert fast.shape == reference.shape == (problem.spec.n_params,) * 2
     np.testing.assert_allclose(fast, reference, rtol=1e-10, atol=1e-13 * abs(reference).max())
     np.testing.assert_allclose(fast, fast.T, rtol=1e-12, atol=1e-14 * abs(reference).max())
+
+
+@pytest.mark.parametrize("scale", [0.0, 1.0, 5.0])
+def test_softmax_hessian_keeps_its_null_directions(scale):
+    # Adding one vector to every class's coefficients (and one number to every intercept)
+    # leaves softmax unchanged: H u = 0 for those u. Rounding above that shows up as a tiny
+    # singular value that lstsq may keep, and Newton then drifts along the null space.
+    from fastopt.newton import hessian
+    from fastopt.training import prepare
+    rng = np.random.default_rng(1)
+    n, d, k = 2400, 6, 3
+    X = rng.standard_normal((n, d)) * rng.uniform(0.5, 3, d) + rng.uniform(-1, 1, d)
+    score = X @ rng.standard_normal(d)
+    y = np.digitize(score, np.quantile(score, [0.3, 0.7]))
+    problem, _ = prepare(X, y, model="softmax", penalty=None, alpha=0.0, l1_ratio=0.15,
+                         fit_intercept=True, sample_weight=rng.uniform(0.1, 3, n),
+                         standardize=True)
+    H = hessian(problem, rng.standard_normal(problem.spec.n_params) * scale)
+    for j in range(d + 1):
+        u = np.zeros(len(H))
+        u[[c * d + j for c in range(k)] if j < d else [k * d + c for c in range(k)]] = 1.0
+        assert np.abs(H @ u).max() <= 4 * np.finfo(float).eps * np.abs(H).max()
