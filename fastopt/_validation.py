@@ -96,6 +96,20 @@ def feature_names(X):
     return np.asarray(names, dtype=object)
 
 
+def _first_non_numeric(array, X):
+    """Where the first value that is not a number is, for the error message: its column
+    (by name for a DataFrame) and the value."""
+    names = feature_names(X)
+    for j in range(array.shape[1]):
+        for value in array[:, j]:
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                column = repr(names[j]) if names is not None else j
+                return f": column {column} holds {value!r}"
+    return ""
+
+
 def check_X(X, *, name="X", allow_float32=True, allow_device=False, accept_sparse=True,
             check_finite=True):
     """``X`` as a 2-D C-contiguous float32/float64 array: the input itself when it already is one
@@ -139,7 +153,8 @@ def check_X(X, *, name="X", allow_float32=True, allow_device=False, accept_spars
                 array = array.astype(np.float64)
             except (TypeError, ValueError):
                 raise ValueError(f"{name} must be numeric; got dtype {array.dtype} with "
-                                 "non-numeric values (encode strings/categories first)") from None
+                                 f"non-numeric values{_first_non_numeric(array, X)} (encode "
+                                 "strings/categories first)") from None
         else:
             raise ValueError(f"{name} has unsupported dtype {array.dtype}")
     _check_not_empty(array)

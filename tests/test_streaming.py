@@ -219,3 +219,12 @@ def test_a_value_that_is_not_a_number_names_its_column(tmp_path, data, kind):
     frame.to_csv(path, index=False) if kind == "csv" else frame.to_parquet(path)
     with pytest.raises(ValueError, match="column 'colour' .* holds 'red', not a number"):
         fo.fit_stream(path, target="target")
+
+
+def test_a_chunk_frame_with_a_non_numeric_column_names_it():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "colour": ["1", "2", "red", "4"]})
+    with pytest.raises(ValueError, match="column 'colour' holds 'red'"):
+        fo.fit_stream([(frame, np.arange(4.0))])
+    with pytest.raises(ValueError, match="column 1 holds 'red'"):
+        fo.fit_stream([(frame.to_numpy(), np.arange(4.0))])
