@@ -108,8 +108,8 @@ def _features(columns, names, path):
         try:
             out.append(np.asarray(columns[name], dtype=np.float64))
         except (TypeError, ValueError):
-            bad = next(value for value in np.asarray(columns[name], dtype=object)
-                       if not _is_number(value))
+            bad = next((value for value in np.asarray(columns[name], dtype=object)
+                        if not _is_number(value)), None)
             raise ValueError(f"column {name!r} of {path} holds {bad!r}, not a number: the "
                              "features must be numeric (encode or drop the column)") from None
     return np.ascontiguousarray(np.column_stack(out))
