@@ -59,5 +59,5 @@ __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW"
            "InverseSqrt", "StepDecay", "Exponential", "Polynomial", "Cosine", "Linear",
            "WarmupCosine", "OneCycle", "make_schedule", "fit", "FitResult", "DivergenceError",
            "ConvergenceWarning", "compare", "lr_sweep", "ComparisonResult", "SweepResult",
-           "optimizer_paths", "PathsResult", "fit_stream", "save", "load", "LinearRegression", "LogisticRegression", "backends",
-           "__version__"]
+           "optimizer_paths", "PathsResult", "fit_stream", "save", "load", "LinearRegression",
+           "LogisticRegression", "backends", "__version__"]

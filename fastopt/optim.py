@@ -88,8 +88,9 @@ def check_state(optimizer, params, state):
     count is a whole number. ``ValueError`` names what is wrong."""
     missing = [name for name in ("step",) + optimizer._state_names() if name not in state]
     if missing:
-        raise ValueError(f"state has no {', '.join(map(repr, missing))}; make the state "
-                         f"with {type(optimizer).__name__}(...).init(params)")
+        raise ValueError(f"state has no {', '.join(map(repr, missing))}, which "
+                         f"{type(optimizer).__name__} keeps; make the state with "
+                         f"{type(optimizer).__name__}(...).init(params)")
     _check_step(state["step"])
     for name in optimizer._state_names():
         array = state[name]

@@ -2,12 +2,13 @@
 
 ``obj`` is a fastopt estimator (fitted or not), a ``FitResult`` (what ``fastopt.fit``
 returns) or an optimizer state dict (``opt.init(...)`` and what ``step`` made of it); ``path``
-a file name (``.npz`` appended when missing, the same both ways) or a binary file object. The file is a NumPy ``.npz`` archive: the arrays as they are,
-and one JSON document (``meta``) with the format name and version, the class, the
-constructor parameters and the scalar attributes. Loading reads it with
-``allow_pickle=False``, so a file can run no code; a fitted estimator comes back with its
-coefficients, training history, optimizer state, update counter and shuffle stream, so
-``partial_fit`` and warm-started ``fit`` continue exactly where the saved one would have.
+a file name (``.npz`` appended when missing, the same both ways) or a binary file object. The
+file is a NumPy ``.npz`` archive: the arrays as they are, and one JSON document (``meta``)
+with the format name and version, the class, the constructor parameters and the scalar
+attributes. Loading reads it with ``allow_pickle=False``, so a file can run no code; a fitted
+estimator comes back with its coefficients, training history, optimizer state, update counter
+and shuffle stream, so ``partial_fit`` and warm-started ``fit`` continue exactly where the
+saved one would have; a saved optimizer state is checked whole when loading.
 
 What cannot be written this way is refused when saving: a schedule given as a Python
 function, ``random_state`` given as a NumPy Generator, labels of mixed or object types.
@@ -176,6 +177,11 @@ def _is_file_object(target):
     return hasattr(target, "read") or hasattr(target, "write")
 
 
+def _label(path):
+    """``path`` as error messages name it."""
+    return getattr(path, "name", "the file object") if _is_file_object(path) else path
+
+
 def save(obj, path):
     """Write ``obj`` to ``path``.
 
@@ -221,6 +227,7 @@ def _read_archive(handle):
 
 
 def _read(path):
+    name = _label(path)
     try:
         if _is_file_object(path):
             contents = _read_archive(path)
@@ -230,18 +237,18 @@ def _read(path):
     except FileNotFoundError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise ValueError(f"{path} is not a readable fastopt file (damaged or truncated?): "
+        raise ValueError(f"{name} is not a readable fastopt file (damaged or truncated?): "
                          f"{exc}") from None
     if "meta" not in contents:
-        raise ValueError(f"{path} is not a fastopt file: it has no 'meta' entry")
+        raise ValueError(f"{name} is not a fastopt file: it has no 'meta' entry")
     try:
         meta = json.loads(str(contents.pop("meta")))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: damaged metadata ({exc})") from None
+        raise ValueError(f"{name}: damaged metadata ({exc})") from None
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a fastopt file (format {meta.get('format')!r})")
+        raise ValueError(f"{name} is not a fastopt file (format {meta.get('format')!r})")
     if not isinstance(meta.get("version"), int) or meta["version"] > VERSION:
-        raise ValueError(f"{path} has format version {meta.get('version')!r}; this fastopt "
+        raise ValueError(f"{name} has format version {meta.get('version')!r}; this fastopt "
                          f"reads up to version {VERSION}: upgrade fastopt")
     return meta, contents
 
@@ -259,6 +266,7 @@ def load(path):
         if not path.exists() and given.is_file():
             path = given
     meta, arrays = _read(path)
+    name = _label(path)
     try:
         if meta["kind"] == "optimizer-state":
             state = dict(meta["scalars"])
@@ -269,7 +277,7 @@ def load(path):
             return _load_fit_result(meta, arrays)
         return _load_estimator(meta, arrays)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ValueError(f"{path}: inconsistent fastopt file ({type(exc).__name__}: {exc})") \
+        raise ValueError(f"{name}: inconsistent fastopt file ({type(exc).__name__}: {exc})") \
             from None
 
 
