@@ -241,14 +241,21 @@ def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weig
                              "use model='softmax' for more")
         n_outputs = 1 if model == "logistic" else len(classes)
     weights = v.check_sample_weight(sample_weight, n, weight_mean)
+    standardized = scales or (scaling is not None and scaling[0] is not None)
     if target is None:
         target = (target_scaling(targets, weights, bool(fit_intercept))
-                  if model == "linear" and standardize else (0.0, 1.0))
+                  if model == "linear" and standardized else (0.0, 1.0))
     center, scale = target
     if (center, scale) != (0.0, 1.0):
         targets = (targets - center) / scale
         alpha, l1_ratio = scaled_penalty(penalty, alpha, l1_ratio, scale)
-    spec = ModelSpec(model, X.shape[1], n_outputs, bool(fit_intercept), penalty, alpha, l1_ratio)
+    # Centred features and a centred target put the optimal intercept at exactly 0 (its
+    # gradient is the mean residual, which is the intercept itself), so it is not trained: it
+    # would only move with the rounding of the means, which Adam's normalised steps magnify
+    # (weights vs. repeated rows differed by 2e-5). The reported intercept comes from the
+    # centring, as in glmnet.
+    trains_intercept = bool(fit_intercept) and not (model == "linear" and standardized)
+    spec = ModelSpec(model, X.shape[1], n_outputs, trains_intercept, penalty, alpha, l1_ratio)
     mean, inv_std = (None, None) if scaling is None else scaling
     if scales:
         mean, inv_std = backend.column_scaling(X, weights)
@@ -409,12 +416,12 @@ class Monitor:
             return None
         peak = int(np.argmax(losses))
         if losses[peak] > DIVERGENCE_GROWTH * max(start, 1e-300):
-            reason = (f"The training loss grew from {start:.4g} (all coefficients zero) to "
+            reason = (f"The training loss grew from {start:.4g} at the start to "
                       f"{losses[peak]:.4g} at epoch {self.history['epoch'][peak]}")
         elif losses[-1] > DIVERGENCE_END * start:
             reason = (f"The training loss ended at {losses[-1]:.4g}, more than "
-                      f"{DIVERGENCE_END:g} times its value with all coefficients zero "
-                      f"({start:.4g}), after {self.history['epoch'][-1]} epochs")
+                      f"{DIVERGENCE_END:g} times its value at the start ({start:.4g}), after "
+                      f"{self.history['epoch'][-1]} epochs")
         else:
             return None
         return f"{reason}: the fit diverged (its loss stayed finite). {advice}"

@@ -177,6 +177,7 @@ class _FastoptLinearModel(BaseEstimator):
                 del self.feature_names_in_
             self._state = result.state
             self._scaling = result.scaling
+            self._target = result.target
             self.history_ = {key: list(value) for key, value in result.history.items()}
             self.loss_curve_ = list(self.history_["loss"])
             self.n_iter_ = len(self.loss_curve_)
@@ -238,6 +239,8 @@ class _FastoptLinearModel(BaseEstimator):
         X, y = validate_data(self, X, y, reset=not partial or not fitted, dtype=_DTYPES,
                              order="C", accept_sparse="csr", y_numeric=self._regression,
                              multi_output=False, ensure_all_finite=not check_later)
+        if v.is_sparse(X):  # duplicate entries summed (on a copy), as fastopt.fit does
+            X = v.canonical_csr(X)
         model, classes = self._model_and_classes(y, classes, first_partial if partial else None)
         problem, classes = prepare(X, y, model=model, penalty=self.penalty, alpha=self.alpha,
                                    l1_ratio=self.l1_ratio, fit_intercept=self.fit_intercept,
