@@ -13,19 +13,23 @@ curvature pairs ``s = x_{k+1} - x_k`` are those of the points evaluated. All alg
 recursion, conjugate gradients, line search) runs in float64; a trial point is rounded to the
 iterate's dtype before it is evaluated. With float32 parameters the gradient cannot fall much
 below ``eps_float32 * |H| |x|``, so a tight ``tolerance_grad`` typically ends in
-``status="line_search"`` (no decrease left to find), not ``"converged"``.
+``status="precision"`` (no decrease left to find), not ``"converged"``.
 
 Statuses
 --------
 ``SolverResult.status`` says why the solver stopped:
 
-- ``"converged"``: the gradient's max-norm reached the tolerance, or (L-BFGS) the step or the
-  change of the objective fell below ``tolerance_change``;
+- ``"converged"``: the gradient's max-norm reached the tolerance, or (L-BFGS) the step, the
+  line-search interval or the change of the objective fell below ``tolerance_change``;
 - ``"max_iter"`` / ``"max_eval"``: the budget ran out first;
 - ``"stopped"``: ``callback`` returned False or ``should_stop()`` returned True;
-- ``"line_search"``: no step along the search direction satisfied the sufficient-decrease
-  condition (typically the precision limit near the optimum, or an inconsistent gradient); the
-  iterate is the last one accepted;
+- ``"precision"``: no step along the search direction decreases the objective by more than
+  its rounding, or changes ``x`` by more than the rounding of ``x``'s dtype: the iterate is as
+  good as this precision allows (typical of float32 with a tight tolerance); the iterate is the
+  last one accepted;
+- ``"line_search"``: no step satisfied the sufficient-decrease condition although the interval
+  was still wide (an objective whose gradient does not match its values, or ``max_evals``
+  trials used up); the iterate is the last one accepted;
 - ``"nonfinite"``: the objective or its gradient was NaN or inf at the starting point, or at
   every point the line search tried; the iterate is the last finite one.
 
@@ -43,7 +47,8 @@ import numpy as np
 
 __all__ = ["SolverResult", "lbfgs", "newton_cg", "strong_wolfe"]
 
-STATUSES = ("converged", "max_iter", "max_eval", "stopped", "line_search", "nonfinite")
+STATUSES = ("converged", "max_iter", "max_eval", "stopped", "precision", "line_search",
+            "nonfinite")
 
 
 @dataclass
@@ -142,6 +147,7 @@ class _Point:
     x: np.ndarray | None = None
     grad: np.ndarray | None = None
     finite: bool = True
+    moved: bool = True
 
 
 @dataclass
@@ -170,9 +176,10 @@ def strong_wolfe(evaluate, x, f0, g0, direction, t, *, c1=1e-4, c2=0.9, max_eval
     is not finite counts as too long a step (the interval is cut to a tenth of it).
 
     ``evaluate(x) -> (f, g, finite)``. When ``max_evals`` run out, or the interval shrinks below
-    ``tolerance_change`` (in the max-norm of the step), the best trial that meets sufficient
-    decrease is returned with ``wolfe=False``; if there is none, status is "line_search" (or
-    "nonfinite" when no trial was finite).
+    ``tolerance_change`` or the rounding of ``x`` (in the max-norm of the step), the best trial
+    that meets sufficient decrease is returned with ``wolfe=False``; if there is none, status is
+    "line_search", "precision" (the interval fell below the rounding of ``x``), "small_step"
+    (below ``tolerance_change``) or "nonfinite" (no trial was finite).
     """
     dphi0 = float(g0 @ direction)
     if not dphi0 < 0:
@@ -194,10 +201,11 @@ def strong_wolfe(evaluate, x, f0, g0, direction, t, *, c1=1e-4, c2=0.9, max_eval
         if not finite:
             return _Point(t, np.inf, np.nan, xt, g, False)
         any_finite = True
-        return _Point(t, f, float(g @ direction), xt, g)
+        return _Point(t, f, float(g @ direction), xt, g, moved=not np.array_equal(xt, x))
 
     def sufficient(p):
-        return p.finite and p.f <= f0 + c1 * p.t * dphi0
+        # A trial that rounds back to x is no progress, even where f0 + c1 t g.d rounds to f0.
+        return p.finite and p.moved and p.f <= f0 + c1 * p.t * dphi0
 
     def curvature(p):
         return abs(p.slope) <= -c2 * dphi0
@@ -211,10 +219,10 @@ def strong_wolfe(evaluate, x, f0, g0, direction, t, *, c1=1e-4, c2=0.9, max_eval
     def approximate_wolfe(p):
         return p.finite and p.f <= f0 + noise and curvature(p)
 
-    def give_up(best, why):
+    def give_up(best, why, status="line_search"):
         if best is not None and best.t > 0:
             return LineSearchResult("ok", best, evals, why, wolfe=False)
-        status = "line_search" if any_finite or evals == 0 else "nonfinite"
+        status = status if any_finite or evals == 0 else "nonfinite"
         if status == "nonfinite":
             why = (f"the objective or its gradient was not finite at every step tried "
                    f"(down to {last_t:.3g})")
@@ -227,11 +235,13 @@ def strong_wolfe(evaluate, x, f0, g0, direction, t, *, c1=1e-4, c2=0.9, max_eval
         while evals < max_evals:
             width = abs(hi.t - lo.t)
             if width * d_max <= tolerance_change:
-                return give_up(lo, f"the line-search interval shrank below tolerance_change "
-                               f"({width * d_max:.3g})")
+                return give_up(lo, f"the line-search interval shrank to {width * d_max:.3g} "
+                               f"in x, below tolerance_change={tolerance_change:g}",
+                               "small_step")
             if width * d_max <= resolution:
-                return give_up(lo, f"the line-search interval ({width * d_max:.3g} in x) "
-                               f"shrank below the rounding of x in {dtype}")
+                return give_up(lo, f"no step along the search direction decreases the "
+                               f"objective at the precision of {dtype} parameters (interval "
+                               f"{width * d_max:.3g} in x)", "precision")
             left, right = min(lo.t, hi.t), max(lo.t, hi.t)
             if hi.finite:
                 t = _cubic_minimizer(lo.t, lo.f, lo.slope, hi.t, hi.f, hi.slope)
@@ -370,6 +380,9 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
             direction = -g
         t0 = 1.0 if iteration > 0 else min(1.0, 1.0 / float(np.sum(np.abs(g))))
         search = strong_wolfe(count, x, f, g, direction, t0, tolerance_change=tolerance_change)
+        if search.status == "small_step":  # as torch.optim.LBFGS: a converged step size
+            status, message = "converged", search.message
+            break
         if search.status != "ok":
             status, message = search.status, _search_failed(search, g)
             break
@@ -431,7 +444,8 @@ def _grad_message(g, tol):
 
 
 def _search_failed(search, g):
-    return (f"line search failed: {search.message} (gradient max-norm "
+    prefix = "" if search.status == "precision" else "line search failed: "
+    return (f"{prefix}{search.message} (gradient max-norm "
             f"{np.max(np.abs(g), initial=0.0):.3g} at the last accepted iterate)")
 
 
