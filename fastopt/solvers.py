@@ -363,6 +363,7 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
     if not finite:
         return _nonfinite_start(x, count)
     history = _new_history()
+    progress = _Progress(x)
     pairs = deque(maxlen=history_size)  # (s, y, 1 / s.y)
     status, message = "max_iter", f"reached max_iter={max_iter}"
     iteration = 0
@@ -406,6 +407,9 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
         if grad_max <= tolerance_grad:
             status, message = "converged", _grad_message(g, tolerance_grad)
             break
+        if progress.revisited(x):
+            status, message = "precision", progress.MESSAGE
+            break
         if step_max <= tolerance_change:
             status, message = "converged", (f"the step's max-norm {step_max:.3g} fell below "
                                             f"tolerance_change={tolerance_change:g}")
@@ -436,6 +440,27 @@ def _two_loop(g, pairs):
         b = rho * float(y @ q)
         q += (a - b) * s
     return q
+
+
+class _Progress:
+    """Below the rounding of f the line search accepts steps on slopes alone; at the precision
+    limit (float32 parameters especially) that can cycle between a few points of the grid of
+    representable parameters. ``revisited`` says when an iterate repeats one of the last
+    ``WINDOW``: no progress is left to make."""
+
+    WINDOW = 20
+    MESSAGE = ("no progress left at this precision: the iterate returned to one visited "
+               "before (the steps are below the rounding of the objective)")
+
+    def __init__(self, x):
+        self.seen = deque([x.tobytes()], maxlen=self.WINDOW)
+
+    def revisited(self, x):
+        key = x.tobytes()
+        if key in self.seen:
+            return True
+        self.seen.append(key)
+        return False
 
 
 def _grad_message(g, tol):
@@ -510,6 +535,7 @@ def newton_cg(objective, hvp, x0, *, max_iter, tol=1e-5, max_cg_iter=None, max_e
     if not finite:
         return _nonfinite_start(x, count)
     history = _new_history()
+    progress = _Progress(x)
     n_hvp = 0
     status, message = "max_iter", f"reached max_iter={max_iter}"
     iteration = 0
@@ -548,6 +574,9 @@ def newton_cg(objective, hvp, x0, *, max_iter, tol=1e-5, max_cg_iter=None, max_e
             break
         if grad_max <= tol:
             status, message = "converged", _grad_message(g, tol)
+            break
+        if progress.revisited(x):
+            status, message = "precision", progress.MESSAGE
             break
         if count.calls >= max_eval:
             status, message = "max_eval", f"reached max_eval={max_eval} objective calls"
