@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["SolverResult", "lbfgs", "newton_cg", "strong_wolfe"]
+__all__ = ["SolverResult", "lbfgs", "newton_cg", "strong_wolfe", "LineSearchResult", "Trial"]
 
 STATUSES = ("converged", "max_iter", "max_eval", "stopped", "precision", "line_search",
             "nonfinite")
@@ -140,7 +140,11 @@ def _cubic_minimizer(a, fa, ga, b, fb, gb):
 
 
 @dataclass
-class _Point:
+class Trial:
+    """One point of a line search: step ``t``, value ``f``, slope ``grad . direction``, the
+    point ``x`` (in the iterate's dtype) and its gradient; ``finite``: value and gradient are
+    finite (else ``f`` is inf); ``moved``: ``x`` differs from the start after rounding."""
+
     t: float
     f: float
     slope: float
@@ -156,7 +160,7 @@ class LineSearchResult:
     it also meets the curvature condition (else only sufficient decrease)."""
 
     status: str
-    point: _Point | None
+    point: Trial | None
     evals: int
     message: str = ""
     wolfe: bool = False
@@ -199,9 +203,9 @@ def strong_wolfe(evaluate, x, f0, g0, direction, t, *, c1=1e-4, c2=0.9, max_eval
         xt = (x64 + t * direction).astype(dtype)
         f, g, finite = evaluate(xt)
         if not finite:
-            return _Point(t, np.inf, np.nan, xt, g, False)
+            return Trial(t, np.inf, np.nan, xt, g, False)
         any_finite = True
-        return _Point(t, f, float(g @ direction), xt, g, moved=not np.array_equal(xt, x))
+        return Trial(t, f, float(g @ direction), xt, g, moved=not np.array_equal(xt, x))
 
     def sufficient(p):
         # A trial that rounds back to x is no progress, even where f0 + c1 t g.d rounds to f0.
@@ -265,7 +269,7 @@ def strong_wolfe(evaluate, x, f0, g0, direction, t, *, c1=1e-4, c2=0.9, max_eval
         return give_up(lo, f"no step met the strong Wolfe conditions in {max_evals} "
                        "evaluations")
 
-    start = _Point(0.0, f0, dphi0)
+    start = Trial(0.0, f0, dphi0)
     prev = start
     last_t = t
     while evals < max_evals:
