@@ -242,6 +242,21 @@ def test_lbfgs_iterates_agree_across_backends(model, sparse):
     np.testing.assert_allclose(cpp.history["loss"], ref.history["loss"], rtol=1e-13)
 
 
+@pytest.mark.parametrize("model", ["logistic", "softmax"])
+def test_lbfgs_reaches_scipy_lbfgsb_optimum_on_a_fastopt_problem(model):
+    problem = make_problem(model, "l2", False, np.float64, standardize=True, weighted=True)
+    objective = _backends.objective_function("cpp")
+    x0 = np.zeros(problem.spec.n_params)
+    result = solvers.lbfgs(lambda x: objective(problem, x), x0, max_iter=500,
+                           tolerance_grad=1e-10, tolerance_change=0.0)
+    scipy_result = scipy.optimize.minimize(lambda x: objective(problem, x), x0, jac=True,
+                                           method="L-BFGS-B",
+                                           options={"gtol": 1e-10, "ftol": 0, "maxiter": 500})
+    assert result.converged, result.message
+    np.testing.assert_allclose(result.x, scipy_result.x, rtol=1e-6, atol=1e-7)
+    assert result.f <= scipy_result.fun + 1e-15
+
+
 HVP_CASES = list(itertools.product(["linear", "logistic", "softmax"], [None, "l2"],
                                    [False, True], [False, True], [False, True],
                                    [np.float64, np.float32]))
