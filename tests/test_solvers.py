@@ -3,6 +3,9 @@ Hessian-vector product: on smooth test functions, against SciPy and scikit-learn
 backends, and on the ways they stop."""
 
 import itertools
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -436,3 +439,15 @@ def test_strong_wolfe_step_meets_both_conditions():
         p = search.point
         assert p.f <= f0 + 1e-4 * p.t * (g0 @ direction)
         assert abs(p.grad @ direction) <= 0.9 * abs(g0 @ direction)
+
+
+def test_solvers_bench_runs():
+    """``python bench/solvers.py`` at a small size (a smoke test: the numbers are not
+    checked)."""
+    done = subprocess.run([sys.executable, "bench/solvers.py", "--scale", "0.01", "--repeat",
+                           "1"], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for label in ("ratio objective / read", "fastopt lbfgs (defaults)",
+                  "fastopt newton_cg", "sklearn newton-cholesky (defaults)"):
+        assert done.stdout.count(label) == 2, done.stdout
