@@ -10,7 +10,9 @@ the fly (``standardize=True``); scikit-learn gets the standardised copy of X, ma
 clock starts, so both minimise the same objective. The relative gap is ``(L - L*) / L*`` with
 ``L*`` from Newton-CG run to ``max|g| <= 1e-10``, all measured with the same compiled objective.
 Newton-CG's Hessian-vector products are the NumPy reference (``fastopt.reference.hvp``): there
-is no compiled one yet. Times are the minimum over ``--repeat`` rounds.
+is no compiled one yet. Times are the minimum over ``--repeat`` rounds, wall clock and this
+process's CPU time (the same on an idle machine, 1 thread; on a shared machine the CPU time
+leaves out waiting for a core).
 """
 
 import os
@@ -48,13 +50,16 @@ def cached_hvp(problem):
 
 
 def best_of(repeat, run):
-    """``(min seconds, result of the last run)``."""
-    times, result = [], None
+    """``(min wall seconds, min CPU seconds of this process, result of the last run)``. On 1
+    thread the CPU time is the wall time of an idle machine; on a shared one it leaves out the
+    time spent waiting for a core."""
+    wall, cpu, result = [], [], None
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = run()
-        times.append(time.perf_counter() - start)
-    return min(times), result
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return min(wall), min(cpu), result
 
 
 def pass_ratio(problem, objective, repeat):
@@ -67,10 +72,10 @@ def pass_ratio(problem, objective, repeat):
     # interleaved, minimum of each: a shared machine slows both alike
     t_obj = t_read = np.inf
     for _ in range(max(10, repeat)):
-        t_obj = min(t_obj, best_of(1, lambda: objective(problem, w))[0])
-        t_read = min(t_read, best_of(1, lambda: np.dot(flat, ones))[0])
-    print(f"  one _core.objective pass      {t_obj * 1e3:8.2f} ms")
-    print(f"  one BLAS read of X (ddot)     {t_read * 1e3:8.2f} ms   "
+        t_obj = min(t_obj, best_of(1, lambda: objective(problem, w))[1])
+        t_read = min(t_read, best_of(1, lambda: np.dot(flat, ones))[1])
+    print(f"  one _core.objective pass      {t_obj * 1e3:8.2f} ms (CPU)")
+    print(f"  one BLAS read of X (ddot)     {t_read * 1e3:8.2f} ms (CPU)   "
           f"({X.nbytes / t_read / 1e9:.1f} GB/s)")
     print(f"  ratio objective / read        {t_obj / t_read:8.2f}")
 
@@ -97,10 +102,10 @@ def workload(name, n, d, classes, repeat):
     rows = []
 
     def fastopt_row(label, run):
-        seconds, result = best_of(repeat, run)
+        seconds, cpu, result = best_of(repeat, run)
         passes = result.n_evals + result.n_hvp
         why = result.message.split(" (")[0]
-        rows.append((label, seconds, result.f, f"{result.n_iter} it, {passes} passes, "
+        rows.append((label, seconds, cpu, result.f, f"{result.n_iter} it, {passes} passes, "
                      f"{result.status}: {why}"))
 
     fastopt_row("fastopt lbfgs (defaults)", lambda: solvers.lbfgs(
@@ -115,15 +120,15 @@ def workload(name, n, d, classes, repeat):
                 warnings.simplefilter("always", ConvergenceWarning)
                 estimator = LogisticRegression(C=1.0 / (alpha * n), solver=solver).fit(Xs, y)
             return estimator, caught
-        seconds, (estimator, caught) = best_of(repeat, fit)
+        seconds, cpu, (estimator, caught) = best_of(repeat, fit)
         params = np.r_[estimator.coef_.ravel(), np.atleast_1d(estimator.intercept_)]
         note = f"{int(np.max(estimator.n_iter_))} it" + (", ConvergenceWarning" if caught else "")
-        rows.append((f"sklearn {solver} (defaults)", seconds, value(params), note))
-    best = min([reference.f] + [row[2] for row in rows])
+        rows.append((f"sklearn {solver} (defaults)", seconds, cpu, value(params), note))
+    best = min([reference.f] + [row[3] for row in rows])
     print(f"  L* = {best:.15g} (Newton-CG to 1e-10: {reference.status})")
-    print(f"  {'contender':38s} {'seconds':>9s} {'rel. gap':>10s}  notes")
-    for label, seconds, f, note in rows:
-        print(f"  {label:38s} {seconds:9.3f} {(f - best) / abs(best):10.2e}  {note}")
+    print(f"  {'contender':38s} {'wall s':>8s} {'CPU s':>8s} {'rel. gap':>10s}  notes")
+    for label, seconds, cpu, f, note in rows:
+        print(f"  {label:38s} {seconds:8.3f} {cpu:8.3f} {(f - best) / abs(best):10.2e}  {note}")
     print()
 
 
