@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 from fastopt import _backends, solvers  # noqa: E402
 from fastopt.reference.hvp import hessian_operator  # noqa: E402
-from fastopt.training import prepare  # noqa: E402
+from fastopt.engine import prepare  # noqa: E402
 
 try:
     from sklearn.datasets import make_classification
@@ -88,7 +88,11 @@ def workload(name, n, d, classes, repeat):
     problem, _ = prepare(X, y, model=model, penalty="l2", alpha=alpha, l1_ratio=0.15,
                          fit_intercept=True, sample_weight=None, standardize=True)
     Xs = (X - problem.mean) * problem.inv_std  # scikit-learn's copy, outside the clock
-    objective = _backends.objective_function("cpp")
+    backend = _backends.resolve("cpp")
+    data = backend.dataset(problem)
+
+    def objective(_, params):
+        return backend.objective(data, params)
     x0 = np.zeros(problem.spec.n_params)
     print(f"{name}: {model}, n={n}, d={d}, classes={classes}, alpha=1/n, standardised, "
           f"float64, 1 thread")

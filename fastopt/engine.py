@@ -25,8 +25,10 @@ from . import _backends
 from . import _validation as v
 from .newton import newton_fit
 from .optim import Optimizer, make_optimizer
+from .reference.hvp import hessian_operator
 from .reference.models import MODELS, PENALTIES, ModelSpec
 from .schedules import make_schedule
+from .solvers import SOLVERS, LBFGS, NewtonCG
 
 __all__ = ["Problem", "TrainingState", "FitResult", "DivergenceError", "prepare", "train",
            "solve", "result", "Monitor"]
@@ -564,6 +566,13 @@ def is_newton(optimizer):
     return isinstance(optimizer, str) and optimizer.lower() == "newton"
 
 
+def is_full_batch(optimizer):
+    """Whether ``optimizer`` (as given to a fit) is a full-batch solver: Newton's method,
+    L-BFGS or Newton-CG (no minibatches, no ``partial_fit``)."""
+    return (is_newton(optimizer) or isinstance(optimizer, (LBFGS, NewtonCG))
+            or isinstance(optimizer, str) and optimizer.lower() in SOLVERS)
+
+
 def new_state(optimizer, params, seed):
     """A fresh :class:`TrainingState` from ``params`` (used in place)."""
     return TrainingState(params, optimizer, optimizer.init(params), seed=seed)
@@ -587,6 +596,9 @@ def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epo
                                                 verbose=verbose)
         history["loss"] = [loss * problem.loss_scale for loss in history["loss"]]
         return params, history, converged, None, False, None
+    if isinstance(optimizer, (LBFGS, NewtonCG)):
+        return _solve_full_batch(problem, params, backend=backend, solver=optimizer,
+                                 max_iter=epochs, tol=tol, callback=callback, verbose=verbose)
     if state is None:
         state = new_state(optimizer, params, 0)
     start_loss = None if state.params.any() else zero_loss(problem)
@@ -605,11 +617,58 @@ def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epo
             monitor.divergence())
 
 
+def _solve_full_batch(problem, params, *, backend, solver, max_iter, tol, callback, verbose):
+    """L-BFGS or Newton-CG from ``params``: one history entry per iteration (``steps`` counts
+    the passes over X, ``grad_max`` the gradient's largest entry), the solver's stopping
+    reason in ``message``; a line search that finds no decrease or a non-finite objective is a
+    DivergenceError with the solver's words."""
+    problem.check_finite_now()
+    data = backend.dataset(problem)
+    monitor = Monitor(callback=callback, verbose=verbose)
+    monitor.history["grad_max"] = []
+    started = [time.perf_counter()]
+
+    def objective(x):
+        return backend.objective(data, x)
+
+    def hvp(x, vector):
+        if hvp.at is not x:  # one operator per outer iteration (the solver keeps x)
+            hvp.at, hvp.apply = x, hessian_operator(problem, np.asarray(x, dtype=np.float64))
+        return hvp.apply(vector)
+    hvp.at = None
+
+    def record(info):
+        now = time.perf_counter()
+        record.products += int(info.get("cg_iter", 0))  # Newton-CG: each one a pass too
+        entry = {"epoch": info["iteration"], "loss": float(info["f"]) * problem.loss_scale,
+                 "lr": float(info["step"]), "seconds": now - started[0],
+                 "steps": int(info["n_evals"]) + record.products,
+                 "grad_max": float(info["grad_max"])}
+        started[0] = now
+        return not monitor.record(entry, info["x"])
+    record.products = 0
+
+    run = solver.run(objective, hvp, np.array(params), max_iter=max_iter, tol=tol,
+                     callback=record)
+    if run.status in ("nonfinite", "line_search"):
+        raise DivergenceError(f"{type(solver).__name__} stopped after {run.n_iter} iterations: "
+                              f"{run.message}. Try standardize=True, or a penalty "
+                              "(penalty='l2') if the classes are separable.")
+    converged = run.status in ("converged", "precision")
+    return (np.asarray(run.x, dtype=params.dtype), monitor.history, converged, None,
+            run.status == "stopped", None)
+
+
 def optimizer_from(optimizer, lr, default_lr=None):
     """The optimizer object of ``optimizer`` (a name or an object) with ``lr`` (or, for a
-    name, ``default_lr(name)`` when given), or None for Newton's method."""
+    name, ``default_lr(name)`` when given), a full-batch solver's options (``"lbfgs"``,
+    ``"newton-cg"`` or their objects), or None for Newton's method."""
     if is_newton(optimizer):
         return None
+    if isinstance(optimizer, (LBFGS, NewtonCG)):
+        return optimizer
+    if isinstance(optimizer, str) and optimizer.lower() in SOLVERS:
+        return SOLVERS[optimizer.lower()]()
     if lr is None and isinstance(optimizer, str) and default_lr is not None:
         lr = default_lr(optimizer.lower())
     return make_optimizer(optimizer, **({} if lr is None else {"lr": lr}))

@@ -26,9 +26,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import _backends
 from . import _validation as v
 from .engine import (DivergenceError, TrainingState, check_training_options, convergence_warning,
-                     from_original_space, is_newton, new_state, not_converged_message,
+                     from_original_space, is_full_batch, new_state, not_converged_message,
                      optimizer_from, prepare, probabilities, solve, to_original_space)
-from .optim import OPTIMIZERS
+from .optim import OPTIMIZERS, Optimizer
 
 __all__ = ["LinearRegression", "LogisticRegression"]
 
@@ -44,9 +44,12 @@ DEFAULT_LR = {**dict.fromkeys(OPTIMIZERS, 0.01), "adadelta": 1.0}
 def _partial_fit_available(estimator):
     """``partial_fit`` exists for first-order optimizers only (``available_if``): Newton's
     method is a full-batch solver, and ``hasattr(est, "partial_fit")`` says so."""
-    if is_newton(estimator.optimizer):
-        raise AttributeError("partial_fit is not available with optimizer='newton' (Newton's "
-                             "method is a full-batch solver); use fit, or a first-order "
+    optimizer = estimator.optimizer
+    if is_full_batch(optimizer):
+        what = ("Newton's method" if isinstance(optimizer, str) and optimizer.lower() == "newton"
+                else "it")
+        raise AttributeError(f"partial_fit is not available with optimizer={optimizer!r} "
+                             f"({what} is a full-batch solver); use fit, or a first-order "
                              "optimizer such as 'adam'.")
     return True
 
@@ -227,7 +230,8 @@ class _FastoptLinearModel(BaseEstimator):
     def _fit_unsafe(self, X, y, sample_weight, partial, classes):
         optimizer = self._check_options()
         backend = _backends.resolve(self.backend)
-        newton = optimizer is None  # never with partial: see _partial_fit_available
+        # Newton, L-BFGS, Newton-CG: never with partial (see _partial_fit_available)
+        newton = not isinstance(optimizer, Optimizer)
         fitted = hasattr(self, "coef_")
         first_partial = partial and not fitted
         continuing = fitted and (partial or self.warm_start)
@@ -334,7 +338,7 @@ class _FastoptLinearModel(BaseEstimator):
         else:  # another standardisation, intercept setting or a Newton fit: map coef_
             coef = np.atleast_2d(self.coef_)
             params = from_original_space(problem, coef, self.intercept_, dtype)
-        if optimizer is None:
+        if not isinstance(optimizer, Optimizer):  # a full-batch solver: no optimizer state
             return params, None
         names = optimizer._state_names()
         if (previous is not None and len(previous.params) == len(params)

@@ -617,3 +617,64 @@ def _truncated_cg(hvp, x, g, max_iter):
     if not np.any(p):
         return -g, products, "steepest"
     return p, products, "ok"
+
+
+# ---------------------------------------------------------------------------------------------
+# The solvers as fit options: ``fastopt.fit(optimizer=fastopt.LBFGS(...))`` (or "lbfgs")
+
+@dataclass(frozen=True)
+class LBFGS:
+    """L-BFGS as a fit option (``optimizer="lbfgs"`` with the defaults): full batch, every
+    objective evaluation one compiled pass over X (loss and gradient together). The names are
+    ``torch.optim.LBFGS``'s; ``epochs`` is the iteration limit.
+
+    Parameters
+    ----------
+    history_size : int, default=10
+    tolerance_grad : float or None, default=None
+        Stop when the gradient's largest entry is at most this; None: the fit's ``tol`` (0 when
+        that is None too).
+    tolerance_change : float, default=0.0
+        Stop when a step or the change of the objective is below this. torch's default, 1e-9
+        (absolute), stopped logistic fits at a relative distance of 5e-5 from the optimum with
+        the gradient still at 1e-5; with 0 the fit ends at ``tolerance_grad`` or when no step
+        lowers the objective any more (status "precision").
+    max_eval : int or None
+        Most objective evaluations (passes over X); default ``epochs * 5 // 4``.
+    """
+
+    history_size: int = 10
+    tolerance_grad: float | None = None
+    tolerance_change: float = 0.0
+    max_eval: int | None = None
+
+    def run(self, objective, hvp, x0, *, max_iter, tol, callback):
+        return lbfgs(objective, x0, max_iter=max_iter, history_size=self.history_size,
+                     tolerance_grad=_tolerance(self.tolerance_grad, tol),
+                     tolerance_change=self.tolerance_change, max_eval=self.max_eval,
+                     callback=callback)
+
+
+@dataclass(frozen=True)
+class NewtonCG:
+    """Truncated Newton (Newton-CG) as a fit option (``optimizer="newton-cg"``): conjugate
+    gradients on Hessian-vector products, for problems whose explicit Hessian (``"newton"``)
+    is too large. ``tolerance_grad`` as for :class:`LBFGS`; ``epochs`` is the limit of outer
+    iterations."""
+
+    tolerance_grad: float | None = None
+    max_cg_iter: int | None = None
+    max_eval: int | None = None
+
+    def run(self, objective, hvp, x0, *, max_iter, tol, callback):
+        return newton_cg(objective, hvp, x0, max_iter=max_iter,
+                         tol=_tolerance(self.tolerance_grad, tol),
+                         max_cg_iter=self.max_cg_iter, max_eval=self.max_eval,
+                         callback=callback)
+
+
+def _tolerance(own, tol):
+    return own if own is not None else (0.0 if tol is None else tol)
+
+
+SOLVERS = {"lbfgs": LBFGS, "newton-cg": NewtonCG}

@@ -326,7 +326,7 @@ def test_refuses_bad_sample_weights(weights, message):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(model="poisson"), "'model' parameter must be one of 'linear', 'logistic', 'softmax'"),
     (dict(penalty="l3"), "'penalty' parameter must be one of None, 'l2', 'l1', 'elasticnet'"),
-    (dict(optimizer="lbfgs"), "'sgd', 'adagrad'"),
+    (dict(optimizer="adamax"), "'sgd', 'adagrad'"),
     (dict(schedule="warmup"), "valid names"),
     (dict(lr=-1.0), "Invalid learning rate: -1.0"),
     (dict(epochs=0), "'epochs' parameter must be an int >= 1"),

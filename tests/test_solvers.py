@@ -12,7 +12,9 @@ import pytest
 import scipy.optimize
 import scipy.sparse as sp
 
-from fastopt import _backends, solvers, training
+from fastopt import _backends, engine as training, solvers
+
+import backend_calls  # noqa: E402
 from fastopt.newton import hessian
 from fastopt.reference.hvp import hessian_operator, hessian_vector_product
 
@@ -155,14 +157,17 @@ def sklearn_optimum(problem):
     n = X.shape[0]
     alpha = spec.alpha if spec.penalty == "l2" else 0.0
     if spec.model == "linear":
-        estimator = (sklearn_linear.Ridge(alpha=alpha * n, solver="cholesky") if alpha
-                     else sklearn_linear.LinearRegression())
+        # A standardised linear problem trains no intercept (0 at its optimum).
+        estimator = (sklearn_linear.Ridge(alpha=alpha * n, solver="cholesky",
+                                          fit_intercept=spec.fit_intercept) if alpha
+                     else sklearn_linear.LinearRegression(fit_intercept=spec.fit_intercept))
     else:
         estimator = sklearn_linear.LogisticRegression(
             C=1.0 / (alpha * n) if alpha else np.inf, solver="newton-cholesky", tol=1e-12,
             max_iter=1000)
     estimator.fit(X, y, sample_weight=s)
-    return np.r_[np.ravel(estimator.coef_), np.atleast_1d(estimator.intercept_)]
+    intercept = np.atleast_1d(estimator.intercept_) if spec.fit_intercept else []
+    return np.r_[np.ravel(estimator.coef_), intercept]
 
 
 def centred(problem, w):
@@ -206,7 +211,7 @@ def test_solvers_reach_the_sklearn_optimum(case, backend):
     model, penalty, sparse, dtype = case
     problem = make_problem(model, penalty, sparse, dtype, standardize=not sparse or
                            penalty is None, weighted=penalty == "l2")
-    objective = _backends.objective_function(backend)
+    objective = backend_calls.Objective(backend)
     x0 = np.zeros(problem.spec.n_params, dtype=dtype)
     expected = centred(problem, sklearn_optimum(problem))
     rtol = 1e-8 if dtype == np.float64 else 5e-7
@@ -231,7 +236,7 @@ def test_lbfgs_iterates_agree_across_backends(model, sparse):
     problem = make_problem(model, "l2", sparse, np.float64, standardize=True, weighted=True)
     trajectories = {}
     for backend in ("cpp", "numpy"):
-        objective = _backends.objective_function(backend)
+        objective = backend_calls.Objective(backend)
         iterates = []
         result = solvers.lbfgs(lambda x: objective(problem, x),
                                np.zeros(problem.spec.n_params), max_iter=12,
@@ -248,7 +253,7 @@ def test_lbfgs_iterates_agree_across_backends(model, sparse):
 @pytest.mark.parametrize("model", ["logistic", "softmax"])
 def test_lbfgs_reaches_scipy_lbfgsb_optimum_on_a_fastopt_problem(model):
     problem = make_problem(model, "l2", False, np.float64, standardize=True, weighted=True)
-    objective = _backends.objective_function("cpp")
+    objective = backend_calls.Objective("cpp")
     x0 = np.zeros(problem.spec.n_params)
     result = solvers.lbfgs(lambda x: objective(problem, x), x0, max_iter=500,
                            tolerance_grad=1e-10, tolerance_change=0.0)
