@@ -6,6 +6,8 @@ passes its one-pass moments; the CUDA one handles arrays in GPU memory itself).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _validation as v
@@ -82,6 +84,55 @@ def _sparse_column_scaling(X, sample_weight):
     second = np.asarray(squares.T @ s, dtype=np.float64).ravel() / n
     std = np.sqrt(np.maximum(second - mean * mean, 0.0))
     return mean, inverse_std(mean, std)
+
+
+def target_units(mean, variance, center=True):
+    """``(center, scale)`` of a linear model's target of this (weighted) mean and variance:
+    the mean, or 0 without an intercept (which would have to absorb it), and the standard
+    deviation around that center, 1 when the target does not vary."""
+    middle = float(mean) if center else 0.0
+    spread = math.sqrt(max(float(variance), 0.0) + (float(mean) - middle) ** 2)
+    if not math.isfinite(spread) or spread <= 1e-12 * max(abs(middle), 1.0):
+        spread = 1.0
+    return middle, spread
+
+
+class Moments:
+    """Weighted count, mean and sum of squared deviations per column, merged batch by batch
+    (Chan et al.'s pairwise update: stable, and independent of how the rows are cut up to
+    rounding): the statistics of data seen in parts (``fit_stream``'s chunks, ``partial_fit``'s
+    batches)."""
+
+    def __init__(self):
+        self.weight, self.mean, self.m2 = 0.0, None, None
+
+    def add(self, X, weights=None):
+        X = X.toarray() if v.is_sparse(X) else X
+        w = np.ones(X.shape[0]) if weights is None else weights
+        total = float(w.sum())
+        if total == 0:
+            return self
+        mean = (w @ np.asarray(X, dtype=np.float64)) / total
+        centered = np.asarray(X, dtype=np.float64) - mean
+        m2 = w @ (centered * centered)
+        if self.mean is None:
+            self.weight, self.mean, self.m2 = total, mean, m2
+            return self
+        delta = mean - self.mean
+        merged = self.weight + total
+        self.mean = self.mean + delta * (total / merged)
+        self.m2 = self.m2 + m2 + delta * delta * (self.weight * total / merged)
+        self.weight = merged
+        return self
+
+    def scaling(self):
+        """``(mean, inv_std)`` as :func:`column_scaling` gives them."""
+        return self.mean, inverse_std(self.mean, np.sqrt(self.m2 / self.weight))
+
+    def copy(self):
+        other = Moments()
+        other.weight, other.mean, other.m2 = self.weight, self.mean, self.m2
+        return other
 
 
 def take_rows(X, rows):

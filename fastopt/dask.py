@@ -36,9 +36,9 @@ import numpy as np
 
 from . import _backends
 from . import _validation as v
-from ._scaling import inverse_std
+from ._scaling import inverse_std, target_units
 from .engine import (DivergenceError, Monitor, Problem, TrainingState, check_training_options,
-                     optimizer_from, result, scaled_penalty, target_scaling, train)
+                     optimizer_from, result, scaled_penalty, train)
 from .newton import MAX_PARAMS, hessian, newton_fit
 from .reference.models import ModelSpec
 from .reference.models import penalty as penalty_of
@@ -220,10 +220,8 @@ def _statistics(X, y, w, model, classes, standardize, fit_intercept=True):
     if model == "linear":
         y_mean = float(tasks["y_mean"])
         variance = max(float(tasks["y_square"]) - y_mean * y_mean, 0.0)
-        if standardize:  # two values with the target's mean and spread stand for it
-            spread = math.sqrt(variance)
-            target = target_scaling(np.array([y_mean - spread, y_mean + spread]), None,
-                                    fit_intercept)
+        if standardize:
+            target = target_units(y_mean, variance, fit_intercept)
         start_loss = 0.5 * (variance + (y_mean - target[0]) ** 2)
     else:
         start_loss = math.log(2.0) if model == "logistic" else math.log(len(classes))

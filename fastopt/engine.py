@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _backends
 from . import _validation as v
+from ._scaling import target_units
 from .newton import newton_fit
 from .optim import Optimizer, make_optimizer
 from .reference.hvp import hessian_operator
@@ -50,11 +51,22 @@ def convergence_warning():
     return ConvergenceWarning
 
 
-def not_converged_message(epochs, tol, n_iter_no_change):
-    """The ConvergenceWarning's text when ``epochs`` ran without meeting ``tol``."""
-    return (f"Maximum number of epochs ({epochs}) reached and the loss did not "
-            f"improve by less than tol={tol} for {n_iter_no_change} epochs; "
-            "consider increasing epochs.")
+def not_converged_message(epochs, tol, n_iter_no_change, history=None):
+    """The ConvergenceWarning's text when ``epochs`` ran without meeting ``tol``, with how far
+    the fit got when its ``history`` is given."""
+    history = history or {}
+    losses = history.get("loss", [])
+    if history.get("grad_max"):  # a full-batch solver: tol is the gradient's
+        return (f"Maximum number of epochs ({epochs}) reached before the gradient's largest "
+                f"entry fell to tol={tol}: it is {history['grad_max'][-1]:.3g}, the loss "
+                f"{losses[-1]:.6g}; consider increasing epochs.")
+    where = ""
+    if len(losses) > n_iter_no_change:
+        where = (f"; over the last {n_iter_no_change} epochs it went from "
+                 f"{losses[-1 - n_iter_no_change]:.6g} to {losses[-1]:.6g}")
+    return (f"Maximum number of epochs ({epochs}) reached while the loss was still improving "
+            f"by more than tol={tol} within {n_iter_no_change} epochs{where}; consider "
+            "increasing epochs.")
 
 
 class DivergenceError(FloatingPointError):
@@ -197,7 +209,7 @@ def probabilities(model, scores):
 
 def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weight,
             backend="auto", standardize=False, scaling=None, target=None, classes=None,
-            X_checked=False, trains=False, weight_mean=None):
+            X_checked=False, trains=False, weight_mean=None, class_weight=None):
     """Validate and encode; returns ``(Problem, classes)``.
 
     ``backend``: the fit's :class:`~fastopt._backends.Backend` (or its name). It takes X in GPU memory when
@@ -212,7 +224,8 @@ def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weig
     validated by the caller (scikit-learn's ``validate_data``), possibly without the NaN/inf
     check, which is then due as above. ``weight_mean``: the mean sample weight of the whole
     data set these rows are a part of (a chunk of a stream); the weights are divided by it
-    instead of being rescaled to mean 1 over these rows."""
+    instead of being rescaled to mean 1 over these rows. ``class_weight`` (classifiers):
+    :func:`class_weights`, multiplying ``sample_weight``."""
     backend = _backends.resolve(backend)
     v.check_choice("model", model, MODELS)
     v.check_choice("penalty", penalty, PENALTIES)
@@ -242,6 +255,13 @@ def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weig
             raise ValueError(f"model='logistic' needs exactly 2 classes, got {len(classes)}; "
                              "use model='softmax' for more")
         n_outputs = 1 if model == "logistic" else len(classes)
+    if class_weight is not None:
+        if model == "linear":
+            raise ValueError("class_weight applies to classification models (logistic, "
+                             "softmax), not to model='linear'")
+        per_row = class_weights(class_weight, classes, targets)
+        sample_weight = (per_row if sample_weight is None
+                         else v.check_sample_weight(sample_weight, n) * per_row)
     weights = v.check_sample_weight(sample_weight, n, weight_mean)
     standardized = scales or (scaling is not None and scaling[0] is not None)
     if target is None:
@@ -265,18 +285,40 @@ def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weig
                    inv_std, later, (float(center), float(scale))), classes
 
 
+def class_weights(class_weight, classes, targets):
+    """The weight of each row from its class, as scikit-learn defines ``class_weight``:
+    ``"balanced"`` gives class k the weight ``n / (K * n_k)`` (every class then weighs as
+    much in the loss), a dict maps labels to weights (absent labels weigh 1)."""
+    indices = targets.astype(np.intp)
+    if isinstance(class_weight, str) and class_weight == "balanced":
+        counts = np.bincount(indices, minlength=len(classes)).astype(np.float64)
+        per_class = np.divide(len(indices), len(classes) * counts, out=np.zeros_like(counts),
+                              where=counts > 0)
+    elif isinstance(class_weight, dict):
+        unknown = [label for label in class_weight if label not in set(classes.tolist())]
+        if unknown:
+            raise ValueError(f"class_weight has labels that are not classes of y: {unknown}; "
+                             f"the classes are {classes.tolist()}")
+        per_class = np.ones(len(classes))
+        for position, label in enumerate(classes.tolist()):
+            per_class[position] = class_weight.get(label, 1.0)
+        if not np.all(np.isfinite(per_class)) or (per_class < 0).any():
+            raise ValueError(f"class_weight values must be finite and >= 0, got {class_weight}")
+    else:
+        raise ValueError(f"class_weight must be None, 'balanced' or a dict of label: weight, "
+                         f"got {class_weight!r}")
+    return per_class[indices]
+
+
 def target_scaling(y, weights=None, center=True):
-    """``(center, scale)`` of a linear model's target: its (weighted) mean, 0 without an
-    intercept (which would have to absorb it), and its standard deviation around that, 1 when
-    it does not vary. Adaptive optimizers move each parameter by about ``lr`` per update, so a
-    target in the thousands (prices, counts) took thousands of epochs on the raw scale."""
+    """``(center, scale)`` of a linear model's target (:func:`fastopt._scaling.target_units`
+    of its weighted mean and variance). Adaptive optimizers move each parameter by about
+    ``lr`` per update, so a target in the thousands (prices, counts) took thousands of epochs
+    on the raw scale."""
     w = np.ones(len(y)) if weights is None else weights
     total = float(w.sum())
-    middle = float(w @ y) / total if center else 0.0
-    spread = math.sqrt(float(w @ np.square(y - middle)) / total)
-    if not math.isfinite(spread) or spread <= 1e-12 * max(abs(middle), 1.0):
-        spread = 1.0
-    return middle, spread
+    mean = float(w @ y) / total
+    return target_units(mean, float(w @ np.square(y - mean)) / total, center)
 
 
 def scaled_penalty(penalty, alpha, l1_ratio, scale):

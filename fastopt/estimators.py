@@ -28,6 +28,7 @@ from . import _validation as v
 from .engine import (DivergenceError, TrainingState, check_training_options, convergence_warning,
                      from_original_space, is_full_batch, new_state, not_converged_message,
                      optimizer_from, prepare, probabilities, solve, to_original_space)
+from ._scaling import Moments, target_units
 from .optim import OPTIMIZERS, Optimizer
 
 __all__ = ["LinearRegression", "LogisticRegression"]
@@ -235,6 +236,10 @@ class _FastoptLinearModel(BaseEstimator):
         fitted = hasattr(self, "coef_")
         first_partial = partial and not fitted
         continuing = fitted and (partial or self.warm_start)
+        # partial_fit's standardisation follows the batches seen so far (running statistics,
+        # as StandardScaler.partial_fit); after fit (or load) it keeps that fit's statistics.
+        running = (partial and self.standardize and continuing
+                   and getattr(self, "_moments", None) is not None)
         # The NaN/inf check of dense X comes free with the scaling (column_scaling) or the
         # compiled epochs (Problem.check_finite_later), as in fastopt.fit; y is checked here.
         scales = self.standardize and not (partial and fitted)
@@ -246,14 +251,21 @@ class _FastoptLinearModel(BaseEstimator):
         if v.is_sparse(X):  # duplicate entries summed (on a copy), as fastopt.fit does
             X = v.canonical_csr(X)
         model, classes = self._model_and_classes(y, classes, first_partial if partial else None)
+        scaling = self._scaling if continuing and partial else None
+        target = getattr(self, "_target", None) if continuing and partial else None
+        moments = None
+        if running:
+            if not v.is_sparse(X):
+                v.assert_all_finite(X)  # the statistics below read every value
+            moments, scaling, target = self._running_statistics(X, y, sample_weight)
+        elif first_partial and self.standardize:
+            moments = self._batch_moments(X, y, sample_weight)
         problem, classes = prepare(X, y, model=model, penalty=self.penalty, alpha=self.alpha,
                                    l1_ratio=self.l1_ratio, fit_intercept=self.fit_intercept,
                                    sample_weight=sample_weight, backend=backend,
-                                   standardize=scales,
-                                   scaling=self._scaling if continuing and partial else None,
-                                   target=(getattr(self, "_target", None)
-                                           if continuing and partial else None),
-                                   classes=classes, X_checked=True, trains=not newton)
+                                   standardize=scales, scaling=scaling, target=target,
+                                   classes=classes, X_checked=True, trains=not newton,
+                                   class_weight=self._class_weight(partial))
         if not partial and not self._regression:
             self._check_weighted_classes(problem)
         if continuing:
@@ -289,9 +301,42 @@ class _FastoptLinearModel(BaseEstimator):
                    else (self.t_ if continuing else 0) + len(history["loss"]))
         warning = None
         if not partial and self.tol is not None and not converged:
-            warning = not_converged_message(self.epochs, self.tol, self.n_iter_no_change)
+            warning = not_converged_message(self.epochs, self.tol, self.n_iter_no_change,
+                                            history)
         self._commit(params, problem, classes, state, history, updates, continuing)
+        self._moments = moments
         return warning
+
+    def _batch_moments(self, X, y, sample_weight, previous=(None, None)):
+        """The statistics of the partial_fit batches so far, this one added: features, and the
+        target of a linear model."""
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        features = (Moments() if previous[0] is None else previous[0].copy()).add(X, weights)
+        targets = None
+        if self._regression:
+            targets = (Moments() if previous[1] is None else previous[1].copy()).add(
+                np.asarray(y, dtype=np.float64)[:, None], weights)
+        return features, targets
+
+    def _running_statistics(self, X, y, sample_weight):
+        """``(moments, (mean, inv_std), target)`` of every partial_fit batch so far, this one
+        included. When the standardisation changes beyond rounding (a batch unlike the ones
+        before: a column constant so far now varies), the parameters are re-expressed in the
+        new one (``_continued_state`` maps ``coef_``: the same function of the raw features);
+        the optimizer state is kept. Within rounding the current one is kept, so that batches
+        drawn alike train exactly as the epochs of ``fit`` do."""
+        features, targets = self._batch_moments(X, y, sample_weight, self._moments)
+        scaling = features.scaling()
+        if all(np.allclose(new, old, rtol=1e-9, atol=0.0)
+               for new, old in zip(scaling, self._scaling)):
+            scaling = self._scaling
+        target = self._target
+        if targets is not None:
+            new = target_units(targets.mean[0], targets.m2[0] / targets.weight,
+                               self.fit_intercept)
+            if not np.allclose(new, target, rtol=1e-9, atol=0.0):
+                target = new
+        return (features, targets), scaling, target
 
     def _commit(self, params, problem, classes, state, history, updates, continuing):
         """Set the fitted attributes from a finished fit on ``problem``."""
@@ -353,6 +398,15 @@ class _FastoptLinearModel(BaseEstimator):
                                          seed=v.seed_from(self.random_state))
         return params, TrainingState(params, optimizer, moments, updates=previous.updates,
                                      epochs=previous.epochs, seed=previous.seed)
+
+    def _class_weight(self, partial):
+        """The class weights of this fit (LogisticRegression's ``class_weight``)."""
+        class_weight = getattr(self, "class_weight", None)
+        if partial and isinstance(class_weight, str) and class_weight == "balanced":
+            raise ValueError("class_weight='balanced' is not supported for partial_fit: the "
+                             "class counts of the whole data are unknown; pass a dict of "
+                             "weights computed beforehand (as scikit-learn's SGDClassifier)")
+        return class_weight
 
     def _check_weighted_classes(self, problem):
         if problem.sample_weight is None:
@@ -611,6 +665,10 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
     n_jobs : int, default=None
     sparse_update : {"exact", "lazy"}, default="exact"
         See :class:`LinearRegression` for the meaning of each.
+    class_weight : None, "balanced" or dict, default=None
+        Weights of the classes, multiplying ``sample_weight``, as in scikit-learn:
+        ``"balanced"`` weighs class k by ``n_samples / (n_classes * n_k)``; a dict maps labels
+        to weights (absent labels weigh 1). ``partial_fit`` takes a dict only.
 
     Attributes
     ----------
@@ -642,7 +700,8 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
                  shuffle=True, penalty="l2", alpha=1e-4, l1_ratio=0.15, fit_intercept=True,
                  standardize=True, tol=1e-4, n_iter_no_change=5, early_stopping=False,
                  validation_fraction=0.1, warm_start=False, random_state=None,
-                 backend="auto", verbose=0, n_jobs=None, sparse_update="exact"):
+                 backend="auto", verbose=0, n_jobs=None, sparse_update="exact",
+                 class_weight=None):
         self.optimizer = optimizer
         self.lr = lr
         self.schedule = schedule
@@ -664,6 +723,7 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
         self.verbose = verbose
         self.n_jobs = n_jobs
         self.sparse_update = sparse_update
+        self.class_weight = class_weight
 
     def _model_and_classes(self, y, classes, first_partial):
         check_classification_targets(y)

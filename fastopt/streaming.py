@@ -38,9 +38,9 @@ import numpy as np
 
 from . import _backends
 from . import _validation as v
-from ._scaling import inverse_std
+from ._scaling import Moments, target_units
 from .engine import (DivergenceError, Monitor, check_training_options, new_state, optimizer_from, prepare,
-                     result, target_scaling, train)
+                     result, train)
 from .schedules import make_schedule
 
 __all__ = ["fit_stream"]
@@ -183,36 +183,6 @@ def _check_one_pass(*, model, epochs, standardize, classes, schedule):
                          "(e.g. lambda: make_chunks()) or a list of chunks")
 
 
-class _Moments:
-    """Weighted count, mean and sum of squared deviations per feature, merged chunk by chunk
-    (Chan et al.'s pairwise update: stable, and independent of how the rows are cut up to
-    rounding)."""
-
-    def __init__(self):
-        self.weight, self.mean, self.m2 = 0.0, None, None
-
-    def add(self, X, weights):
-        X = X.toarray() if v.is_sparse(X) else X
-        w = np.ones(X.shape[0]) if weights is None else weights
-        total = float(w.sum())
-        if total == 0:
-            return
-        mean = (w @ np.asarray(X, dtype=np.float64)) / total
-        centered = np.asarray(X, dtype=np.float64) - mean
-        m2 = w @ (centered * centered)
-        if self.mean is None:
-            self.weight, self.mean, self.m2 = total, mean, m2
-            return
-        delta = mean - self.mean
-        merged = self.weight + total
-        self.mean = self.mean + delta * (total / merged)
-        self.m2 = self.m2 + m2 + delta * delta * (self.weight * total / merged)
-        self.weight = merged
-
-    def scaling(self):
-        return self.mean, inverse_std(self.mean, np.sqrt(self.m2 / self.weight))
-
-
 def _target(model, targets, standardize, fit_intercept, classes):
     """The target's ``(center, scale)`` over the whole data set (a linear model with
     ``standardize``; as ``engine.target_scaling`` computes it in memory) and the objective with
@@ -224,9 +194,7 @@ def _target(model, targets, standardize, fit_intercept, classes):
     mean, variance = float(targets.mean[0]), float(targets.m2[0]) / targets.weight
     center, scale = (0.0, 1.0)
     if standardize:
-        # Two values with the data's mean and standard deviation stand for the whole target.
-        center, scale = target_scaling(np.array([mean - np.sqrt(variance), mean + np.sqrt(
-            variance)]), None, fit_intercept)
+        center, scale = target_units(mean, variance, fit_intercept)
     # 1/2 the weighted mean of (y - center)^2: the moments give it without a second pass.
     return (center, scale), 0.5 * (variance + (mean - center) ** 2)
 
@@ -277,8 +245,8 @@ def fit_stream(data, *, model="linear", optimizer="adam", lr=None, schedule=None
 
     # Pass 1: rows, classes, weights, feature statistics.
     rows, features, weight_sum, labels = 0, None, 0.0, []
-    moments = _Moments() if standardize else None
-    targets = _Moments() if model == "linear" and not one_shot else None
+    moments = Moments() if standardize else None
+    targets = Moments() if model == "linear" and not one_shot else None
     bar = _progress(count, "fit_stream: statistics", progress) if not one_shot else None
     for X, y, weights in () if one_shot else source():
         X = v.check_X(X)

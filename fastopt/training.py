@@ -32,7 +32,7 @@ def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=2
         fit_intercept=True, sample_weight=None, standardize=False, tol=1e-4,
         n_iter_no_change=5, early_stopping=False, validation_fraction=0.1, random_state=None,
         backend="auto", callback=None, verbose=0, n_jobs=None,
-        sparse_update="exact") -> FitResult:
+        sparse_update="exact", class_weight=None) -> FitResult:
     """Fit a linear, logistic or softmax regression with a first-order optimizer.
 
     Parameters
@@ -105,6 +105,10 @@ def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=2
 
         Needs ``standardize=False``; ignored for dense X; runs on one thread.
 
+    class_weight : None, "balanced" or dict, for logistic and softmax models: each row's
+        weight multiplied by its class's, as in scikit-learn ("balanced": class k weighs
+        ``n / (K * n_k)``; a dict maps labels to weights, absent labels weigh 1).
+
     Returns
     -------
     FitResult
@@ -129,7 +133,8 @@ def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=2
     problem, classes = prepare(X, y, model=model, penalty=penalty, alpha=alpha,
                                l1_ratio=l1_ratio, fit_intercept=fit_intercept,
                                sample_weight=sample_weight, standardize=standardize,
-                               backend=backend, trains=isinstance(opt, Optimizer))
+                               backend=backend, trains=isinstance(opt, Optimizer),
+                               class_weight=class_weight)
     params = np.zeros(problem.spec.n_params, dtype=problem.X.dtype)
     state = (new_state(opt, params, v.seed_from(random_state)) if isinstance(opt, Optimizer)
              else None)
@@ -145,6 +150,6 @@ def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=2
     if diverged:
         raise DivergenceError(diverged, result=fitted)
     if tol is not None and not converged and not interrupted:
-        warnings.warn(not_converged_message(epochs, tol, n_iter_no_change),
+        warnings.warn(not_converged_message(epochs, tol, n_iter_no_change, history),
                       convergence_warning(), stacklevel=2)
     return fitted

@@ -137,12 +137,30 @@ def test_partial_fit_continues_a_fit():
     assert continued.history_["epoch"] == [1, 2, 3, 4]
 
 
-def test_partial_fit_keeps_the_first_standardisation():
+def test_partial_fit_standardises_with_the_batches_seen_so_far():
+    # issue 22 item 6: the statistics followed the first batch only, so a column constant in
+    # it stayed unscaled for good.
     X, y = regression_data()
     est = LinearRegression(random_state=0).partial_fit(X[:100], y[:100])
     est.partial_fit(X[100:] * 10, y[100:])
-    for kept, expected in zip(est._scaling, column_scaling(X[:100])):
-        np.testing.assert_array_equal(kept, expected)
+    seen = np.vstack([X[:100], X[100:] * 10])
+    for kept, expected in zip(est._scaling, column_scaling(seen)):
+        np.testing.assert_allclose(kept, expected, rtol=1e-10)
+    np.testing.assert_allclose(est._target, (y.mean(), y.std()), rtol=1e-10)
+
+
+def test_partial_fit_on_a_first_batch_with_a_constant_column():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((3000, 3)) * [1.0, 50.0, 1.0]
+    y = (X[:, 1] / 50 + X[:, 0] + 0.3 * rng.standard_normal(len(X)) > 0).astype(int)
+    X[:500, 1] = 7.0  # constant in the first batch
+    est = LogisticRegression(random_state=0)
+    for start in range(0, len(X), 500):
+        for _ in range(5):
+            est.partial_fit(X[start:start + 500], y[start:start + 500], classes=[0, 1])
+    whole = LogisticRegression(random_state=0).fit(X, y)
+    assert est.score(X, y) > whole.score(X, y) - 0.02
+    np.testing.assert_allclose(est._scaling[1][1], column_scaling(X)[1][1], rtol=1e-10)
 
 
 def test_partial_fit_classes():
