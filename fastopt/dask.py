@@ -237,8 +237,8 @@ def _validation_blocks(rows, fraction, seed):
     if len(rows) < 2:
         raise ValueError("early_stopping=True holds out whole row blocks of X for validation, "
                          "and X has a single block: split its rows into more chunks, e.g. "
-                         "X.rechunk({0: len(X) // 10}) (or fewer partitions of a DataFrame "
-                         "combined into more)")
+                         "X.rechunk({0: len(X) // 10}), or df.repartition(npartitions=10) "
+                         "for a DataFrame")
     order = np.random.default_rng(seed).permutation(len(rows))
     held = np.cumsum(np.asarray(rows, dtype=np.float64)[order])[:-1]
     count = 1 + int(np.argmin(np.abs(held - fraction * sum(rows))))
