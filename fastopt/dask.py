@@ -228,31 +228,110 @@ def _statistics(X, y, w, model, classes, standardize, fit_intercept=True):
     return n, classes, mean_weight, mean, inv_std, target, start_loss
 
 
+def _validation_blocks(rows, fraction, seed):
+    """Indices of the row blocks held out for early stopping: blocks in an order drawn from
+    the seed, as many as bring the held-out rows closest to ``fraction`` of them, at least one
+    and never all."""
+    if len(rows) < 2:
+        raise ValueError("early_stopping=True holds out whole row blocks of X for validation, "
+                         "and X has a single block: split its rows into more chunks, e.g. "
+                         "X.rechunk({0: len(X) // 10}), or df.repartition(npartitions=10) "
+                         "for a DataFrame")
+    order = np.random.default_rng(seed).permutation(len(rows))
+    held = np.cumsum(np.asarray(rows, dtype=np.float64)[order])[:-1]
+    count = 1 + int(np.argmin(np.abs(held - fraction * sum(rows))))
+    return sorted(int(i) for i in order[:count])
+
+
+def _starting_state(init, describe, opt, dtype, seed):
+    """``(params, state)`` where the fit starts: zeros and a fresh optimizer state, or
+    ``init`` (see :func:`fit`), copied so that the caller's arrays are not trained on."""
+    n_params = describe.spec.n_params
+    if callable(init):
+        init = init(describe)
+    if init is None:
+        params = np.zeros(n_params, dtype=dtype)
+        return params, None if opt is None else TrainingState(params, opt, opt.init(params),
+                                                              seed=seed)
+    given = init.params if isinstance(init, TrainingState) else init
+    params = np.array(given, dtype=dtype, copy=True, order="C")
+    if params.shape != (n_params,):
+        raise ValueError(f"init has {params.size} parameters, but this fit trains "
+                         f"{n_params} ({describe.spec.n_outputs} x "
+                         f"{describe.spec.n_features} coefficients"
+                         f"{' and intercepts' if describe.spec.fit_intercept else ''})")
+    if opt is None:
+        return params, None
+    if not isinstance(init, TrainingState):
+        return params, TrainingState(params, opt, opt.init(params), seed=seed)
+    if type(init.optimizer) is type(opt):
+        moments = {key: np.array(value, dtype=dtype) if isinstance(value, np.ndarray) else value
+                   for key, value in init.optimizer_state.items()}
+    else:  # another optimizer's state means nothing to this one
+        moments = opt.init(params)
+    return params, TrainingState(params, opt, moments, updates=init.updates,
+                                 epochs=init.epochs, seed=init.seed)
+
+
 def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None, schedule=None,
         epochs=20, batch_size=256, sync_every=1, shuffle=True, penalty=None, alpha=1e-4,
         l1_ratio=0.15, fit_intercept=True, sample_weight=None, standardize=False,
-        classes=None, random_state=None, backend="auto", n_jobs=None,
-        sparse_update="exact", callback=None) -> FitResult:
+        classes=None, tol=None, n_iter_no_change=5, early_stopping=False,
+        validation_fraction=0.1, random_state=None, backend="auto", n_jobs=None,
+        sparse_update="exact", callback=None, verbose=0, init=None) -> FitResult:
     """Fit on a dask array or DataFrame; see the module docstring for the two strategies.
 
     The options are those of :func:`fastopt.fit`; ``batch_size`` applies to
     ``strategy="average"`` only (``"gradient"`` is full batch), ``sync_every`` is the number
-    of local epochs between two averages, ``callback`` gets each epoch's (gradient) or
-    round's (average) history entry with ``params``. All ``epochs`` run (no ``tol``).
+    of local epochs between two averages. The history, the progress lines (``verbose``), the
+    ``tol`` test and ``callback`` see one entry per full-gradient step ("gradient") or per
+    round of ``sync_every`` epochs ("average"): ``tol`` and ``n_iter_no_change`` count those.
+    ``tol=None`` (the default here) runs all ``epochs``.
+
+    ``early_stopping``: whole row blocks of X, chosen by ``random_state`` and together about
+    ``validation_fraction`` of the rows (at least one block, and one left to train on), are
+    held out; their objective (``val_loss``, in the target's units) is what ``tol`` watches,
+    and the fit returns the parameters of its best ``val_loss``. X needs two blocks or more.
+
+    ``init``: where training starts, instead of zero parameters and a fresh optimizer state.
+    A :class:`~fastopt.engine.TrainingState` (``result.state`` of an earlier fit on the same
+    data with the same ``standardize``) continues its parameters, optimizer state (when the
+    optimizer is of the same kind), update count (the schedule's t) and epoch count; the
+    schedule then spans those updates and this fit's. An array gives the parameters only.
+    Both are in the space the fit trains in (standardised features and, for a linear model
+    with ``standardize``, target). A callable is called with a :class:`~fastopt.engine.Problem`
+    that describes the fit (``spec``, ``mean``, ``inv_std``, ``target``; ``X`` an empty array
+    of the training dtype) and returns one of those (or None); it can map coefficients on the
+    original features in, with :func:`fastopt.engine.from_original_space`.
+
+    Returns
+    -------
+    FitResult
+        ``converged``: ``tol`` was met (always True for Newton's method with ``tol=None``, as
+        in :func:`fastopt.fit`); ``history`` with ``val_loss`` under early stopping.
     """
     dask, da = _dask()
     v.check_choice("strategy", strategy, STRATEGIES)
     v.check_choice("model", model, ("linear", "logistic", "softmax"))
-    check_training_options(epochs=epochs, batch_size=batch_size, tol=None, n_iter_no_change=1,
-                           shuffle=shuffle, n_jobs=n_jobs, sparse_update=sparse_update)
+    check_training_options(epochs=epochs, batch_size=batch_size, tol=tol,
+                           n_iter_no_change=n_iter_no_change,
+                           validation_fraction=validation_fraction,
+                           early_stopping=early_stopping, shuffle=shuffle, n_jobs=n_jobs,
+                           sparse_update=sparse_update)
     v.check_int("sync_every", sync_every, 1)
+    if not isinstance(verbose, (bool, np.bool_, int, np.integer)) or verbose < 0:
+        raise ValueError(f"verbose must be an int >= 0, got {verbose!r}")
     opt = optimizer_from(optimizer, lr)
     newton = opt is None
     if newton and strategy != "gradient":
         raise ValueError("optimizer='newton' needs strategy='gradient' (it is full batch)")
+    early_stopping = bool(early_stopping) and not newton  # as fastopt.fit: Newton runs whole
     # Tasks carry the name: the record is resolved again where they run.
     backend = _backends.resolve_name(backend)
     X, y, w, names = _as_rows(X, y, sample_weight)
+    seed = v.seed_from(random_state)
+    rows = [int(r) for r in X.chunks[0]]
+    held_out = _validation_blocks(rows, validation_fraction, seed) if early_stopping else []
     n, classes, mean_weight, mean, inv_std, target, start_loss = _statistics(
         X, y, w, model, classes, standardize, fit_intercept)
     if w is not None:
@@ -268,12 +347,22 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
     trains_intercept = bool(fit_intercept) and not (model == "linear" and standardize)
     spec = ModelSpec(model, d, k, trains_intercept, penalty, alpha, l1_ratio)
     dtype = np.float32 if X.dtype == np.float32 else np.float64
-    blocks = _blocks(X, y, w)
+    describe = Problem(spec, np.empty((0, d), dtype=dtype), np.empty(0), None, mean, inv_std,
+                       target=target)
+    params, state = _starting_state(init, describe, opt, dtype, seed)
+    first_updates = 0 if state is None else state.updates
+    if state is not None and params.any():
+        start_loss = None  # the divergence rule measures from zero parameters
+    all_blocks = _blocks(X, y, w)
+    blocks = [b for i, b in enumerate(all_blocks) if i not in held_out]
+    validation = [all_blocks[i] for i in held_out]
+    n_train = sum(r for i, r in enumerate(rows) if i not in held_out)
+    n_val = n - n_train
     delayed = dask.delayed
 
-    def distributed_sums(params, with_hessian=False):
+    def distributed_sums(params, with_hessian=False, over=blocks):
         tasks = [delayed(_block_sums)(spec, xb, yb, wb, mean, inv_std, classes, target, params,
-                                      backend, with_hessian) for xb, yb, wb in blocks]
+                                      backend, with_hessian) for xb, yb, wb in over]
         parts = dask.compute(*tasks)
         loss = sum(p[0] for p in parts)  # block order: the same sums on every scheduler
         grad = parts[0][1].copy()
@@ -289,62 +378,79 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
     def objective(_, params):
         loss, grad, _ = distributed_sums(params)
         value, penalty_grad = penalty_of(spec, params)
-        return loss / n + value, grad / n + penalty_grad
+        return loss / n_train + value, grad / n_train + penalty_grad
 
-    monitor = Monitor(callback=callback, start_loss=start_loss)
     loss_scale = target[1] ** 2  # the trained objective in the target's units
+
+    def validation_loss(params):
+        """The held-out blocks' objective (as the engine's ``val_loss``: penalty included)."""
+        loss = distributed_sums(params, over=validation)[0]
+        return float(loss / n_val + penalty_of(spec, params)[0]) * loss_scale
+
+    monitor = Monitor(tol=tol, n_iter_no_change=n_iter_no_change, callback=callback,
+                      verbose=verbose, validation=early_stopping, start_loss=start_loss)
+    best = None
+
+    def record(entry, params):
+        """The epoch's entry to the monitor (``val_loss`` added); True: stop."""
+        nonlocal best
+        if early_stopping:
+            entry["val_loss"] = validation_loss(params)
+        stop = monitor.record(entry, params)
+        if early_stopping and monitor.improved:
+            best = params.copy()
+        return stop
+
     if newton:
         if spec.n_params > MAX_PARAMS:
             raise ValueError(f"optimizer='newton' supports up to {MAX_PARAMS} parameters")
 
         def hessian_of(_, params):
-            H = distributed_sums(params, with_hessian=True)[2] / n
+            H = distributed_sums(params, with_hessian=True)[2] / n_train
             if spec.penalty == "l2" and spec.alpha > 0:
                 H[np.arange(k * d), np.arange(k * d)] += spec.alpha
             return H
-        params, history, _ = newton_fit(Problem(spec, None, None, None), np.zeros(
-            spec.n_params, dtype=dtype), max_iter=epochs, tol=1e-15, callback=callback,
-            objective=objective, hessian_of=hessian_of)
+        params, history, converged = newton_fit(
+            Problem(spec, None, None, None), params, max_iter=epochs, tol=tol,
+            callback=callback, verbose=verbose, objective=objective, hessian_of=hessian_of)
         monitor.history = dict(history, loss=[loss * loss_scale for loss in history["loss"]])
-        state = None
+        monitor.converged = converged
     elif strategy == "gradient":
-        params = np.zeros(spec.n_params, dtype=dtype)
-        state = TrainingState(params, opt, opt.init(params))
-        lr_of = make_schedule(schedule, opt.lr, epochs)
-        for epoch in range(epochs):
+        lr_of = make_schedule(schedule, opt.lr, first_updates + epochs)
+        for _ in range(epochs):
             start = time.perf_counter()
             value, grad = objective(None, params)
             if not np.isfinite(value) or not np.all(np.isfinite(grad)):
                 raise DivergenceError(f"The training loss became non-finite at epoch "
-                                      f"{epoch + 1}; try a smaller learning rate.")
-            rate = float(lr_of(epoch))
+                                      f"{state.epochs + 1}; try a smaller learning rate.")
+            rate = float(lr_of(state.updates))
             opt.step(params, grad.astype(dtype), state.optimizer_state, lr=rate,
                      backend="numpy" if backend == "cuda" else backend)
             state.updates += 1
-            if monitor.record({"epoch": epoch + 1, "loss": float(value) * loss_scale, "lr": rate,
-                               "seconds": time.perf_counter() - start, "steps": state.updates},
-                              params):
+            state.epochs += 1
+            if record({"epoch": state.epochs, "loss": float(value) * loss_scale, "lr": rate,
+                       "seconds": time.perf_counter() - start, "steps": state.updates},
+                      params):
                 break
     else:
-        params = np.zeros(spec.n_params, dtype=dtype)
-        opt_state = opt.init(params)
-        seed = v.seed_from(random_state)
-        updates, epochs_done = 0, 0
         rounds = -(-epochs // sync_every)
-        steps_per_epoch = -(-max(X.chunks[0]) // (batch_size or max(X.chunks[0])))
-        lrs_schedule = make_schedule(schedule, opt.lr, epochs * steps_per_epoch)
-        for round_ in range(rounds):
+        largest = max(rows[i] for i in range(len(rows)) if i not in held_out)
+        steps_per_epoch = -(-largest // (batch_size or largest))
+        lrs_schedule = make_schedule(schedule, opt.lr,
+                                     first_updates + epochs * steps_per_epoch)
+        done = 0
+        for _ in range(rounds):
             start = time.perf_counter()
-            local = min(sync_every, epochs - round_ * sync_every)
+            local = min(sync_every, epochs - done)
             tasks = [delayed(_block_epochs)(spec, xb, yb, wb, mean, inv_std, classes, target,
-                                            params,
-                                            opt, opt_state, updates, epochs_done, seed, i,
-                                            lrs_schedule, local, batch_size, shuffle, backend,
-                                            n_jobs, sparse_update)
+                                            params, opt, state.optimizer_state, state.updates,
+                                            state.epochs, state.seed, i, lrs_schedule, local,
+                                            batch_size, shuffle, backend, n_jobs,
+                                            sparse_update)
                      for i, (xb, yb, wb) in enumerate(blocks)]
             parts = dask.compute(*tasks)
-            rows = np.array([p[2] for p in parts], dtype=np.float64)
-            share = rows / rows.sum()
+            block_rows = np.array([p[2] for p in parts], dtype=np.float64)
+            share = block_rows / block_rows.sum()
             params = sum(share[i] * parts[i][0].astype(np.float64)
                          for i in range(len(parts))).astype(dtype)
             averaged = {}
@@ -356,20 +462,23 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
                     averaged[key] = max(int(p[1][key]) for p in parts)
                 else:
                     averaged[key] = parts[0][1][key]
-            opt_state = averaged
-            updates = max(p[4] for p in parts)
-            epochs_done += local
+            state.params, state.optimizer_state = params, averaged
+            state.updates = max(p[4] for p in parts)
+            state.epochs += local
+            done += local
             loss = float(share @ np.array([p[3] for p in parts]))
-            if monitor.record({"epoch": epochs_done, "loss": loss,
-                               "lr": float(lrs_schedule(max(updates - 1, 0))),
-                               "seconds": time.perf_counter() - start, "steps": updates},
-                              params):
+            if record({"epoch": state.epochs, "loss": loss,
+                       "lr": float(lrs_schedule(max(state.updates - 1, 0))),
+                       "seconds": time.perf_counter() - start, "steps": state.updates},
+                      params):
                 break
-        state = TrainingState(params, opt, opt_state, updates=updates, epochs=epochs_done,
-                              seed=seed)
+    if best is not None:  # early stopping: keep (and continue from) the best parameters
+        params[...] = best
+    if state is not None:
+        state.params = params
     fitted = result(params, spec, scaling=(mean, inv_std), target=target,
                     classes=classes if model != "linear" else None, history=monitor.history,
-                    converged=False, state=state,
+                    converged=monitor.converged, state=state,
                     feature_names=None if names is None else np.asarray(names, dtype=object))
     # What the estimators keep to continue from the result.
     fitted.scaling, fitted.target = (mean, inv_std), target

@@ -145,13 +145,15 @@ class _FastoptLinearModel(BaseEstimator):
     def _fit_dask(self, X, y, sample_weight):
         """``fit`` on dask collections through :func:`fastopt.dask.fit`: strategy "gradient"
         for full-batch fits (``batch_size=None``, Newton), else "average" (local epochs per
-        block, averaged after each one); the fitted attributes are those of ``fit``."""
+        block, averaged after each one); the fitted attributes, ``tol``, early stopping,
+        ``warm_start`` and the ConvergenceWarning are those of ``fit``."""
         from . import dask as fdask
         import dask
         import dask.array as da
 
         optimizer = self._check_options()
         before = dict(self.__dict__)
+        continuing = self.warm_start and hasattr(self, "coef_")
         try:
             names = v.feature_names(X)
             classes = None
@@ -161,6 +163,16 @@ class _FastoptLinearModel(BaseEstimator):
                 labels = da.asarray(fdask.series_to_array(y))
                 classes = np.unique(dask.compute(da.unique(labels))[0])
                 model = "logistic" if len(classes) == 2 else "softmax"
+
+            def init(problem):
+                """Continue from the previous fit, mapped into this fit's space (as the
+                in-memory ``fit`` does) when its standardisation differs."""
+                if not continuing:
+                    return None
+                self._check_continuation(problem, classes, False)
+                params, state = self._continued_state(problem, optimizer, problem.X.dtype)
+                return params if state is None else state
+
             full_batch = optimizer is None or self.batch_size is None
             result = fdask.fit(
                 X, y, model=model, optimizer="newton" if optimizer is None else optimizer,
@@ -168,9 +180,11 @@ class _FastoptLinearModel(BaseEstimator):
                 epochs=self.epochs, batch_size=self.batch_size or 1, shuffle=self.shuffle,
                 penalty=self.penalty, alpha=self.alpha, l1_ratio=self.l1_ratio,
                 fit_intercept=self.fit_intercept, sample_weight=sample_weight,
-                standardize=self.standardize, classes=classes,
-                random_state=self.random_state, backend=self.backend, n_jobs=self.n_jobs,
-                sparse_update=self.sparse_update)
+                standardize=self.standardize, classes=classes, tol=self.tol,
+                n_iter_no_change=self.n_iter_no_change, early_stopping=self.early_stopping,
+                validation_fraction=self.validation_fraction, random_state=self.random_state,
+                backend=self.backend, n_jobs=self.n_jobs, sparse_update=self.sparse_update,
+                verbose=self.verbose, init=init)
             self._publish(np.atleast_2d(result.coef_), np.atleast_1d(result.intercept_))
             if not self._regression:
                 self.classes_ = classes
@@ -179,17 +193,23 @@ class _FastoptLinearModel(BaseEstimator):
                 self.feature_names_in_ = names
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
+            previous_updates = self.t_ if continuing else 0
             self._state = result.state
             self._scaling = result.scaling
             self._target = result.target
-            self.history_ = {key: list(value) for key, value in result.history.items()}
+            self.history_ = _merge_history(self.history_ if continuing else {},
+                                           result.history)
             self.loss_curve_ = list(self.history_["loss"])
             self.n_iter_ = len(self.loss_curve_)
-            self.t_ = self.history_["steps"][-1] if self.history_["steps"] else 0
+            self.t_ = (result.state.updates if result.state is not None
+                       else previous_updates + len(result.history["loss"]))
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(before)
             raise
+        if self.tol is not None and not result.converged:
+            warnings.warn(not_converged_message(self.epochs, self.tol, self.n_iter_no_change),
+                          convergence_warning(), stacklevel=3)
         return self
 
     def _blockwise(self, X, method):

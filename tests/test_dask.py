@@ -74,7 +74,7 @@ def test_dataframes_and_estimators():
     result = fdask.fit(frame, target, model="softmax", epochs=10, lr=0.1)
     assert list(result.feature_names_in_) == list("abcdef")
     assert set(result.classes_) == {"low", "mid", "high"}
-    clf = fo.LogisticRegression(epochs=10, random_state=0).fit(frame, target)
+    clf = fo.LogisticRegression(epochs=10, tol=None, random_state=0).fit(frame, target)
     assert list(clf.feature_names_in_) == list("abcdef")
     predicted = clf.predict(frame)
     assert hasattr(predicted, "compute")  # lazy
@@ -159,3 +159,92 @@ def test_unknown_chunk_sizes_get_a_clear_error():
         fdask.fit(known, frame["y"], sample_weight=frame["y"].abs().values)
     result = fdask.fit(known, frame["y"], epochs=2)  # what the message suggests works
     assert np.isfinite(result.coef_).all()
+
+
+def blocked(X, y, rows=2000):
+    return da.from_array(X, chunks=(rows, -1)), da.from_array(y, chunks=rows)
+
+
+def test_early_stopping_holds_out_blocks_and_keeps_the_best_parameters():
+    X, y, _ = problem("logistic", n=20_000, d=10, seed=6)
+    dX, dy = blocked(X, y)
+    clf = fo.LogisticRegression(early_stopping=True, random_state=0).fit(dX, dy)
+    assert clf.n_iter_ < 200  # of epochs=2000, all of which ran before
+    assert np.isfinite(clf.history_["val_loss"]).all()
+    seen = []
+    result = fdask.fit(dX, dy, model="logistic", lr=0.1, epochs=400, early_stopping=True,
+                       n_iter_no_change=3, random_state=1,
+                       callback=lambda entry: seen.append(entry["params"].copy()))
+    assert result.converged and len(result.history["loss"]) < 400
+    best = int(np.argmin(result.history["val_loss"]))
+    np.testing.assert_array_equal(result.state.params, seen[best])
+    with pytest.raises(ValueError, match="single block.*rechunk"):
+        fdask.fit(da.from_array(X, chunks=(len(X), -1)), y, model="logistic",
+                  early_stopping=True)
+
+
+def test_tol_stops_the_estimators_and_both_strategies():
+    X, y, _ = problem("linear", n=8000, seed=7)
+    dX, dy = blocked(X, y)
+    reg = fo.LinearRegression(batch_size=None, lr=0.05, tol=1e-3).fit(dX, dy)
+    assert reg.n_iter_ < 2000
+    for strategy in ("gradient", "average"):
+        result = fdask.fit(dX, dy, strategy=strategy, lr=0.05, epochs=1000, tol=1e-3,
+                           standardize=True, random_state=0)
+        assert result.converged
+        assert len(result.history["loss"]) < 1000
+
+
+def test_verbose_prints_a_line_per_step(capsys):
+    X, y, _ = problem("logistic", n=4000, seed=8)
+    dX, dy = blocked(X, y)
+    fo.LogisticRegression(epochs=4, tol=None, verbose=1, random_state=0).fit(dX, dy)
+    assert capsys.readouterr().err.count("-- Epoch") == 4
+    fdask.fit(dX, dy, model="logistic", epochs=3, verbose=1)
+    assert capsys.readouterr().err.count("-- Epoch") == 3
+
+
+def test_init_continues_the_trajectory():
+    X, y, w = problem("softmax", n=4000, seed=9)
+    dX, dy = blocked(X, y, 1000)
+    options = dict(model="softmax", lr=0.05, standardize=True, sample_weight=w,
+                   random_state=3)
+    whole = fdask.fit(dX, dy, epochs=10, **options)
+    first = fdask.fit(dX, dy, epochs=4, **options)
+    second = fdask.fit(dX, dy, epochs=6, init=first.state, **options)
+    np.testing.assert_allclose(params_of(second), params_of(whole), rtol=1e-12, atol=1e-14)
+    assert second.history["epoch"] == list(range(5, 11))
+    assert second.state.updates == 10
+    with pytest.raises(ValueError, match="init has 3 parameters"):
+        fdask.fit(dX, dy, epochs=1, init=np.zeros(3), **options)
+
+
+@pytest.mark.parametrize("batch_size", [None, 256])
+def test_warm_start_continues(batch_size):
+    X, y, _ = problem("logistic", n=8000, seed=10)
+    dX, dy = blocked(X, y)
+    clf = fo.LogisticRegression(warm_start=True, epochs=5, tol=None, lr=0.05,
+                                batch_size=batch_size, standardize=False, random_state=0)
+    losses = clf.fit(dX, dy).loss_curve_
+    steps = clf.t_
+    clf.fit(dX, dy)
+    assert clf.n_iter_ == 10 and clf.t_ > steps
+    assert clf.history_["epoch"][5] == 6
+    later = clf.loss_curve_[5]
+    assert abs(later - losses[-1]) < 0.2 * (losses[0] - losses[-1])
+    # Another standardisation: the coefficients are mapped into the new space.
+    before = clf.loss_curve_[-1]
+    clf.set_params(standardize=True).fit(dX, dy)
+    assert clf.n_iter_ == 15
+    assert clf.loss_curve_[10] < losses[0] and abs(clf.loss_curve_[10] - before) < 0.05
+
+
+def test_convergence_warning_when_tol_is_not_met():
+    sklearn_exceptions = pytest.importorskip("sklearn.exceptions")
+    X, y, _ = problem("logistic", n=4000, seed=11)
+    dX, dy = blocked(X, y)
+    clf = fo.LogisticRegression(epochs=3, tol=1e-9, random_state=0)
+    with pytest.warns(sklearn_exceptions.ConvergenceWarning,
+                      match=r"Maximum number of epochs \(3\)"):
+        clf.fit(dX, dy)
+    assert clf.n_iter_ == 3
