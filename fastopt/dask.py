@@ -40,6 +40,8 @@ from ._scaling import inverse_std, target_units
 from .engine import (DivergenceError, Monitor, Problem, TrainingState, check_training_options,
                      optimizer_from, result, scaled_penalty, train)
 from .newton import MAX_PARAMS, hessian, newton_fit
+from .optim import Optimizer
+from .solvers import LBFGS, NewtonCG
 from .reference.models import ModelSpec
 from .reference.models import penalty as penalty_of
 from .schedules import make_schedule
@@ -251,8 +253,8 @@ def _starting_state(init, describe, opt, dtype, seed):
         init = init(describe)
     if init is None:
         params = np.zeros(n_params, dtype=dtype)
-        return params, None if opt is None else TrainingState(params, opt, opt.init(params),
-                                                              seed=seed)
+        return params, (TrainingState(params, opt, opt.init(params), seed=seed)
+                        if isinstance(opt, Optimizer) else None)
     given = init.params if isinstance(init, TrainingState) else init
     params = np.array(given, dtype=dtype, copy=True, order="C")
     if params.shape != (n_params,):
@@ -260,7 +262,7 @@ def _starting_state(init, describe, opt, dtype, seed):
                          f"{n_params} ({describe.spec.n_outputs} x "
                          f"{describe.spec.n_features} coefficients"
                          f"{' and intercepts' if describe.spec.fit_intercept else ''})")
-    if opt is None:
+    if not isinstance(opt, Optimizer):  # Newton, L-BFGS: no optimizer state
         return params, None
     if not isinstance(init, TrainingState):
         return params, TrainingState(params, opt, opt.init(params), seed=seed)
@@ -323,9 +325,15 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
         raise ValueError(f"verbose must be an int >= 0, got {verbose!r}")
     opt = optimizer_from(optimizer, lr)
     newton = opt is None
-    if newton and strategy != "gradient":
-        raise ValueError("optimizer='newton' needs strategy='gradient' (it is full batch)")
-    early_stopping = bool(early_stopping) and not newton  # as fastopt.fit: Newton runs whole
+    quasi = isinstance(opt, LBFGS)  # a distributed L-BFGS on the summed objective
+    if isinstance(opt, NewtonCG):
+        raise ValueError("optimizer='newton-cg' is not available on dask collections (its "
+                         "Hessian-vector products are not distributed); use 'lbfgs'")
+    if (newton or quasi) and strategy != "gradient":
+        raise ValueError(f"optimizer={optimizer!r} needs strategy='gradient' (it is full "
+                         "batch)")
+    newton_like = newton or quasi
+    early_stopping = bool(early_stopping) and not newton_like  # as fastopt.fit
     # Tasks carry the name: the record is resolved again where they run.
     backend = _backends.resolve_name(backend)
     X, y, w, names = _as_rows(X, y, sample_weight)
@@ -415,6 +423,25 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
             callback=callback, verbose=verbose, objective=objective, hessian_of=hessian_of)
         monitor.history = dict(history, loss=[loss * loss_scale for loss in history["loss"]])
         monitor.converged = converged
+    elif quasi:
+        monitor.tol = None  # L-BFGS's tol is its gradient tolerance, not a loss stall
+        started = [time.perf_counter()]
+
+        def step_entry(info):
+            now = time.perf_counter()
+            entry = {"epoch": info["iteration"], "loss": float(info["f"]) * loss_scale,
+                     "lr": float(info["step"]), "seconds": now - started[0],
+                     "steps": int(info["n_evals"])}
+            started[0] = now
+            return not monitor.record(entry, info["x"])
+
+        run = opt.run(lambda x: objective(None, x), None, params, max_iter=epochs, tol=tol,
+                      callback=step_entry)
+        if run.status in ("nonfinite", "line_search"):
+            raise DivergenceError(f"LBFGS stopped after {run.n_iter} iterations: "
+                                  f"{run.message}.")
+        params = np.asarray(run.x, dtype=dtype)
+        monitor.converged = run.status in ("converged", "precision")
     elif strategy == "gradient":
         lr_of = make_schedule(schedule, opt.lr, first_updates + epochs)
         for _ in range(epochs):

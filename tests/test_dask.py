@@ -248,3 +248,21 @@ def test_convergence_warning_when_tol_is_not_met():
                       match=r"Maximum number of epochs \(3\)"):
         clf.fit(dX, dy)
     assert clf.n_iter_ == 3
+
+
+def test_lbfgs_on_dask_is_the_in_memory_lbfgs():
+    import dask.array as da
+    from fastopt import dask as fdask
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((600, 5))
+    y = (X @ rng.standard_normal(5) + 0.3 * rng.standard_normal(600) > 0).astype(int)
+    options = dict(model="logistic", optimizer="lbfgs", penalty="l2", alpha=1e-3, epochs=100,
+                   tol=1e-10)
+    distributed = fdask.fit(da.from_array(X, chunks=(150, 5)), da.from_array(y, chunks=150),
+                            **options)
+    local = fo.fit(X, y, **options)
+    np.testing.assert_allclose(distributed.coef_, local.coef_, rtol=1e-7, atol=1e-9)
+    assert distributed.converged and distributed.n_iter_ > 3
+    with pytest.raises(ValueError, match="strategy='gradient'"):
+        fdask.fit(da.from_array(X, chunks=(150, 5)), da.from_array(y, chunks=150),
+                  strategy="average", **options)
