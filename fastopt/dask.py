@@ -452,7 +452,7 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
                                       f"{state.epochs + 1}; try a smaller learning rate.")
             rate = float(lr_of(state.updates))
             opt.step(params, grad.astype(dtype), state.optimizer_state, lr=rate,
-                     backend="numpy" if backend == "cuda" else backend)
+                     backend=backend)
             state.updates += 1
             state.epochs += 1
             if record({"epoch": state.epochs, "loss": float(value) * loss_scale, "lr": rate,
