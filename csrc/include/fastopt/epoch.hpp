@@ -12,9 +12,11 @@
 #include <vector>
 
 #include "fastopt/config.hpp"
-#include "fastopt/models.hpp"
 #include "fastopt/optimizers.hpp"
+#include "fastopt/row_sums.hpp"
+#include "fastopt/rows.hpp"
 #include "fastopt/shuffle.hpp"
+#include "fastopt/simd.hpp"
 
 namespace fastopt {
 
