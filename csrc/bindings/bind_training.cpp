@@ -249,6 +249,9 @@ void register_training(py::module_& m) {
         .def_property_readonly("n_features",
                                [](const CheckedDataset& d) { return d.spec.n_features; })
         .def_property_readonly("sparse", [](const CheckedDataset& d) { return d.sparse; })
+        .def_property_readonly(
+            "unique_columns", [](const CheckedDataset& d) { return d.unique_columns; },
+            "CSR X whose rows' columns strictly increase (the batch-1 lazy SGD loop needs it).")
         .def_property_readonly("dtype", [](const CheckedDataset& d) { return d.X.dtype(); })
         .def_property_readonly("tuning", [](const CheckedDataset& d) {
             py::dict out;

@@ -133,6 +133,7 @@ class CheckedDataset {
                         near_rows};
         if (sparse) {
             data.csr.values = static_cast<const T*>(X.data());
+            data.csr.unique_columns = unique_columns;
             if (indices.dtype().equal(py::dtype::of<int64_t>())) {
                 data.csr.indices64 = static_cast<const int64_t*>(indices.data());
                 data.csr.indptr64 = static_cast<const int64_t*>(indptr.data());
@@ -159,6 +160,7 @@ class CheckedDataset {
     const double* mean_data = nullptr;
     const double* inv_std_data = nullptr;
     bool sparse = false;
+    bool unique_columns = false;  // CSR X: every row's columns strictly increase
     bool f32 = false;
     int64_t n = 0;
     // The tuning knobs, read at construction (FASTOPT_* environment variables).
@@ -206,13 +208,20 @@ class CheckedDataset {
         for (int64_t r = 0; r < n; ++r)
             if (at(indptr, r + 1) < at(indptr, r))
                 throw py::value_error("X.indptr must be non-decreasing");
-        for (int64_t e = 0; e < nnz; ++e) {
-            const int64_t j = at(indices, e);
-            if (j < 0 || j >= columns)
-                throw py::value_error("X.indices out of range [0, " + std::to_string(columns) +
-                                      ")");
+        bool increasing = true;
+        for (int64_t r = 0; r < n; ++r) {
+            int64_t previous = -1;
+            for (int64_t e = at(indptr, r), end = at(indptr, r + 1); e < end; ++e) {
+                const int64_t j = at(indices, e);
+                if (j < 0 || j >= columns)
+                    throw py::value_error("X.indices out of range [0, " +
+                                          std::to_string(columns) + ")");
+                increasing = increasing && j > previous;
+                previous = j;
+            }
         }
         sparse = true;
+        unique_columns = increasing;
     }
 };
 

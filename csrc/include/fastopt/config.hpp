@@ -91,6 +91,8 @@ struct SparseRows {
     const int32_t* indices32 = nullptr;
     const int64_t* indptr64 = nullptr;
     const int64_t* indices64 = nullptr;
+    // Every row's columns strictly increase (so no column appears twice in a row).
+    bool unique_columns = false;
 };
 
 // Rows of X, read-only: dense (X) or sparse (csr.values set, X null). `mean`/`inv_std`
