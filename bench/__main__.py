@@ -47,7 +47,7 @@ import numpy as np  # noqa: E402
 
 import fastopt  # noqa: E402
 from fastopt import _backends  # noqa: E402
-from fastopt.training import prepare  # noqa: E402
+from fastopt.engine import prepare  # noqa: E402
 
 from . import epoch as epoch_bench  # noqa: E402
 from . import optimizer_step as step_bench  # noqa: E402
@@ -249,10 +249,11 @@ def run_w6(quick, repeat):
     X, y = logistic_data(n, d, seed=1)
     problem, _ = prepare(X, y, model="logistic", penalty=None, alpha=0.0, l1_ratio=0.15,
                          fit_intercept=True, sample_weight=None, standardize=False)
-    objective = _backends.objective_function("cpp")
+    backend = _backends.resolve("cpp")
+    data = backend.dataset(problem)
 
     def loss_of(coef, intercept):
-        return float(objective(problem, np.append(np.ravel(coef), intercept))[0])
+        return float(backend.objective(data, np.append(np.ravel(coef), intercept))[0])
 
     exact = fastopt.fit(X, y, model="logistic", optimizer="newton", epochs=50, tol=1e-14)
     optimum = loss_of(exact.coef_, exact.intercept_)

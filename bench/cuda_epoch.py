@@ -21,7 +21,7 @@ from numba.core import config
 
 import fastopt
 from fastopt import _backends
-from fastopt.training import TrainingState, prepare
+from fastopt.engine import TrainingState, prepare
 
 try:
     import torch
@@ -62,10 +62,14 @@ def fastopt_epoch(X, y, optimizer, batch, backend):
     """An epoch of fastopt's backend on (X, y), continuing from the previous one."""
     problem, _ = prepare(X, y, model="linear", penalty=None, alpha=0.0, l1_ratio=0.15,
                          fit_intercept=True, sample_weight=None, standardize=False,
-                         allow_device=backend == "cuda")
+                         backend=backend)
     params = np.zeros(problem.spec.n_params, dtype=np.float32)
     state = TrainingState(params, optimizer, optimizer.init(params), seed=0)
-    epoch = _backends.epoch_function(backend)
+    record = _backends.resolve(backend)
+    data = record.dataset(problem)
+
+    def epoch(problem, state, lrs, batch, shuffle):
+        return record.epoch(data, state, lrs, batch, shuffle)
     steps = -(-len(y) // batch)
 
     def run():

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 import fastopt  # noqa: E402
 from fastopt import _backends  # noqa: E402
-from fastopt.training import TrainingState, prepare  # noqa: E402
+from fastopt.engine import TrainingState, prepare  # noqa: E402
 
 try:
     import torch
@@ -108,7 +108,8 @@ def fastopt_epoch_function(X, y, model, backend="cpp", shuffle=True, threads=1):
     random row order costs."""
     problem, _ = prepare(X, y, model=model, penalty=None, alpha=0.0, l1_ratio=0.15,
                          fit_intercept=True, sample_weight=None, standardize=False)
-    run_epoch = _backends.epoch_function(backend)
+    backend = _backends.resolve(backend)
+    data = backend.dataset(problem)
     steps = -(-len(X) // BATCH)
     lrs = np.full(steps, LR)
 
@@ -116,7 +117,7 @@ def fastopt_epoch_function(X, y, model, backend="cpp", shuffle=True, threads=1):
         params = np.zeros(problem.spec.n_params, dtype=X.dtype)
         opt = fastopt.Adam(lr=LR)
         state = TrainingState(params, opt, opt.init(params), seed=SEED)
-        loss, _, ok, _ = run_epoch(problem, state, lrs, BATCH, shuffle, threads)
+        loss, _, ok, _ = backend.epoch(data, state, lrs, BATCH, shuffle, threads)
         assert ok
         return loss
     return epoch

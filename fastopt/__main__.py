@@ -7,7 +7,8 @@ and reports each optimizer's gap to the exact optimum, with a plot of the loss c
 optimizer paths on a two-parameter loss surface (raw vs standardized feature), ``fastopt
 schedules`` the learning-rate schedules.
 ``fastopt demo`` runs every optimizer step on a small ill-conditioned quadratic.
-``fastopt bench`` runs the benchmark (``python -m bench``) from the root of a source checkout."""
+The benchmark is not a command of the installed package: it lives in the source repository
+(``python -m bench`` from the root of a checkout)."""
 
 from __future__ import annotations
 
@@ -63,14 +64,39 @@ def quadratic_demo(steps: int, dim: int, backend: str, out=sys.stdout) -> dict:
     return results
 
 
+# The --help text: plain words, no reStructuredText (the module docstring is for Sphinx).
+DESCRIPTION = """\
+Compare optimizers on a data set, and draw what they do. Without a command, fastopt runs
+compare: every optimizer against the exact optimum, on scikit-learn's breast-cancer data or
+on --data FILE --target COLUMN, with a table and the loss curves in fastopt-compare.png.
+fastopt COMMAND --help lists the options of a command."""
+
 
 class UsageError(Exception):
     """A bad argument or input file: one line on stderr, exit code 2."""
 
 
+# Cells that mean "no value", as pandas reads them by default (read_csv's na_values).
+MISSING = frozenset({"", "NA", "N/A", "n/a", "NaN", "nan", "-nan", "-NaN", "null", "NULL",
+                     "None", "<NA>", "#N/A", "#NA", "NaT"})
+DELIMITERS = ",;\t|"
+MAX_CATEGORIES = 50  # a text feature column with more values is not one-hot encoded
+
+
+def _sniff_delimiter(lines):
+    """The delimiter among ``DELIMITERS`` that splits the first lines of a CSV file into the
+    most fields, the same number on every line; "," when none splits them."""
+    best, best_fields = ",", 1
+    for delimiter in DELIMITERS:
+        counts = {len(row) for row in csv.reader(lines, delimiter=delimiter) if row}
+        if len(counts) == 1 and (fields := counts.pop()) > best_fields:
+            best, best_fields = delimiter, fields
+    return best
+
+
 def _read_table(path):
-    """``(column names, rows as lists of strings)`` of a CSV file, or of a Parquet file when
-    pandas and pyarrow are installed."""
+    """``(column names, rows)`` of a CSV file (its delimiter sniffed), or of a Parquet file when
+    pandas and pyarrow are installed; each row is a list of strings, None for a missing cell."""
     if not os.path.isfile(path):
         raise UsageError(f"no such file: {path}")
     if path.lower().endswith((".parquet", ".pq")):
@@ -82,10 +108,16 @@ def _read_table(path):
                              "pyarrow, or pass a CSV file") from None
         except Exception as exc:  # noqa: BLE001 - any reader error is a bad input file
             raise UsageError(f"cannot read {path}: {exc}") from None
-        return [str(c) for c in frame.columns], frame.astype(str).values.tolist()
+        if frame.empty:
+            raise UsageError(f"{path} has no data rows")
+        # astype(str) would turn a missing value into the label "None" or "nan".
+        cells = frame.astype(str).astype(object).mask(frame.isna(), None)
+        return [str(c) for c in frame.columns], cells.values.tolist()
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
+            head = [line for _, line in zip(range(20), handle)]
+            handle.seek(0)
+            reader = csv.reader(handle, delimiter=_sniff_delimiter(head))
             header = next(reader, None)
             rows = [row for row in reader if row]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -99,52 +131,141 @@ def _read_table(path):
                              f"{len(header)}")
     if not rows:
         raise UsageError(f"{path} has no data rows")
+    rows = [[None if cell.strip() in MISSING else cell.strip() for cell in row] for row in rows]
     return header, rows
 
 
-def _to_float(values):
-    try:
-        out = np.array([float(value) for value in values], dtype=np.float64)
-    except ValueError:
+def _parse_floats(values):
+    """``(floats, first non-number)``: the values as float64, or None and the first value
+    that is not a number."""
+    out = np.empty(len(values))
+    for i, value in enumerate(values):
+        try:
+            out[i] = float(value)
+        except ValueError:
+            return None, value
+    return out, None
+
+
+def _line(path, row):
+    """Where data row ``row`` is, for a message: a CSV line number, or a Parquet row."""
+    return (f"row index {row}" if path.lower().endswith((".parquet", ".pq"))
+            else f"line {row + 2}")
+
+
+def _column(path, name, values, kind):
+    """The values of one column as float64; a UsageError names the missing, infinite or
+    non-numeric cells. ``kind`` is "feature" or "target"; a non-numeric column of text (no cell
+    a number) is returned as None for the caller to treat as categories."""
+    missing = [i for i, value in enumerate(values) if value is None]
+    if missing:
+        raise UsageError(f"{kind} column {name!r} has {len(missing)} missing value"
+                         f"{'s' if len(missing) > 1 else ''} in {len(values)} rows (the first "
+                         f"on {_line(path, missing[0])}): fill them in or drop those rows first")
+    numbers, bad = _parse_floats(values)
+    if numbers is None:
+        decimal_commas, _ = _parse_floats([value.replace(",", ".") for value in values])
+        if decimal_commas is not None:
+            raise UsageError(f"{kind} column {name!r} holds numbers written with a decimal "
+                             f"comma (e.g. {bad!r}); write them with a decimal point first")
+        if any(_parse_floats([value])[0] is not None for value in values):
+            row = values.index(bad)
+            raise UsageError(f"{kind} column {name!r} holds numbers and text: {bad!r} on "
+                             f"{_line(path, row)} is not a number; fix or drop it first")
         return None
-    return out if np.all(np.isfinite(out)) else None
+    infinite = np.flatnonzero(~np.isfinite(numbers))
+    if len(infinite):
+        raise UsageError(f"{kind} column {name!r} has {len(infinite)} infinite value"
+                         f"{'s' if len(infinite) > 1 else ''} (the first on "
+                         f"{_line(path, int(infinite[0]))}); drop or clip them first")
+    return numbers
+
+
+def _one_hot(name, values):
+    """``(columns, names)``: a text feature column as one 0/1 column per value (sorted), as
+    scikit-learn's OneHotEncoder writes it; a UsageError when it has too many values to be a
+    category."""
+    categories = sorted(set(values))
+    if len(categories) > min(MAX_CATEGORIES, len(values) / 2):
+        raise UsageError(f"feature column {name!r} is text with {len(categories)} different "
+                         f"values in {len(values)} rows (e.g. {values[0]!r}): too many to "
+                         "one-hot encode as categories; drop it or encode it yourself first")
+    codes = np.searchsorted(np.array(categories), np.array(values))
+    encoded = np.zeros((len(values), len(categories)))
+    encoded[np.arange(len(values)), codes] = 1.0
+    return list(encoded.T), [f"{name}={category}" for category in categories]
+
+
+def _note(text):
+    print(f"fastopt: note: {text}", file=sys.stderr)
 
 
 def load_data(path, target, model):
-    """``(X, y, model, feature names)`` from a table file; ``model`` None is inferred from the
-    target: a non-numeric or integer target with 2 values -> logistic, 3..20 -> softmax, else
-    linear."""
+    """``(X, y, model, feature names)`` from a table file.
+
+    A text feature column (no cell a number) with at most ``MAX_CATEGORIES`` values, and
+    fewer than half the rows, is one-hot encoded; missing or infinite cells are an error.
+    ``model`` None is inferred from the target: a text target, or integers with at most 20
+    values, are class labels (2: logistic, more: softmax), other numbers linear. Labels with
+    more distinct values than half the rows look continuous (or like an identifier), and need
+    ``--model softmax`` explicitly."""
     header, rows = _read_table(path)
     if target is None:
         raise UsageError("--data needs --target COLUMN (the column to predict)")
     if target not in header:
         raise UsageError(f"target column {target!r} not in {path}; its columns: "
                          f"{', '.join(header)}")
-    columns = list(zip(*rows))
+    columns = [list(column) for column in zip(*rows)]
     j = header.index(target)
-    features, names = [], []
+    features, names, encoded = [], [], []
     for i, name in enumerate(header):
         if i == j:
             continue
-        values = _to_float(columns[i])
+        values = _column(path, name, columns[i], "feature")
         if values is None:
-            raise UsageError(f"feature column {name!r} is not numeric (or has missing or "
-                             "infinite values); drop or encode it first")
-        features.append(values)
-        names.append(name)
+            dummies, dummy_names = _one_hot(name, columns[i])
+            features += dummies
+            names += dummy_names
+            encoded.append(f"{name!r} ({len(dummies)} values)")
+        else:
+            features.append(values)
+            names.append(name)
     if not features:
         raise UsageError(f"{path} has no feature columns besides {target!r}")
+    if encoded:
+        _note(f"text feature column{'s' if len(encoded) > 1 else ''} {', '.join(encoded)} "
+              "one-hot encoded: one 0/1 column per value")
     X = np.ascontiguousarray(np.column_stack(features))
-    y_numeric = _to_float(columns[j])
-    if model is None:
+    y_numeric = _column(path, target, columns[j], "target")
+    n = len(rows)
+    if y_numeric is None:
         distinct = len(set(columns[j]))
-        categorical = y_numeric is None or np.all(y_numeric == np.round(y_numeric))
-        model = ("logistic" if categorical and distinct == 2 else
-                 "softmax" if categorical and 2 < distinct <= 20 else "linear")
+        integers = False
+    else:
+        distinct = len(np.unique(y_numeric))
+        integers = bool(np.all(y_numeric == np.round(y_numeric)))
+    looks_continuous = distinct > max(n / 2, 2)
+    if model is None:
+        if y_numeric is not None and (not integers or distinct > 20):
+            model = "linear"
+        elif distinct <= 2:
+            model = "logistic"  # one class: fit says so
+        elif looks_continuous:
+            alternative = " or --model linear" if y_numeric is not None else ""
+            raise UsageError(f"target column {target!r} has {distinct} different values in "
+                             f"{n} rows: that looks continuous (or like an identifier), not like "
+                             f"class labels; pass --model softmax to train {distinct} classes "
+                             f"anyway{alternative}")
+        else:
+            model = "softmax"
+    elif model == "softmax" and looks_continuous:
+        _note(f"softmax with {distinct} classes for {n} rows: target column {target!r} looks "
+              "continuous")
     if model == "linear":
         if y_numeric is None:
-            raise UsageError(f"target column {target!r} is not numeric; use --model logistic "
-                             "or softmax for labels")
+            raise UsageError(f"target column {target!r} is text (e.g. {columns[j][0]!r}), "
+                             "not numbers; for class labels use --model logistic (2 classes) "
+                             "or --model softmax")
         return X, y_numeric, model, names
     y = y_numeric if y_numeric is not None else np.array(columns[j])
     return X, y, model, names
@@ -233,11 +354,8 @@ def run_compare(args) -> int:
 def run_demo(args) -> int:
     if args.steps < 1 or args.dim < 1:
         raise UsageError("--steps and --dim must be positive")
-    backend = _backends.resolve(args.backend)
-    target = ""
-    if backend == "cpp":
-        target = f" ({_backends._core.cpu_target()} kernels)"
-    print(f"fastopt {__version__}, backend {backend}{target}")
+    backend = _backends.resolve_name(args.backend)
+    print(f"fastopt {__version__}, backend {_backends.describe(backend)}")
     print(f"Optimizers on an ill-conditioned quadratic, d={args.dim}, {args.steps} steps:")
     quadratic_demo(args.steps, args.dim, backend)
     return 0
@@ -246,12 +364,14 @@ def run_demo(args) -> int:
 def _add_compare_arguments(parser):
     from .comparison import COMPARE_OPTIMIZERS
     from .schedules import SCHEDULES
-    parser.add_argument("--data", metavar="PATH", help="CSV file (Parquet with pandas+pyarrow) "
-                        "with a header row; default: scikit-learn's breast-cancer data")
+    parser.add_argument("--data", metavar="PATH", help="CSV file (delimiter , ; tab or |) or "
+                        "Parquet file (with pandas+pyarrow) with a header row; text feature "
+                        "columns are one-hot encoded, missing cells are an error; default: "
+                        "scikit-learn's breast-cancer data")
     parser.add_argument("--target", metavar="COLUMN", help="the column to predict (with --data)")
     parser.add_argument("--model", choices=("linear", "logistic", "softmax"),
-                        help="default: logistic for the default data, else inferred from the "
-                        "target")
+                        help="default: logistic for the default data; else logistic or softmax "
+                        "for text labels or up to 20 integer classes, linear for other numbers")
     parser.add_argument("--optimizers", metavar="LIST",
                         help=f"comma-separated, from {','.join(COMPARE_OPTIMIZERS)} (default all)")
     parser.add_argument("--epochs", type=int, default=100)
@@ -367,7 +487,7 @@ def run_paths(args) -> int:
     from . import plot
     return _save_picture([lambda ax: plot.paths(result, ax, surface="raw"),
                           lambda ax: plot.paths(result, ax, surface="standardized")],
-                         Path(args.out) / "fastopt-paths.png", figsize=(13, 6))
+                         Path(args.out) / "fastopt-paths.png", figsize=(13, 7))
 
 
 def run_schedules(args) -> int:
@@ -384,44 +504,37 @@ def run_schedules(args) -> int:
         rates = make_schedule(name, args.lr, args.steps)(points)
         print(name.ljust(14) + "".join(f"{rate:>12.4g}" for rate in rates))
     from . import plot
-    return _save_picture(lambda ax: plot.schedules(ax, lr=args.lr, total_steps=args.steps),
-                         Path(args.out) / "fastopt-schedules.png")
 
+    def whole(ax):
+        plot.schedules(ax, lr=args.lr, total_steps=args.steps, legend=False)
 
-def run_bench(argv) -> int:
-    """``fastopt bench [options]``: the benchmark command, ``python -m bench``. It lives in the
-    source repository (``bench/``, with PyTorch and scikit-learn as optional peers), not in the
-    installed package, so it runs from the root of a checkout."""
-    root = Path.cwd()
-    if not ((root / "bench" / "__main__.py").is_file() and (root / "csrc").is_dir()):
-        print("fastopt: error: the benchmark ships with fastopt's source repository, not with the "
-              "package: run `fastopt bench` (or `python -m bench`) from the root of a checkout",
-              file=sys.stderr)
-        return 2
-    if _backends._core is None:  # e.g. `python -m fastopt` in a checkout built elsewhere
-        print(f"fastopt: error: the benchmark needs fastopt's compiled module, which this fastopt "
-              f"({Path(__file__).parent}) does not have: build it (pip install -e .) or run the "
-              f"installed `fastopt` command", file=sys.stderr)
-        return 2
-    sys.path.insert(0, str(root))
-    from bench.__main__ import main as bench_main
-    return bench_main(argv)
+    def start(ax):
+        # The warm-ups (5 updates for linear, 5 % for warmup_cosine) are a sliver of the
+        # whole fit: this panel shows its first tenth, and the legend beside it hides nothing.
+        plot.schedules(ax, lr=args.lr, total_steps=args.steps, until=max(args.steps // 10, 2),
+                       legend=False)
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
+
+    return _save_picture([whole, start], Path(args.out) / "fastopt-schedules.png",
+                         figsize=(13, 4.5))
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] == "bench":
-        return run_bench(argv[1:])
-    parser = argparse.ArgumentParser(prog="fastopt", description=__doc__,
+    parser = argparse.ArgumentParser(prog="fastopt", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"fastopt {__version__}")
-    commands = parser.add_subparsers(dest="command",
-                                     metavar="{compare,lr-sweep,paths,schedules,demo}")
-    _add_compare_arguments(commands.add_parser(
-        "compare", help="every optimizer against the optimum on a data set (the default)"))
-    _add_demo_arguments(commands.add_parser(
-        "demo", help="every optimizer step on an ill-conditioned quadratic"))
-    sweep = commands.add_parser("lr-sweep", help="one optimizer at several learning rates")
+    subparsers = parser.add_subparsers(dest="command", title="commands")
+
+    def command(name, text, **options):
+        return subparsers.add_parser(name, help=text, description=text[0].upper() + text[1:],
+                                     **options)
+
+    _add_compare_arguments(command(
+        "compare", "every optimizer against the optimum on a data set (the default)"))
+    _add_demo_arguments(command(
+        "demo", "every optimizer step on an ill-conditioned quadratic"))
+    sweep = command("lr-sweep", "one optimizer at several learning rates")
     sweep.add_argument("--optimizer", default="sgd")
     sweep.add_argument("--lrs", default="0.001,0.01,0.1,1,10,100",
                        help="comma-separated learning rates")
@@ -436,8 +549,8 @@ def main(argv=None) -> int:
                          ("--out", {"default": ".", "help": "folder for fastopt-lr-sweep.png"})):
         sweep.add_argument(flag, **kwargs)
     sweep.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True)
-    paths = commands.add_parser("paths", help="optimizer paths on a 2-parameter loss surface, "
-                                "raw vs standardized feature")
+    paths = command("paths", "optimizer paths on a 2-parameter loss surface, raw vs "
+                    "standardized feature")
     paths.add_argument("--optimizers", metavar="LIST",
                        help="comma-separated (default gd,momentum,nesterov,adagrad,rmsprop,adam)")
     paths.add_argument("--updates", type=int, default=100)
@@ -445,12 +558,11 @@ def main(argv=None) -> int:
     paths.add_argument("--backend", default="auto", choices=("auto",) + _backends.BACKENDS)
     paths.add_argument("--json", action="store_true", help="print the rows as JSON instead")
     paths.add_argument("--out", default=".", help="folder for fastopt-paths.png")
-    shapes = commands.add_parser("schedules", help="the learning rate of every schedule")
+    shapes = command("schedules", "the learning rate of every schedule")
     shapes.add_argument("--lr", type=float, default=0.1)
     shapes.add_argument("--steps", type=int, default=1000)
     shapes.add_argument("--out", default=".", help="folder for fastopt-schedules.png")
-    if not argv or argv[0] not in ("compare", "demo", "schedules", "lr-sweep", "paths", "-h",
-                                   "--help", "--version"):
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["compare"] + argv  # plain `fastopt [options]` runs the comparison
     args = parser.parse_args(argv)
     try:

@@ -6,7 +6,7 @@ training objective, and every fit is scored by its relative gap to it::
 
     gap = (L(final params) - L*) / max(|L*|, tiny)
 
-where ``L`` is the full training objective (:func:`fastopt._backends.objective_function`,
+where ``L`` is the full training objective (the backend's ``objective``,
 penalty included). With no data, the default problem is scikit-learn's bundled breast-cancer
 data set (569 rows, 30 features; no download), logistic regression with a small L2 penalty
 (the classes are linearly separable, so without one the optimum is at infinity).
@@ -46,7 +46,8 @@ import numpy as np
 from . import _backends
 from . import _validation as v
 from .optim import make_optimizer
-from .training import DivergenceError, FitResult, fit, from_original_space, prepare
+from .engine import DivergenceError, FitResult, from_original_space, prepare
+from .training import fit
 
 __all__ = ["COMPARE_OPTIMIZERS", "ComparisonResult", "compare", "lr_sweep", "SweepResult",
            "plot_loss_curves", "load_default_data"]
@@ -210,11 +211,16 @@ def compare(X=None, y=None, *, model=None, optimizers=None, epochs=100, batch_si
         progress = sys.stderr.isatty()
     backend = _backends.resolve(backend)
     common = dict(model=model, schedule=schedule, epochs=epochs, standardize=standardize,
-                  penalty=penalty, alpha=alpha, tol=None, random_state=seed, backend=backend)
+                  penalty=penalty, alpha=alpha, tol=None, random_state=seed,
+                  backend=backend.name)
 
     problem, _ = prepare(X, y, model=model, penalty=penalty, alpha=alpha, l1_ratio=0.15,
-                         fit_intercept=True, sample_weight=None, standardize=standardize)
-    objective = _backends.objective_function(backend)
+                         fit_intercept=True, sample_weight=None, standardize=standardize,
+                         backend=backend, trains=False)
+    data = backend.dataset(problem)
+
+    def objective(_, params):
+        return backend.objective(data, params)
 
     def full_loss(result: FitResult) -> float:
         if result.state is not None:
@@ -330,10 +336,12 @@ def plot_loss_curves(result: ComparisonResult, path) -> str:
     from .plot import loss_curves
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
-    loss_curves(result, left, x="updates")
-    loss_curves(result, right, x="seconds")
-    if result.curves:
-        right.legend(fontsize="small", ncol=2)
+    loss_curves(result, left, x="updates", legend=False)
+    loss_curves(result, right, x="seconds", legend=False)
+    handles, labels = right.get_legend_handles_labels()
+    if handles:  # beside the panels, where it hides no curve
+        right.legend(handles, labels, fontsize="small", loc="center left",
+                     bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(f"fastopt compare: {result.model} regression, "
                  f"{result.settings.get('n_samples')} rows x "
                  f"{result.settings.get('n_features')} features")

@@ -35,12 +35,13 @@ import numpy as np
 
 from . import _backends
 from . import _validation as v
+from ._scaling import inverse_std
+from .engine import (DivergenceError, FitResult, Monitor, Problem, TrainingState,
+                     check_training_options, optimizer_from, result, train)
 from .newton import MAX_PARAMS, hessian, newton_fit
-from .optim import make_optimizer
+from .reference.models import ModelSpec
 from .reference.models import penalty as penalty_of
 from .schedules import make_schedule
-from .training import (DivergenceError, FitResult, ModelSpec, Problem, TrainingState,
-                       check_sparse_update, inverse_std, to_original_space, train)
 
 __all__ = ["fit", "STRATEGIES"]
 
@@ -56,11 +57,7 @@ def _dask():
     return dask, da
 
 
-def is_dask_collection(obj):
-    """Whether ``obj`` is a dask collection (array, DataFrame, Series), without importing
-    dask when it was not imported already."""
-    dask = sys.modules.get("dask")
-    return dask is not None and dask.is_dask_collection(obj)
+is_dask_collection = v.is_dask_collection
 
 
 def series_to_array(y):
@@ -125,7 +122,8 @@ def _block_sums(spec, Xb, yb, wb, mean, inv_std, classes, params, backend, with_
                           None, 0.0, spec.l1_ratio)
     problem = _block_problem(data_spec, Xb, yb, wb, mean, inv_std, classes)
     n = problem.n_samples
-    value, grad = _backends.objective_function(backend)(problem, params)
+    backend = _backends.resolve(backend)
+    value, grad = backend.objective(backend.dataset(problem), params)
     H = hessian(problem, np.asarray(params, dtype=np.float64)) * n if with_hessian else None
     return value * n, grad * n, n, H
 
@@ -140,12 +138,12 @@ def _block_epochs(spec, Xb, yb, wb, mean, inv_std, classes, params, optimizer, o
                           {k: np.array(a) if isinstance(a, np.ndarray) else a
                            for k, a in opt_state.items()},
                           updates=updates, epochs=epochs_done, seed=(seed + block) % 2**64)
-    history, _, _, _ = train(problem, state, schedule=lrs_schedule, epochs=epochs,
-                             batch_size=batch_size, shuffle=shuffle, tol=None,
-                             n_iter_no_change=1, backend=backend, n_jobs=n_jobs,
-                             sparse_update=sparse_update)
-    return state.params, state.optimizer_state, problem.n_samples, history["loss"][-1], \
-        state.updates
+    monitor, _ = train(problem, state, backend=_backends.resolve(backend),
+                       schedule=lrs_schedule, epochs=epochs, batch_size=batch_size,
+                       shuffle=shuffle, tol=None, n_iter_no_change=1, n_jobs=n_jobs,
+                       sparse_update=sparse_update)
+    return (state.params, state.optimizer_state, problem.n_samples, monitor.history["loss"][-1],
+            state.updates)
 
 
 def _blocks(X, y, w):
@@ -213,15 +211,15 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
     dask, da = _dask()
     v.check_choice("strategy", strategy, STRATEGIES)
     v.check_choice("model", model, ("linear", "logistic", "softmax"))
-    v.check_int("epochs", epochs, 1)
-    v.check_int("batch_size", batch_size, 1)
+    check_training_options(epochs=epochs, batch_size=batch_size, tol=None, n_iter_no_change=1,
+                           shuffle=shuffle, n_jobs=n_jobs, sparse_update=sparse_update)
     v.check_int("sync_every", sync_every, 1)
-    v.check_n_jobs(n_jobs)
-    check_sparse_update(sparse_update)
-    newton = isinstance(optimizer, str) and optimizer.lower() == "newton"
+    opt = optimizer_from(optimizer, lr)
+    newton = opt is None
     if newton and strategy != "gradient":
         raise ValueError("optimizer='newton' needs strategy='gradient' (it is full batch)")
-    backend = _backends.resolve(backend)
+    # Tasks carry the name: the record is resolved again where they run.
+    backend = _backends.resolve_name(backend)
     X, y, w, names = _as_rows(X, y, sample_weight)
     n, classes, mean_weight, mean, inv_std = _statistics(X, y, w, model, classes, standardize)
     if w is not None:
@@ -256,7 +254,7 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
         value, penalty_grad = penalty_of(spec, params)
         return loss / n + value, grad / n + penalty_grad
 
-    history = {"epoch": [], "loss": [], "lr": [], "seconds": [], "steps": []}
+    monitor = Monitor(callback=callback)
     if newton:
         if spec.n_params > MAX_PARAMS:
             raise ValueError(f"optimizer='newton' supports up to {MAX_PARAMS} parameters")
@@ -269,9 +267,9 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
         params, history, _ = newton_fit(Problem(spec, None, None, None), np.zeros(
             spec.n_params, dtype=dtype), max_iter=epochs, tol=1e-15, callback=callback,
             objective=objective, hessian_of=hessian_of)
+        monitor.history = history
         state = None
     elif strategy == "gradient":
-        opt = make_optimizer(optimizer, **({} if lr is None else {"lr": lr}))
         params = np.zeros(spec.n_params, dtype=dtype)
         state = TrainingState(params, opt, opt.init(params))
         lr_of = make_schedule(schedule, opt.lr, epochs)
@@ -285,20 +283,17 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
             opt.step(params, grad.astype(dtype), state.optimizer_state, lr=rate,
                      backend="numpy" if backend == "cuda" else backend)
             state.updates += 1
-            entry = {"epoch": epoch + 1, "loss": float(value), "lr": rate,
-                     "seconds": time.perf_counter() - start, "steps": state.updates}
-            for key, item in entry.items():
-                history[key].append(item)
-            if callback is not None and callback(dict(entry, params=params)) is False:
+            if monitor.record({"epoch": epoch + 1, "loss": float(value), "lr": rate,
+                               "seconds": time.perf_counter() - start, "steps": state.updates},
+                              params):
                 break
     else:
-        opt = make_optimizer(optimizer, **({} if lr is None else {"lr": lr}))
         params = np.zeros(spec.n_params, dtype=dtype)
         opt_state = opt.init(params)
         seed = v.seed_from(random_state)
         updates, epochs_done = 0, 0
         rounds = -(-epochs // sync_every)
-        steps_per_epoch = -(-max(X.chunks[0]) // batch_size)
+        steps_per_epoch = -(-max(X.chunks[0]) // (batch_size or max(X.chunks[0])))
         lrs_schedule = make_schedule(schedule, opt.lr, epochs * steps_per_epoch)
         for round_ in range(rounds):
             start = time.perf_counter()
@@ -326,21 +321,16 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
             updates = max(p[4] for p in parts)
             epochs_done += local
             loss = float(share @ np.array([p[3] for p in parts]))
-            entry = {"epoch": epochs_done, "loss": loss,
-                     "lr": float(lrs_schedule(max(updates - 1, 0))),
-                     "seconds": time.perf_counter() - start, "steps": updates}
-            for key, item in entry.items():
-                history[key].append(item)
-            if callback is not None and callback(dict(entry, params=params)) is False:
+            if monitor.record({"epoch": epochs_done, "loss": loss,
+                               "lr": float(lrs_schedule(max(updates - 1, 0))),
+                               "seconds": time.perf_counter() - start, "steps": updates},
+                              params):
                 break
         state = TrainingState(params, opt, opt_state, updates=updates, epochs=epochs_done,
                               seed=seed)
-    coef, intercept = to_original_space(Problem(spec, None, None, None, mean, inv_std), params)
-    if model == "linear":
-        coef, intercept = coef[0], float(intercept[0])
-    result = FitResult(model, coef, intercept, classes if model != "linear" else None,
-                       len(history["loss"]), False, history, state)
-    if names is not None:
-        result.feature_names_in_ = np.asarray(names, dtype=object)
-    result.scaling = (mean, inv_std)  # what the estimators keep to continue from the result
-    return result
+    fitted = result(params, spec, scaling=(mean, inv_std),
+                    classes=classes if model != "linear" else None, history=monitor.history,
+                    converged=False, state=state,
+                    feature_names=None if names is None else np.asarray(names, dtype=object))
+    fitted.scaling = (mean, inv_std)  # what the estimators keep to continue from the result
+    return fitted

@@ -25,13 +25,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _backends
 from . import _validation as v
-from .dask import is_dask_collection
-from .newton import newton_fit
-from .optim import OPTIMIZERS, make_optimizer
-from .training import (TrainingState, check_sparse_update, check_training_options,
-                       column_scaling, convergence_warning, epochs_check_finite,
-                       from_original_space, prepare, probabilities, split_validation,
-                       to_original_space, train)
+from .engine import (TrainingState, check_training_options, convergence_warning,
+                     from_original_space, is_newton, new_state, not_converged_message,
+                     optimizer_from, prepare, probabilities, solve, to_original_space)
+from .optim import OPTIMIZERS
 
 __all__ = ["LinearRegression", "LogisticRegression"]
 
@@ -44,14 +41,10 @@ _DTYPES = [np.float64, np.float32]  # kept as they are: no copy of C-contiguous 
 DEFAULT_LR = {**dict.fromkeys(OPTIMIZERS, 0.01), "adadelta": 1.0}
 
 
-def _is_newton(optimizer):
-    return isinstance(optimizer, str) and optimizer.lower() == "newton"
-
-
 def _partial_fit_available(estimator):
     """``partial_fit`` exists for first-order optimizers only (``available_if``): Newton's
     method is a full-batch solver, and ``hasattr(est, "partial_fit")`` says so."""
-    if _is_newton(estimator.optimizer):
+    if is_newton(estimator.optimizer):
         raise AttributeError("partial_fit is not available with optimizer='newton' (Newton's "
                              "method is a full-batch solver); use fit, or a first-order "
                              "optimizer such as 'adam'.")
@@ -106,23 +99,16 @@ class _FastoptLinearModel(BaseEstimator):
         check_training_options(epochs=self.epochs, batch_size=self.batch_size, tol=self.tol,
                                n_iter_no_change=self.n_iter_no_change,
                                validation_fraction=self.validation_fraction,
-                               early_stopping=self.early_stopping, shuffle=self.shuffle)
+                               early_stopping=self.early_stopping, shuffle=self.shuffle,
+                               n_jobs=self.n_jobs, sparse_update=self.sparse_update)
         for name in ("fit_intercept", "standardize", "warm_start"):
             _check_flag(name, getattr(self, name))
         if not isinstance(self.verbose, numbers.Integral) or self.verbose < 0:
             raise ValueError(f"The 'verbose' parameter must be an int >= 0. Got "
                              f"{self.verbose!r} instead.")
-        _backends.resolve(self.backend)
-        v.check_n_jobs(self.n_jobs)
-        check_sparse_update(self.sparse_update)
         if self.lr is not None:
             v.check_float("lr", self.lr, 0.0)
-        if _is_newton(self.optimizer):
-            return None
-        lr = self.lr
-        if lr is None and isinstance(self.optimizer, str):
-            lr = DEFAULT_LR.get(self.optimizer.lower())
-        return make_optimizer(self.optimizer, **({} if lr is None else {"lr": lr}))
+        return optimizer_from(self.optimizer, self.lr, DEFAULT_LR.get)
 
     # -- fitting ------------------------------------------------------------------------------
 
@@ -148,7 +134,7 @@ class _FastoptLinearModel(BaseEstimator):
         fastopt.DivergenceError
             The loss became non-finite; the estimator keeps its previous state.
         """
-        if is_dask_collection(X):
+        if v.is_dask_collection(X):
             return self._fit_dask(X, y, sample_weight)
         return self._fit(X, y, sample_weight, partial=False)
 
@@ -239,13 +225,15 @@ class _FastoptLinearModel(BaseEstimator):
 
     def _fit_unsafe(self, X, y, sample_weight, partial, classes):
         optimizer = self._check_options()
+        backend = _backends.resolve(self.backend)
         newton = optimizer is None  # never with partial: see _partial_fit_available
         fitted = hasattr(self, "coef_")
         first_partial = partial and not fitted
+        continuing = fitted and (partial or self.warm_start)
         # The NaN/inf check of dense X comes free with the scaling (column_scaling) or the
         # compiled epochs (Problem.check_finite_later), as in fastopt.fit; y is checked here.
         scales = self.standardize and not (partial and fitted)
-        trains_checking = not newton and epochs_check_finite(self.backend)
+        trains_checking = not newton and backend.checks_finite
         check_later = not v.is_sparse(X) and (scales or trains_checking)
         X, y = validate_data(self, X, y, reset=not partial or not fitted, dtype=_DTYPES,
                              order="C", accept_sparse="csr", y_numeric=self._regression,
@@ -253,79 +241,60 @@ class _FastoptLinearModel(BaseEstimator):
         model, classes = self._model_and_classes(y, classes, first_partial if partial else None)
         problem, classes = prepare(X, y, model=model, penalty=self.penalty, alpha=self.alpha,
                                    l1_ratio=self.l1_ratio, fit_intercept=self.fit_intercept,
-                                   sample_weight=sample_weight, standardize=False,
-                                   classes=classes, X_checked=True)
-        problem.check_finite_later = (check_later and not scales
-                                      and isinstance(problem.X, np.ndarray))
+                                   sample_weight=sample_weight, backend=backend,
+                                   standardize=scales,
+                                   scaling=self._scaling if continuing and partial else None,
+                                   classes=classes, X_checked=True, trains=not newton)
         if not partial and not self._regression:
             self._check_weighted_classes(problem)
-
-        continuing = fitted and (partial or self.warm_start)
         if continuing:
             self._check_continuation(problem, classes, partial)
-        if continuing and partial:
-            problem.mean, problem.inv_std = self._scaling
-        elif self.standardize:
-            problem.mean, problem.inv_std = column_scaling(problem.X, problem.sample_weight)
         dtype = problem.X.dtype
         if continuing:
             params, state = self._continued_state(problem, optimizer, dtype)
         else:
             params = np.zeros(problem.spec.n_params, dtype=dtype)
-            state = None if newton else TrainingState(
-                params, optimizer, optimizer.init(params), seed=v.seed_from(self.random_state))
-
+            state = None if newton else new_state(optimizer, params,
+                                                  v.seed_from(self.random_state))
+        epochs, tol = (1, None) if partial else (self.epochs, self.tol)
+        total_steps = None  # the fit's own updates, as in fastopt.fit
+        if partial or continuing:
+            n = problem.n_samples
+            steps_per_epoch = -(-n // (n if self.batch_size is None
+                                       else min(self.batch_size, n)))
+            # partial_fit: schedule lengths span `epochs` calls; a warm-started fit: the
+            # whole run, this fit included.
+            total_steps = self.epochs * steps_per_epoch
+            if continuing and not partial and state is not None:
+                total_steps += state.updates
+        params, history, converged, state, _ = solve(
+            problem, params, backend=backend, optimizer=optimizer, state=state,
+            schedule=self.schedule, epochs=epochs, batch_size=self.batch_size,
+            shuffle=self.shuffle, tol=tol, n_iter_no_change=self.n_iter_no_change,
+            early_stopping=self.early_stopping and not partial,
+            validation_fraction=self.validation_fraction, verbose=self.verbose,
+            total_steps=total_steps, n_jobs=self.n_jobs, sparse_update=self.sparse_update)
+        updates = (state.updates if state is not None
+                   else (self.t_ if continuing else 0) + len(history["loss"]))
         warning = None
-        if newton:
-            params, history, converged = newton_fit(problem, params, max_iter=self.epochs,
-                                                    tol=self.tol, backend=self.backend,
-                                                    verbose=self.verbose)
-            updates = (self.t_ if continuing else 0) + len(history["loss"])
-        else:
-            history, converged = self._train(problem, state, partial, continuing)
-            params, updates = state.params, state.updates
         if not partial and self.tol is not None and not converged:
-            warning = (f"Maximum number of epochs ({self.epochs}) reached and the loss did not "
-                       f"improve by less than tol={self.tol} for {self.n_iter_no_change} "
-                       "epochs; consider increasing epochs.")
+            warning = not_converged_message(self.epochs, self.tol, self.n_iter_no_change)
+        self._commit(params, problem.spec, (problem.mean, problem.inv_std), classes, state,
+                     history, updates, continuing)
+        return warning
 
-        coef, intercept = to_original_space(problem, params)
+    def _commit(self, params, spec, scaling, classes, state, history, updates, continuing):
+        """Set the fitted attributes from a finished fit."""
+        coef, intercept = to_original_space(params, spec, scaling)
         self._publish(coef, intercept)
         if not self._regression:
             self.classes_ = classes
         self._state = state
-        self._scaling = (problem.mean, problem.inv_std)
+        self._scaling = scaling
         self.history_ = _merge_history(self.history_ if continuing else {}, history)
         self.loss_curve_ = list(self.history_["loss"])
         self.n_iter_ = len(self.loss_curve_)
         self.t_ = updates
-        return warning
-
-    def _train(self, problem, state, partial, continuing):
-        """First-order epochs on ``state`` (in place); returns ``(history, converged)``."""
-        if partial:
-            training, validation, epochs, tol = problem, None, 1, None
-        else:
-            training, validation, epochs, tol = problem, None, self.epochs, self.tol
-            if self.early_stopping:
-                training, validation = split_validation(problem, self.validation_fraction,
-                                                        state.seed)
-        n = training.n_samples
-        steps_per_epoch = -(-n // (n if self.batch_size is None else min(self.batch_size, n)))
-        if partial:  # schedule lengths span `epochs` calls of partial_fit
-            total_steps = self.epochs * steps_per_epoch
-        elif continuing:  # ... or the whole run, this warm-started fit included
-            total_steps = state.updates + self.epochs * steps_per_epoch
-        else:
-            total_steps = None  # the fit's own updates, as in fastopt.fit
-        history, converged, best, _ = train(
-            training, state, schedule=self.schedule, epochs=epochs, batch_size=self.batch_size,
-            shuffle=self.shuffle, tol=tol, n_iter_no_change=self.n_iter_no_change,
-            validation=validation, backend=self.backend, verbose=self.verbose,
-            total_steps=total_steps, n_jobs=self.n_jobs, sparse_update=self.sparse_update)
-        if best is not None:  # early stopping: keep (and continue from) the best parameters
-            state.params[...] = best
-        return history, converged
 
     def _check_continuation(self, problem, classes, partial):
         spec = problem.spec
@@ -384,16 +353,12 @@ class _FastoptLinearModel(BaseEstimator):
 
     def _scores(self, X):
         check_is_fitted(self)
-        # No NaN/inf pass over X before the product: a NaN or inf in a row makes its scores
-        # non-finite (the coefficients are finite, and inf * 0 is NaN), so X is checked only
-        # when a score is. The pass cost ~2.7x the product (W1-sized X: 92 of 146 ms).
+        # No NaN/inf pass over X before the product: see v.checked_scores.
         X = validate_data(self, X, reset=False, dtype=_DTYPES, accept_sparse="csr",
                           ensure_all_finite=False)
-        with np.errstate(invalid="ignore"):  # inf * 0 in a bad row: the error comes below
-            scores = np.asarray(X @ np.atleast_2d(self.coef_).T) + self.intercept_
-        if not np.isfinite(scores).all():
-            assert_all_finite(X, estimator_name=type(self).__name__, input_name="X")
-        return scores
+        return v.checked_scores(X, np.atleast_2d(self.coef_), self.intercept_, check=lambda X:
+                                assert_all_finite(X, estimator_name=type(self).__name__,
+                                                  input_name="X"))
 
 
 class LinearRegression(RegressorMixin, _FastoptLinearModel):
@@ -578,7 +543,7 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
 
     def predict(self, X):
         """Predicted targets, shape (n_samples,); a dask X gives a lazy dask result."""
-        if is_dask_collection(X):
+        if v.is_dask_collection(X):
             return self._blockwise(X, "predict")
         return self._scores(X)[:, 0]
 
@@ -731,28 +696,28 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
     def decision_function(self, X):
         """Scores: shape (n_samples,) for two classes (positive means ``classes_[1]``),
         (n_samples, n_classes) otherwise. A dask X gives a lazy dask result."""
-        if is_dask_collection(X):
+        if v.is_dask_collection(X):
             return self._blockwise(X, "decision_function")
         scores = self._scores(X)
         return scores[:, 0] if scores.shape[1] == 1 else scores
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), in the order of ``classes_``."""
-        if is_dask_collection(X):
+        if v.is_dask_collection(X):
             return self._blockwise(X, "predict_proba")
         scores = self.decision_function(X)
         return probabilities("logistic" if scores.ndim == 1 else "softmax", scores)
 
     def predict_log_proba(self, X):
         """``log(predict_proba(X))``."""
-        if is_dask_collection(X):
+        if v.is_dask_collection(X):
             return self._blockwise(X, "predict_log_proba")
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
     def predict(self, X):
         """The most probable class of each row, shape (n_samples,)."""
-        if is_dask_collection(X):
+        if v.is_dask_collection(X):
             return self._blockwise(X, "predict")
         scores = self.decision_function(X)
         if scores.ndim == 1:

@@ -83,7 +83,12 @@ def newton_fit(problem, params, *, max_iter, tol, backend="auto", callback=None,
         raise ValueError(f"optimizer='newton' builds a {spec.n_params} x {spec.n_params} "
                          f"Hessian; it supports up to {MAX_PARAMS} parameters. Use a "
                          "first-order optimizer such as 'adam' for this problem.")
-    objective = objective or _backends.objective_function(backend)
+    if objective is None:
+        backend = _backends.resolve(backend)
+        data = backend.dataset(problem)
+
+        def objective(_, params):
+            return backend.objective(data, params)
     hessian_of = hessian_of or hessian
     dtype = np.asarray(params).dtype
     w = np.asarray(params, dtype=np.float64).copy()

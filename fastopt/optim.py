@@ -114,20 +114,8 @@ class Optimizer(Parameters):
         if missing:
             raise ValueError(f"state has no {', '.join(map(repr, missing))}; make the state "
                              f"with {type(self).__name__}(...).init(params)")
-        implementation = _backends.optimizer_step(backend)
+        implementation = _backends.resolve(backend).optimizer_step
         implementation(self, params, grad, state, self.lr if lr is None else _learning_rate(lr))
-
-    def __setattr__(self, name, value):
-        # A changed hyperparameter invalidates the compiled configuration cached by _backends.
-        self.__dict__.pop("_cpp_setup", None)
-        object.__setattr__(self, name, value)
-
-    def __getstate__(self):
-        # pickle and copy.deepcopy (sklearn's clone) without the cached compiled configuration,
-        # which cannot be pickled; it is rebuilt on the next step.
-        state = dict(self.__dict__)
-        state.pop("_cpp_setup", None)
-        return state
 
     def __sklearn_clone__(self):
         # scikit-learn's clone (of an estimator holding this optimizer, or in a grid search):

@@ -198,7 +198,7 @@ def load(path):
 
 def _load_estimator(meta, arrays):
     from . import estimators
-    from .training import TrainingState
+    from .engine import TrainingState
     cls = {"LinearRegression": estimators.LinearRegression,
            "LogisticRegression": estimators.LogisticRegression}[meta["class"]]
     params = dict(meta["params"])

@@ -27,10 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _backends
 from . import _validation as v
-from .optim import make_optimizer
-from .training import (FitResult, Problem, TrainingState, check_sparse_update, inverse_std,
-                       prepare, to_original_space, train)
+from ._scaling import inverse_std
+from .engine import (FitResult, Monitor, check_training_options, new_state, optimizer_from,
+                     prepare, result, train)
 
 __all__ = ["fit_stream"]
 
@@ -145,14 +146,15 @@ def fit_stream(data, *, model="linear", optimizer="adam", lr=None, schedule=None
     no ``tol``); Newton's method is not available. ``progress``: a tqdm bar over the chunks of
     each pass on stderr; None: when stderr is a terminal.
     """
-    v.check_int("epochs", epochs, 1)
+    check_training_options(epochs=epochs, batch_size=batch_size, tol=None, n_iter_no_change=1,
+                           shuffle=shuffle, n_jobs=n_jobs, sparse_update=sparse_update)
     v.check_int("batch_size", batch_size, 1)
     v.check_int("chunk_rows", chunk_rows, 1)
-    if isinstance(optimizer, str) and optimizer.lower() == "newton":
+    opt = optimizer_from(optimizer, lr)
+    if opt is None:
         raise ValueError("fit_stream trains with first-order optimizers; Newton's method "
                          "needs the whole data set (fastopt.fit)")
-    v.check_n_jobs(n_jobs)
-    check_sparse_update(sparse_update)
+    backend = _backends.resolve(backend)
     source, count = _chunk_source(data, chunk_rows, target)
     progress = sys.stderr.isatty() if progress is None else bool(progress)
 
@@ -192,48 +194,42 @@ def fit_stream(data, *, model="linear", optimizer="adam", lr=None, schedule=None
     mean, inv_std = moments.scaling() if moments is not None else (None, None)
 
     seed = v.seed_from(random_state)
-    opt = make_optimizer(optimizer, **({} if lr is None else {"lr": lr}))
     state = None
     total_steps = epochs * -(-rows // batch_size)  # exact when chunks are whole batches
-    history = {"epoch": [], "loss": [], "lr": [], "seconds": [], "steps": []}
+    monitor = Monitor()
     spec = None
     for epoch in range(epochs):
         loss_sum, seconds, seen = 0.0, 0.0, 0
         bar = _progress(count, f"fit_stream: epoch {epoch + 1}/{epochs}", progress)
         for X, y, weights in source():
-            # backend: the compiled epochs check the chunk for NaN/inf as they read it, not a
-            # pass of its own in every epoch (the statistics pass checked it once already).
+            # The compiled epochs check the chunk for NaN/inf as they read it, not a pass of
+            # its own in every epoch (the statistics pass checked it once already). Weights
+            # are relative to the whole data set's mean weight.
             problem, _ = prepare(X, y, model=model, penalty=penalty, alpha=alpha,
                                  l1_ratio=l1_ratio, fit_intercept=fit_intercept,
-                                 sample_weight=None, standardize=False,
-                                 classes=None if model == "linear" else classes, backend=backend)
-            if weights is not None:  # relative to the whole data set's mean weight
-                problem.sample_weight = np.asarray(weights, dtype=np.float64) / mean_weight
-            problem.mean, problem.inv_std = mean, inv_std
+                                 sample_weight=weights, weight_mean=mean_weight,
+                                 backend=backend, scaling=(mean, inv_std), trains=True,
+                                 classes=None if model == "linear" else classes)
             if state is None:
                 spec = problem.spec
                 params = np.zeros(spec.n_params, dtype=problem.X.dtype)
-                state = TrainingState(params, opt, opt.init(params), seed=seed)
+                state = new_state(opt, params, seed)
             elif problem.X.dtype != state.params.dtype:
                 raise ValueError("every chunk must have the dtype of the first one")
-            chunk_history, _, _, _ = train(
-                problem, state, schedule=schedule, epochs=1, batch_size=batch_size,
-                shuffle=shuffle, tol=None, n_iter_no_change=1, backend=backend,
+            chunk, _ = train(
+                problem, state, backend=backend, schedule=schedule, epochs=1,
+                batch_size=batch_size, shuffle=shuffle, tol=None, n_iter_no_change=1,
                 total_steps=total_steps, n_jobs=n_jobs, sparse_update=sparse_update)
-            loss_sum += chunk_history["loss"][0] * problem.n_samples
-            seconds += chunk_history["seconds"][0]
+            loss_sum += chunk.history["loss"][0] * problem.n_samples
+            seconds += chunk.history["seconds"][0]
             seen += problem.n_samples
-            last_lr = chunk_history["lr"][0]
+            last_lr = chunk.history["lr"][0]
             if bar is not None:
                 bar.update()
         if bar is not None:
             bar.close()
-        for key, value in (("epoch", epoch + 1), ("loss", loss_sum / seen), ("lr", last_lr),
-                           ("seconds", seconds), ("steps", state.updates)):
-            history[key].append(value)
-    coef, intercept = to_original_space(Problem(spec, None, None, None, mean, inv_std),
-                                        state.params)
-    if model == "linear":
-        coef, intercept = coef[0], float(intercept[0])
-    return FitResult(model, coef, intercept, classes if model != "linear" else None, epochs,
-                     False, history, state)
+        monitor.record({"epoch": epoch + 1, "loss": loss_sum / seen, "lr": last_lr,
+                        "seconds": seconds, "steps": state.updates}, state.params)
+    return result(state.params, spec, scaling=(mean, inv_std),
+                  classes=classes if model != "linear" else None, history=monitor.history,
+                  converged=False, state=state)

@@ -2,7 +2,11 @@
 OPTIMIZER_CASES: every optimizer with a spread of hyperparameter combinations."""
 
 import os
+import sys
 import zlib
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/backend_calls.py
 
 # Without an NVIDIA device, the CUDA backend's tests run on Numba's CUDA simulator (slow, tiny
 # sizes); numba reads this when numba.cuda is first imported, so it is set before any test runs.

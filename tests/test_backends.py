@@ -14,13 +14,13 @@ from fastopt import _backends
 
 def test_auto_prefers_the_compiled_module(monkeypatch):
     monkeypatch.delenv("FASTOPT_BACKEND", raising=False)
-    assert _backends.resolve("auto") == "cpp"
+    assert _backends.resolve("auto").name == "cpp"
 
 
 def test_environment_variable_overrides_auto(monkeypatch):
     monkeypatch.setenv("FASTOPT_BACKEND", "numpy")
-    assert _backends.resolve("auto") == "numpy"
-    assert _backends.resolve("cpp") == "cpp"  # an explicit choice wins
+    assert _backends.resolve("auto").name == "numpy"
+    assert _backends.resolve("cpp").name == "cpp"  # an explicit choice wins
 
 
 def test_unknown_backend_lists_the_valid_ones(monkeypatch):

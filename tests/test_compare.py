@@ -104,11 +104,16 @@ def test_cli_csv_data_and_bad_arguments(tmp_path):
 
     for args, message in [(("--optimizers", "bogus"), "bogus"),
                           (("--data", "data.csv", "--target", "nope"), "nope"),
-                          (("--data", "missing.csv", "--target", "label"), "missing.csv"),
-                          (("--data", "data.csv", "--target", "a"), "label")]:
+                          (("--data", "missing.csv", "--target", "label"), "missing.csv")]:
         done = run(tmp_path, *args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr and message in done.stderr, done.stderr
+    # The text column is a feature when another column is the target: one-hot encoded.
+    done = run(tmp_path, "--data", "data.csv", "--target", "a", "--epochs", "1", "--json",
+               "--optimizers", "newton")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["features"] == ["b", "c", "label=no", "label=yes"]
+    assert "'label' (2 values) one-hot encoded" in done.stderr
 
 
 def test_progress_bar_per_fit(monkeypatch, capsys):

@@ -22,9 +22,11 @@ if not cuda.is_available():  # True in the simulator
 from numba.core import config  # noqa: E402
 
 import fastopt as fo  # noqa: E402
-from fastopt import _backends, _cuda_backend  # noqa: E402
+from fastopt._backends import cuda as _cuda_backend
+from fastopt import _backends  # noqa: E402
 from fastopt.reference.shuffle import batch_permutation, permutation  # noqa: E402
-from fastopt.training import TrainingState, prepare  # noqa: E402
+from fastopt.engine import TrainingState, prepare  # noqa: E402
+import backend_calls  # noqa: E402
 
 DTYPES = [np.float64, np.float32]
 SIMULATED = bool(config.ENABLE_CUDASIM)
@@ -65,9 +67,9 @@ def assert_fits_close(a, b, tol):
 def test_cuda_is_named_explicitly_never_by_auto(monkeypatch):
     assert "cuda" in _backends.BACKENDS
     assert _backends.cuda_status() == "available"
-    assert _backends.resolve("cuda") == "cuda"
+    assert _backends.resolve("cuda").name == "cuda"
     monkeypatch.delenv("FASTOPT_BACKEND", raising=False)
-    assert _backends.resolve("auto") != "cuda"
+    assert _backends.resolve("auto").name != "cuda"
     monkeypatch.setattr(_backends, "_cuda_status", "no CUDA device found")
     with pytest.raises(ImportError, match="^cuda: no CUDA device found$"):
         _backends.resolve("cuda")
@@ -168,8 +170,8 @@ def test_objective_matches_reference(model, dtype):
     problem, _ = prepare(X, y, model=model, penalty="elasticnet", alpha=0.1, l1_ratio=0.3,
                          fit_intercept=True, sample_weight=weights, standardize=True)
     params = np.random.default_rng(2).standard_normal(problem.spec.n_params).astype(dtype)
-    value, grad = _backends.objective_function("cuda")(problem, params)
-    expected_value, expected_grad = _backends.objective_function("numpy")(problem, params)
+    value, grad = backend_calls.objective("cuda", problem, params)
+    expected_value, expected_grad = backend_calls.objective("numpy", problem, params)
     assert grad.dtype == np.float64
     assert value == pytest.approx(expected_value, rel=1e-12)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-12, atol=1e-14)
@@ -262,7 +264,7 @@ def test_host_changes_between_epochs_are_seen():
     for backend in ("cuda", "numpy"):
         params = np.zeros(problem.spec.n_params)
         state = TrainingState(params, opt, opt.init(params), seed=3)
-        run = _backends.epoch_function(backend)
+        run = backend_calls.Epochs(backend)
         lrs = np.full(4, 0.05)
         for change in (None, "params", "state"):
             if change == "params":
@@ -279,9 +281,10 @@ def test_host_changes_between_epochs_are_seen():
 def test_device_copies_are_not_pickled():
     X, y = make_data("linear")
     result = fo.fit(X, y, epochs=1, batch_size=8, tol=None, random_state=0, backend="cuda")
-    assert result.state._cuda
+    # The device copies live in the fit's dataset, never on the state a user keeps.
+    assert not any(type(value).__module__.startswith("numba") for value in
+                   vars(result.state).values())
     restored = pickle.loads(pickle.dumps(result.state))
-    assert restored._cuda == {}
     np.testing.assert_array_equal(restored.params, result.state.params)
 
 
@@ -290,7 +293,7 @@ def test_device_X_is_used_without_a_copy(monkeypatch):
     X_device = cuda.to_device(X)
     problem, _ = prepare(X_device, y, model="softmax", penalty=None, alpha=0.0, l1_ratio=0.15,
                          fit_intercept=True, sample_weight=None, standardize=False,
-                         allow_device=True)
+                         backend="cuda")
     assert problem.X is X_device
     kwargs = dict(model="softmax", optimizer=fo.Adam(lr=0.05), epochs=2, batch_size=8,
                   tol=None, random_state=4, backend="cuda")
@@ -358,7 +361,7 @@ def test_divergence_is_reported_at_the_reference_step_and_rolled_back():
                          fit_intercept=True, sample_weight=None, standardize=False)
     params = np.zeros(problem.spec.n_params)
     state = TrainingState(params, kwargs["optimizer"], kwargs["optimizer"].init(params))
-    run = _backends.epoch_function("cuda")
+    run = backend_calls.Epochs("cuda")
     loss, steps, ok, failed = run(problem, state, np.full(4, 1e100), 8, True)
     assert not ok and steps == failed and failed > 0
     assert np.array_equal(state.params, np.zeros_like(params))  # left for the caller

@@ -15,7 +15,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 import fastopt as fo  # noqa: E402
 import fastopt.estimators as estimators  # noqa: E402
 from fastopt.estimators import LinearRegression, LogisticRegression  # noqa: E402
-from fastopt.training import column_scaling  # noqa: E402
+from fastopt import _backends  # noqa: E402
+
+column_scaling = _backends.resolve("auto").column_scaling
 
 
 def regression_data(n=300, d=4, seed=0):

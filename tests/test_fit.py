@@ -9,6 +9,7 @@ import pytest
 
 import fastopt as fo
 from fastopt.reference import models as ref
+import backend_calls  # noqa: E402
 
 OPTIMIZERS = [fo.SGD(lr=0.05), fo.SGD(lr=0.02, momentum=0.9, nesterov=True), fo.Adagrad(lr=0.1),
               fo.RMSprop(lr=0.01, centered=True), fo.Adadelta(), fo.Adam(lr=0.02, amsgrad=True),
@@ -80,9 +81,9 @@ def test_last_partial_batch_is_included():
 # --- reaching the optimum ---------------------------------------------------------------------
 
 def _objective(model, X, y, result):
-    problem, _ = fo.training.prepare(X, y, model=model, penalty=None, alpha=0.0, l1_ratio=0.0,
+    problem, _ = fo.engine.prepare(X, y, model=model, penalty=None, alpha=0.0, l1_ratio=0.0,
                                      fit_intercept=True, sample_weight=None, standardize=False)
-    params = fo.training.from_original_space(problem, result.coef_, result.intercept_,
+    params = fo.engine.from_original_space(problem, result.coef_, result.intercept_,
                                              np.float64)
     return ref.objective(problem.spec, problem.X, problem.y, None, None, None, params)[0]
 
@@ -120,10 +121,10 @@ def test_adam_with_decaying_schedule_reaches_the_optimum(model):
 def test_logistic_loss_is_stable_for_huge_scores():
     X = np.array([[1e4], [-1e4], [5e3]])
     y = np.array([0, 1, 1])
-    problem, _ = fo.training.prepare(X, y, model="logistic", penalty=None, alpha=0, l1_ratio=0,
+    problem, _ = fo.engine.prepare(X, y, model="logistic", penalty=None, alpha=0, l1_ratio=0,
                                      fit_intercept=False, sample_weight=None, standardize=False)
     for backend in ("cpp", "numpy"):
-        value, grad = fo._backends.objective_function(backend)(problem, np.array([1.0]))
+        value, grad = backend_calls.objective(backend, problem, np.array([1.0]))
         assert value == pytest.approx((1e4 + 1e4 + 0.0) / 3)
         assert np.all(np.isfinite(grad))
 
@@ -400,7 +401,7 @@ def test_callback_gets_the_current_parameters():
 
 
 def test_learning_rates_computed_in_chunks_of_epochs_are_the_same(monkeypatch):
-    from fastopt import training
+    from fastopt import engine as training
 
     rng = np.random.default_rng(5)
     X = rng.standard_normal((100, 3))

@@ -22,7 +22,8 @@ import pytest
 import fastopt as fo
 from fastopt import _backends
 from fastopt.reference.shuffle import permutation as reference_permutation
-from fastopt.training import DivergenceError, TrainingState, prepare
+from fastopt.engine import DivergenceError, TrainingState, prepare
+import backend_calls  # noqa: E402
 
 pytest.importorskip("numba")
 nb = _backends._numba()
@@ -201,8 +202,8 @@ def test_objective_and_newton_match_cpp(model):
         problem, _ = prepare(X, y, model=model, penalty="l2", alpha=1e-2, l1_ratio=0.15,
                              fit_intercept=True, sample_weight=weights, standardize=standardize)
         params = np.random.default_rng(1).standard_normal(problem.spec.n_params)
-        value_cpp, grad_cpp = _backends.objective_function("cpp")(problem, params)
-        value_nb, grad_nb = _backends.objective_function("numba")(problem, params)
+        value_cpp, grad_cpp = backend_calls.objective("cpp", problem, params)
+        value_nb, grad_nb = backend_calls.objective("numba", problem, params)
         assert grad_nb.dtype == np.float64
         assert value_nb == pytest.approx(value_cpp, rel=1e-14)
         np.testing.assert_allclose(grad_nb, grad_cpp, rtol=1e-13, atol=1e-15)
@@ -223,7 +224,7 @@ def test_divergence_is_reported_at_the_same_update():
         params = np.zeros(problem.spec.n_params)
         opt = fo.SGD(lr=1.0, momentum=0.9)
         state = TrainingState(params, opt, opt.init(params), seed=3)
-        result = _backends.epoch_function(backend)(problem, state, np.full(60, 1.0), 2, True)
+        result = backend_calls.Epochs(backend)(problem, state, np.full(60, 1.0), 2, True)
         outcomes.append((result, params, state.optimizer_state["step"]))
     (cpp, p_cpp, step_cpp), (numba, p_nb, step_nb) = outcomes
     assert cpp[2] is False and 0 < cpp[3] < 59  # stopped inside the epoch
@@ -248,7 +249,7 @@ def test_permutation_matches_the_reference():
 def _epoch_run(problem, optimizer, epochs=2, batch_size=7):
     params = np.zeros(problem.spec.n_params)
     state = TrainingState(params, optimizer, optimizer.init(params), seed=11)
-    run = _backends.epoch_function("numba")
+    run = backend_calls.Epochs("numba")
     losses = []
     for _ in range(epochs):
         steps = -(-problem.n_samples // batch_size)
@@ -265,7 +266,7 @@ def test_chunked_epoch_equals_unchunked(monkeypatch):
                          fit_intercept=True, sample_weight=np.linspace(0.5, 1.5, 50),
                          standardize=True)
     whole = _epoch_run(problem, fo.NAdam(lr=0.05))
-    whole_objective = nb.objective(problem, whole[1])
+    whole_objective = backend_calls.objective("numba", problem, whole[1])
     calls = []
     kernel = nb._epoch_kernel
 
@@ -284,7 +285,7 @@ def test_chunked_epoch_equals_unchunked(monkeypatch):
         np.testing.assert_array_equal(chunked[1], whole[1])
         for name in whole[2]:
             np.testing.assert_array_equal(chunked[2][name], whole[2][name])
-        value, grad = nb.objective(problem, whole[1])
+        value, grad = backend_calls.objective("numba", problem, whole[1])
         assert value == whole_objective[0]
         np.testing.assert_array_equal(grad, whole_objective[1])
 
@@ -320,8 +321,8 @@ def test_backends_reports_every_backend():
 
 def test_environment_variable_selects_numba(monkeypatch):
     monkeypatch.setenv("FASTOPT_BACKEND", "numba")
-    assert _backends.resolve("auto") == "numba"
-    assert _backends.epoch_function("auto") is nb.epoch
+    assert _backends.resolve("auto").name == "numba"
+    assert _backends.resolve("auto").epoch is nb.epoch
 
 
 @needs_cpp
@@ -331,7 +332,7 @@ def test_numba_is_imported_only_when_asked_for():
         import numpy as np
         import fastopt as fo
         fo.fit(np.eye(4), [0.0, 1.0, 2.0, 3.0], epochs=2, tol=None)
-        print("numba" in sys.modules, fo._backends.resolve("auto"))
+        print("numba" in sys.modules, fo._backends.resolve("auto").name)
     """)
     assert out[0] == "False cpp"
 
@@ -343,7 +344,7 @@ def test_without_numba(tmp_path):
         sys.modules["numba"] = None  # import fails as for a missing package
         import numpy as np
         import fastopt as fo
-        print(fo._backends.resolve("auto"))
+        print(fo._backends.resolve("auto").name)
         print(fo.backends()["numba"].startswith("unavailable: "))
         opt = fo.Adam(lr=0.1)
         params = np.zeros(3)
@@ -371,7 +372,7 @@ def test_without_compiled_module_auto_is_numba_with_one_warning():
             opt.step(params, np.ones(3), state)
             opt.step(params, np.ones(3), state)
         print(len(caught), caught[0].category.__name__, "Numba backend" in str(caught[0].message))
-        print(fo._backends.resolve("auto"), np.allclose(params, -0.2))
+        print(fo._backends.resolve("auto").name, np.allclose(params, -0.2))
     """)
     assert out[:2] == ["1 RuntimeWarning True", "numba True"]
 
@@ -390,7 +391,7 @@ def test_without_compiled_module_and_numba_auto_is_numpy_with_one_warning():
             fo.fit(X, y, epochs=2, tol=None)
         message = str(caught[0].message)
         print(len(caught), caught[0].category.__name__, "NumPy reference" in message)
-        print(fo._backends.resolve("auto"))
+        print(fo._backends.resolve("auto").name)
     """)
     assert out[:2] == ["1 RuntimeWarning True", "numpy"]
 
@@ -441,7 +442,7 @@ def test_ctrl_c_interrupts_a_numba_epoch_quickly(tmp_path):
 CACHE_CHILD = """
     import numpy as np
     import fastopt as fo
-    from fastopt import _numba_backend as nb
+    from fastopt._backends import numba_jit as nb
     opt = fo.RMSprop(centered=True)
     params = np.zeros(5)
     opt.step(params, np.ones(5), opt.init(params), backend="numba")
@@ -469,7 +470,7 @@ def test_read_only_installation_runs_without_cache(tmp_path):
     core = getattr(_core, "__file__", None)
     if core is not None and not (copy / Path(core).name).exists():
         shutil.copy(core, copy)
-    for folder in [copy, copy / "reference"]:
+    for folder in [copy, copy / "reference", copy / "_backends"]:
         (folder / "__pycache__").write_text("a file where the cache directory would go")
     not_a_dir = tmp_path / "home"
     not_a_dir.write_text("")
@@ -482,7 +483,7 @@ def test_read_only_installation_runs_without_cache(tmp_path):
         import sys
         import numpy as np
         import fastopt as fo
-        from fastopt import _numba_backend as nb
+        from fastopt._backends import numba_jit as nb
         print(fo.__file__.startswith(sys.argv[1]), nb.compile_cache_enabled())
         print(nb.permutation(5, 0, 0).tolist())
     """, env=env, args=[str(copy)], cwd=tmp_path, flags=["-S"])

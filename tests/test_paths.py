@@ -115,7 +115,7 @@ def test_cli_paths(tmp_path):
     assert "condition number" in done.stdout
     assert all(name in done.stdout for name in PATH_OPTIMIZERS)
     image = pytest.importorskip("matplotlib.image")
-    assert image.imread(tmp_path / "fastopt-paths.png").shape[:2] == (660, 1430)
+    assert image.imread(tmp_path / "fastopt-paths.png").shape[:2] == (770, 1430)
 
     done = subprocess.run([sys.executable, "-m", "fastopt", "paths", "--json", "--optimizers",
                            "gd,newton", "--updates", "5"], capture_output=True, text=True,
@@ -128,3 +128,27 @@ def test_cli_paths(tmp_path):
         bad = subprocess.run([sys.executable, "-m", "fastopt", "paths", *args],
                              capture_output=True, text=True, cwd=tmp_path, timeout=120)
         assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+
+
+def test_the_view_holds_every_path_and_the_legend_hides_none(result):
+    """Momentum overshoots far past the optimum on the standardized surface: the whole of its
+    path is in the frame, and the legend sits outside the panel."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from fastopt import plot
+
+    for name, surface in result.surfaces.items():
+        fig, ax = plt.subplots(figsize=(6, 6.5), constrained_layout=True)
+        try:
+            plot.paths(result, ax, surface=name)
+            fig.canvas.draw()
+            (x_low, x_high), (y_low, y_high) = ax.get_xlim(), ax.get_ylim()
+            for path in surface.paths.values():
+                assert np.all((x_low <= path[:, 0]) & (path[:, 0] <= x_high)), name
+                assert np.all((y_low <= path[:, 1]) & (path[:, 1] <= y_high)), name
+            assert not ax.get_legend().get_window_extent().overlaps(ax.get_window_extent())
+            colors = [line.get_color() for line in ax.get_lines()[:len(surface.paths)]]
+            assert len(set(colors)) == len(surface.paths)
+        finally:
+            plt.close(fig)

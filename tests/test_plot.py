@@ -105,3 +105,78 @@ def test_cli_lr_sweep(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "fastopt", "lr-sweep", "--lrs", "x"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def comparison_of_every_optimizer():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((80, 3))
+    y = (X @ [1.0, -1.0, 0.5] + rng.logistic(size=80) > 0).astype(int)
+    return compare(X, y, model="logistic", epochs=3, progress=False)
+
+
+def test_loss_curves_give_each_of_the_twelve_fits_its_own_colour_and_a_legend(ax):
+    from matplotlib.colors import to_rgba
+
+    result = comparison_of_every_optimizer()
+    assert len(result.curves) == 12
+    plot.loss_curves(result, ax)
+    fits = [line for line in ax.get_lines() if line.get_label() != "target gap"]
+    assert [line.get_label() for line in fits] == list(result.curves)
+    assert len({to_rgba(line.get_color()) for line in fits}) == 12
+    # Dashes mean the target gap only; every (converged) fit is solid.
+    assert all(line.get_linestyle() == "-" for line in fits)
+    target = next(line for line in ax.get_lines() if line.get_label() == "target gap")
+    assert target.get_linestyle() == "--"
+    legend = ax.get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == list(result.curves) + [
+        "target gap"]
+    bare = plot.loss_curves(result, legend=False)
+    assert bare.get_legend() is None
+    plt.close(bare.figure)
+
+
+def test_a_fit_at_the_optimum_stays_in_the_picture(ax):
+    """A gap of exactly 0 (or below the view) is drawn on the floor of the view, marked."""
+    from fastopt.comparison import ComparisonResult
+
+    updates = np.arange(1, 6)
+    curves = {"sgd": {"updates": updates, "seconds": 0.1 * updates,
+                      "gap": np.array([1.0, 0.3, 0.1, 0.05, 0.03])},
+              "newton": {"updates": updates, "seconds": 0.2 * updates,
+                         "gap": np.array([0.5, 0.0, 0.0, 0.0, 0.0])}}
+    rows = [{"optimizer": name, "diverged": False} for name in curves]
+    result = ComparisonResult("linear", 1.0, rows=rows, curves=curves,
+                              settings={"target_gap": 1e-2, "initial_loss": 3.0})
+    plot.loss_curves(result, ax)
+    bottom, top = ax.get_ylim()
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    newton = lines["newton"].get_ydata()
+    assert np.all((bottom < newton) & (newton < top))
+    assert newton[0] == 0.5 and np.all(newton[1:] == newton[1]) and newton[1] < 1e-2
+    assert lines["newton"].get_marker() == "v" and lines["newton"].get_markevery() == [1]
+    np.testing.assert_array_equal(lines["sgd"].get_ydata(), curves["sgd"]["gap"])
+    assert lines["sgd"].get_marker() in (None, "None", "")
+
+
+def test_cli_schedules_shows_the_linear_warm_up(tmp_path, monkeypatch):
+    """`linear` rises over 5 of 1000 updates and then equals `constant`: one panel of the
+    picture zooms in so that its rise takes a visible part of the width."""
+    from matplotlib.figure import Figure
+
+    from fastopt.__main__ import main
+
+    saved = []
+    savefig = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig",
+                        lambda fig, *args, **kwargs: (saved.append(fig),
+                                                      savefig(fig, *args, **kwargs))[1])
+    assert main(["schedules", "--out", str(tmp_path)]) == 0
+    [fig] = saved
+    visible = []
+    for panel in fig.axes:
+        lines = {line.get_label(): line for line in panel.get_lines()}
+        rises = lines["linear"].get_ydata() != lines["constant"].get_ydata()
+        visible.append(rises.mean())
+        assert len({line.get_color() for line in lines.values()}) == len(lines)
+    assert max(visible) >= 0.04, visible
+    assert sum(panel.get_legend() is not None for panel in fig.axes) == 1

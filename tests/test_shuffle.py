@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fastopt import _core
-from fastopt import _numba_backend as nb
+from fastopt._backends import numba_jit as nb
 import fastopt as fo
 from fastopt.reference.shuffle import MAX_ROWS, batch_permutation, permutation
 

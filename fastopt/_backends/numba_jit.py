@@ -19,7 +19,8 @@ Numerics. Each kernel is a line-for-line copy of its C++ counterpart (``optimize
   the exponent is read from the hyperparameter array at run time.
 - models: float64 accumulation, sixteen-lane dot products summed in the same fixed order, and
   multiply-adds fused (``llvm.fma``) exactly when the C++ kernels in use fuse them (their
-  AVX2 + FMA build) and separate otherwise (the baseline build); see ``_fused_multiply_add``.
+  AVX2 + FMA build) and separate otherwise (the baseline build); see ``fused_multiply_add``
+  in ``fastopt._backends``, which decides.
 - ``error_model="numpy"``: a division by zero gives inf/nan as in C++, not ZeroDivisionError.
 
 Ctrl-C. Compiled Numba code cannot see signals, so an epoch runs as a sequence of calls of
@@ -52,7 +53,8 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from .reference.models import l1_share
+from ..reference.models import l1_share
+from .contract import MODEL_CODES, OPTIMIZER_CODES, PENALTY_CODES, check_step
 
 __all__ = ["optimizer_step", "epoch", "objective", "permutation", "compile_cache_enabled"]
 
@@ -74,9 +76,9 @@ def _jit(func):
 # ---------------------------------------------------------------------------------------------
 # Hyperparameters: one float64 array and one int64 array (the fields of OptimConfig).
 
-OPTIM_CODES = {"sgd": 0, "adagrad": 1, "rmsprop": 2, "adadelta": 3, "adam": 4, "nadam": 5,
-               "radam": 6}
-_SGD, _ADAGRAD, _RMSPROP, _ADADELTA, _ADAM, _NADAM, _RADAM = range(7)
+_SGD, _ADAGRAD, _RMSPROP, _ADADELTA, _ADAM, _NADAM, _RADAM = (
+    OPTIMIZER_CODES[name] for name in ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "nadam",
+                                       "radam"))
 
 _FLOAT_FIELDS = ("weight_decay", "momentum", "dampening", "lr_decay", "alpha", "rho", "beta1",
                  "beta2", "momentum_decay", "eps")
@@ -95,7 +97,7 @@ def optimizer_config(kind, hyper):
     ``Optimizer._hyperparameters()``."""
     values = dict(_FLOAT_DEFAULTS)
     flags = np.zeros(1 + len(_FLAG_FIELDS), dtype=np.int64)
-    flags[F_KIND] = OPTIM_CODES[kind]
+    flags[F_KIND] = OPTIMIZER_CODES[kind]
     for key, value in hyper.items():
         if key in values:
             values[key] = float(value)
@@ -432,8 +434,6 @@ def permutation(n, seed, epoch, positions=None):
 
 (M_MODEL, M_FEATURES, M_OUTPUTS, M_INTERCEPT, M_PENALTY, M_WEIGHTS, M_STANDARDIZE,
  M_FUSED) = range(8)
-MODEL_CODES = {"linear": 0, "logistic": 1, "softmax": 2}
-PENALTY_CODES = {None: 0, "none": 0, "l2": 1, "l1": 2, "elasticnet": 3}
 (P_ALPHA, P_L1) = range(2)  # alpha and the L1 share of the penalty
 _LOOKAHEAD = 4    # rows prefetched ahead of use (models.hpp sum_rows)
 _L2_AHEAD_BYTES = 48 * 1024  # and rows of this many bytes ahead into L2 (bind_training.cpp)
@@ -1220,27 +1220,10 @@ _EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
           np.dtype(np.float64): np.empty(0, np.float64)}
 
 
-def _host_has_fma():
+def host_has_fma():
+    """Whether this CPU has fused multiply-adds (LLVM's view of the host)."""
     from llvmlite import binding
     return bool(binding.get_host_cpu_features().get("fma", False))
-
-
-_HOST_FMA = None
-
-
-def _fused_multiply_add():
-    """Whether the dot products and gradient updates fuse multiply and add, as the C++ kernels
-    in use do: their AVX2 build (chosen on CPUs with AVX2 and FMA) fuses, the baseline does not
-    (models.hpp ``madd``). Following the C++ choice keeps both backends equal to the last bit;
-    without the compiled module, fuse when the CPU can."""
-    global _HOST_FMA
-    try:
-        from . import _core
-    except ImportError:
-        if _HOST_FMA is None:
-            _HOST_FMA = _host_has_fma()
-        return _HOST_FMA
-    return _core.cpu_target() != "baseline"
 
 
 def compile_cache_enabled():
@@ -1248,45 +1231,49 @@ def compile_cache_enabled():
     return _epoch_kernel._cache.__class__.__name__ != "NullCache"
 
 
-def _require_ndarray(obj, what):
-    if not isinstance(obj, np.ndarray):
-        raise TypeError(f"{what} must be a numpy.ndarray, got {type(obj).__name__}")
-    return obj
+class Data:
+    """A problem's arrays as the kernels take them, checked once per fit: ``X`` (an empty
+    (n, 0) array when X is sparse), ``csr`` = (values, indptr, indices, centring scratch) with
+    int64 indices (empty arrays for dense X), the model configuration ``mi``/``mf``."""
+
+    __slots__ = ("X", "y", "sw", "mean", "inv_std", "mi", "mf", "csr", "spec", "n_samples",
+                 "standardized")
+
+    def __init__(self, problem, fused):
+        spec = problem.spec
+        X = problem.X
+        if hasattr(X, "indptr"):  # CSR, checked by fastopt._validation.check_sparse_X
+            values = np.ascontiguousarray(X.data)
+            self.X = np.empty((X.shape[0], 0), dtype=values.dtype)
+            self.csr = (values, np.ascontiguousarray(X.indptr, dtype=np.int64),
+                        np.ascontiguousarray(X.indices, dtype=np.int64),
+                        np.zeros(spec.n_outputs))
+        else:
+            self.X = X
+            self.csr = (np.empty(0, dtype=X.dtype), _NO_INDEX, _NO_INDEX,
+                        np.zeros(spec.n_outputs))
+        self.spec = spec
+        self.n_samples = X.shape[0]
+        self.y = problem.y
+        self.sw = _or_empty(problem.sample_weight)
+        self.mean = _or_empty(problem.mean)
+        self.inv_std = _or_empty(problem.inv_std)
+        self.standardized = problem.mean is not None
+        self.mi, self.mf = model_config(spec, problem.sample_weight is not None,
+                                        self.standardized, fused)
 
 
-def _require_c_contiguous(a, what):
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{what} must be C-contiguous (use numpy.ascontiguousarray and keep "
-                         "the result): the update is done in place")
+_NO_INDEX = np.empty(0, dtype=np.int64)
 
 
-def _require_writeable(a, what):
-    if not a.flags.writeable:
-        raise ValueError(f"{what} is read-only; the update is done in place")
+def _or_empty(a):
+    return _EMPTY[np.dtype(np.float64)] if a is None else a
 
 
-def _shape_str(shape):
-    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _require_like(a, what, ref, ref_what):
-    if a.dtype != ref.dtype:
-        raise TypeError(f"{what} has dtype {a.dtype} but {ref_what} has dtype {ref.dtype}; "
-                        "they must match")
-    if a.shape != ref.shape:
-        raise ValueError(f"{what} has shape {_shape_str(a.shape)} but {ref_what} has shape "
-                         f"{_shape_str(ref.shape)}; they must match")
-
-
-def _require_disjoint(named):
-    for i, (what_a, a) in enumerate(named):
-        for what_b, b in named[i + 1:]:
-            # Two distinct arrays that own their memory cannot overlap (the common case, and
-            # 10x cheaper than asking NumPy).
-            if a.base is None and b.base is None and a is not b:
-                continue
-            if a.size and b.size and np.may_share_memory(a, b):
-                raise ValueError(f"{what_a} and {what_b} share memory; pass separate arrays")
+def dataset(problem, fused):
+    """``Data`` of ``problem``; ``fused``: whether multiply-adds are fused (see the module
+    docstring)."""
+    return Data(problem, fused)
 
 
 _SETUPS = {}
@@ -1305,40 +1292,31 @@ def _optimizer_setup(optimizer):
     return setup
 
 
-def _state_arrays(names, state, params, ref_what, named):
-    """The state arrays in kernel order, checked as the C++ binding does, padded with empty
-    arrays to three."""
-    arrays = []
-    for name in names:
-        what = f"state['{name}']"
-        a = _require_ndarray(state[name], what)
-        _require_like(a, what, params, ref_what)
-        _require_c_contiguous(a, what)
-        _require_writeable(a, what)
-        named.append((what, a))
-        arrays.append(a)
-    empty = _EMPTY[params.dtype]
-    return arrays + [empty] * (3 - len(arrays))
+def _state_arrays(names, state, dtype):
+    """The state arrays in kernel order, padded with empty arrays to three."""
+    arrays = [state[name] for name in names]
+    return arrays + [_EMPTY[dtype]] * (3 - len(arrays))
+
+
+def _require_disjoint(named):
+    for i, (what_a, a) in enumerate(named):
+        for what_b, b in named[i + 1:]:
+            # Two distinct arrays that own their memory cannot overlap (the common case, and
+            # 10x cheaper than asking NumPy).
+            if a.base is None and b.base is None and a is not b:
+                continue
+            if a.size and b.size and np.may_share_memory(a, b):
+                raise ValueError(f"{what_a} and {what_b} share memory; pass separate arrays")
 
 
 def optimizer_step(optimizer, params, grad, state, lr):
     """One in-place update of ``params`` and ``state`` (``Optimizer.step`` with
     ``backend="numba"``), with the argument checks of the C++ binding."""
     flags, hyper, names = _optimizer_setup(optimizer)
-    params = _require_ndarray(params, "params")
-    if params.dtype not in (np.float32, np.float64):
-        raise TypeError(f"params must have dtype float32 or float64, got {params.dtype}")
-    _require_c_contiguous(params, "params")
-    _require_writeable(params, "params")
-    grad = _require_ndarray(grad, "grad")
-    _require_like(grad, "grad", params, "params")
-    _require_c_contiguous(grad, "grad")
-    named = [("params", params), ("grad", grad)]
-    s0, s1, s2 = _state_arrays(names, state, params, "params", named)
-    _require_disjoint(named)
-    step = int(state["step"])
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
+    step = check_step(params, grad, state, names)
+    s0, s1, s2 = _state_arrays(names, state, params.dtype)
+    _require_disjoint([("params", params), ("grad", grad)]
+                      + [(f"state['{name}']", state[name]) for name in names])
     step, mu_product = _optimizer_step(flags, hyper, step, float(state.get("mu_product", 1.0)),
                                        float(lr), params.reshape(-1), grad.reshape(-1),
                                        s0.reshape(-1), s1.reshape(-1), s2.reshape(-1))
@@ -1347,123 +1325,36 @@ def optimizer_step(optimizer, params, grad, state, lr):
         state["mu_product"] = mu_product
 
 
-def _vector(a, what, length):
-    if a is None:
-        return _EMPTY[np.dtype(np.float64)]
-    a = _require_ndarray(a, what)
-    if a.dtype != np.float64:
-        raise TypeError(f"{what} must have dtype float64, got {a.dtype}")
-    if a.shape != (length,):
-        raise ValueError(f"{what} must have shape ({length},), got {_shape_str(a.shape)}")
-    _require_c_contiguous(a, what)
-    return a
+def _check_params(data, params):
+    """What changes between calls on one dataset: the parameters."""
+    if not isinstance(params, np.ndarray) or params.dtype != data.X.dtype:
+        raise TypeError(f"params must be a numpy.ndarray of dtype {data.X.dtype}")
+    if params.shape != (data.spec.n_params,) or not params.flags.c_contiguous:
+        raise ValueError(f"params must be C-contiguous of shape ({data.spec.n_params},)")
+    return params
 
 
-def _sparse_arrays(problem):
-    """``(values, indptr, indices)`` of a CSR ``problem.X`` with int64 indices (converted once
-    per problem and kept: one compiled kernel then serves dense and sparse X), checked as the
-    C++ binding checks them."""
-    cached = getattr(problem, "_numba_csr", None)
-    if cached is not None and cached[0] is problem.X:
-        return cached[1]
-    X, d = problem.X, problem.spec.n_features
-    if X.shape[1] != d:
-        raise ValueError(f"X must have {d} columns, got {X.shape[1]}")
-    values = X.data
-    if values.dtype not in (np.float32, np.float64):
-        raise TypeError(f"X must have dtype float32 or float64, got {values.dtype}")
-    indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
-    indices = np.ascontiguousarray(X.indices, dtype=np.int64)
-    values = np.ascontiguousarray(values)
-    n, nnz = X.shape[0], values.size
-    if indptr.size != n + 1 or indptr[0] != 0 or indptr[-1] != nnz or indices.size != nnz:
-        raise ValueError("X.indptr must start at 0 and end at nnz")
-    if np.any(np.diff(indptr) < 0):
-        raise ValueError("X.indptr must be non-decreasing")
-    if nnz and (indices.min() < 0 or indices.max() >= d):
-        raise ValueError(f"X.indices out of range [0, {d})")
-    arrays = (values, indptr, indices)
-    problem._numba_csr = (X, arrays)
-    return arrays
-
-
-_NO_INDEX = np.empty(0, dtype=np.int64)
-
-
-def _is_sparse(X):
-    from ._validation import is_sparse
-    return is_sparse(X)
-
-
-def _problem_arrays(problem, params):
-    """The arrays of ``problem`` for the kernels, checked as the C++ binding checks them (the
-    compiled loops do no bounds checking). Returns ``(X, y, sw, mean, inv_std, mi, mf, params,
-    csr)``: a sparse X comes as ``csr`` = (values, indptr, indices, centring scratch) with X an
-    empty (n, 0) array; a dense X with empty ``csr`` arrays."""
-    spec = problem.spec
-    if _is_sparse(problem.X):
-        values, indptr, indices = _sparse_arrays(problem)
-        X = np.empty((problem.X.shape[0], 0), dtype=values.dtype)
-        csr = (values, indptr, indices, np.zeros(spec.n_outputs))
-    else:
-        X = _require_ndarray(problem.X, "X")
-        if X.dtype not in (np.float32, np.float64):
-            raise TypeError(f"X must have dtype float32 or float64, got {X.dtype}")
-        if X.ndim != 2 or X.shape[1] != spec.n_features:
-            raise ValueError(f"X must have shape (n, {spec.n_features}), got "
-                             f"{_shape_str(X.shape)}")
-        _require_c_contiguous(X, "X")
-        csr = (np.empty(0, dtype=X.dtype), _NO_INDEX, _NO_INDEX, np.zeros(spec.n_outputs))
-    n = X.shape[0]
-    if n < 1:
-        raise ValueError("X has no rows")
-    if spec.n_features < 1 or spec.n_outputs < 1:
-        raise ValueError("n_features and n_outputs must be >= 1")
-    if spec.model != "softmax" and spec.n_outputs != 1:
-        raise ValueError("linear and logistic models have one output")
-    y = _vector(problem.y, "y", n)
-    if spec.model == "softmax" and not np.all((y >= 0) & (y < spec.n_outputs)
-                                              & (y == np.floor(y))):
-        raise ValueError(f"y must hold class indices in [0, {spec.n_outputs})")
-    sw = _vector(problem.sample_weight, "sample_weight", n)
-    mean = _vector(problem.mean, "mean", spec.n_features)
-    inv_std = _vector(problem.inv_std, "inv_std", spec.n_features)
-    if (problem.mean is None) != (problem.inv_std is None):
-        raise ValueError("mean and inv_std go together")
-    params = _require_ndarray(params, "params")
-    if params.dtype != X.dtype:
-        raise TypeError(f"params has dtype {params.dtype} but X has dtype {X.dtype}; they "
-                        "must match")
-    if params.shape != (spec.n_params,):
-        raise ValueError(f"params must have shape ({spec.n_params},), got "
-                         f"{_shape_str(params.shape)}")
-    _require_c_contiguous(params, "params")
-    mi, mf = model_config(spec, problem.sample_weight is not None, problem.mean is not None,
-                          _fused_multiply_add())
-    return X, y, sw, mean, inv_std, mi, mf, params, csr
-
-
-def epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):
+def epoch(data, state, lrs, batch_size, shuffle, threads=1, lazy=False):
     """One epoch on ``state`` (params and optimizer state updated in place). Returns ``(mean
     loss, updates done, ok, failed update or -1)``, as the C++ backend; ``threads`` lanes per
     minibatch, summed one after another (the C++ backend's threaded sums, bit for bit)."""
-    X, y, sw, mean, inv_std, mi, mf, w, csr = _problem_arrays(problem, state.params)
-    _require_writeable(w, "params")
-    if batch_size < 1:
-        raise ValueError("batch_size must be >= 1")
-    if not 1 <= threads <= 256:
-        raise ValueError("threads must be in [1, 256]")
-    n, p = X.shape[0], w.size
+    w = _check_params(data, state.params)
+    flags, hyper, names = _optimizer_setup(state.optimizer)
+    st = state.optimizer_state
+    check_step(w, w, st, names)
+    n, p, spec = data.n_samples, w.size, data.spec
     if shuffle and n > _MAX_ROWS:
         raise ValueError("the shuffle handles up to 2**32 - 1 rows; pass shuffle=False or "
                          "train on chunks with partial_fit")
     steps = -(-n // batch_size)
-    lrs = _vector(lrs, "lrs", steps)
-    flags, hyper, names = _optimizer_setup(state.optimizer)
-    st = state.optimizer_state
-    named = [("params", w), ("X", X)]
-    s0, s1, s2 = _state_arrays(names, st, w, "params", named)
-    _require_disjoint(named)
+    lrs = np.ascontiguousarray(lrs[:steps], dtype=np.float64)
+    if lrs.size != steps:
+        raise ValueError(f"lrs must hold {steps} learning rates, got {lrs.size}")
+    s0, s1, s2 = _state_arrays(names, st, w.dtype)
+    _require_disjoint([("params", w), ("X", data.X)]
+                      + [(f"state['{name}']", st[name]) for name in names])
+    X, y, sw, mean, inv_std, mi, mf, csr = (data.X, data.y, data.sw, data.mean, data.inv_std,
+                                            data.mi, data.mf, data.csr)
     cursor = np.zeros(7, dtype=np.int64)
     cursor[C_OPT_STEP] = int(st["step"])
     sums = np.array([0.0, 0.0, float(st.get("mu_product", 1.0)), 0.0, 0.0, 1.0])
@@ -1473,16 +1364,16 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):
                                batch_size if shuffle == "batches" else 0)
     wsp, grad = np.empty(p), np.empty(p)
     grad_t = np.empty(p, dtype=w.dtype)
-    f, xs = np.empty(problem.spec.n_outputs), np.empty(problem.spec.n_features)
+    f, xs = np.empty(spec.n_outputs), np.empty(spec.n_features)
     lane_grad, lane_loss = np.zeros((int(threads), p)), np.zeros(int(threads))
-    k = problem.spec.n_outputs
+    k = spec.n_outputs
     lane_rsum, rsum = np.zeros((int(threads), k)), np.zeros(k)
     budget = max(1, int(_WORK_PER_CALL))
-    lazy = (lazy and csr[1].size > 0 and problem.mean is None
+    lazy = (lazy and csr[1].size > 0 and not data.standardized
             and not needs_exact_epoch(flags, hyper, mi, mf, lrs))
     if lazy:
-        mark = np.zeros(problem.spec.n_features, dtype=np.int64)
-        active = np.empty(problem.spec.n_features, dtype=np.int64)
+        mark = np.zeros(spec.n_features, dtype=np.int64)
+        active = np.empty(spec.n_features, dtype=np.int64)
         coords = np.empty(p, dtype=np.int64)
         pc, gc = np.empty(p, dtype=w.dtype), np.empty(p, dtype=w.dtype)
         c0, c1, c2 = (np.empty(p if len(names) > i else 0, dtype=w.dtype) for i in range(3))
@@ -1492,14 +1383,15 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):
                 int(batch_size), bool(shuffle), order, wsp, grad, f, cursor, sums, budget, csr,
                 mark, active, coords, pc, gc, c0, c1, c2):
             pass
-        while not lazy and not _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2, flags, hyper,
-                                lrs, int(batch_size), bool(shuffle), order, wsp, grad, grad_t,
-                                f, xs, cursor, sums, budget, lane_grad, lane_loss, csr,
-                                lane_rsum, rsum):
+        while not lazy and not _epoch_kernel(X, y, sw, mean, inv_std, mi, mf, w, s0, s1, s2,
+                                             flags, hyper, lrs, int(batch_size), bool(shuffle),
+                                             order, wsp, grad, grad_t, f, xs, cursor, sums,
+                                             budget, lane_grad, lane_loss, csr, lane_rsum,
+                                             rsum):
             pass  # back in the interpreter between calls: a pending Ctrl-C is raised here
     finally:  # also when interrupted: the optimizer state matches the parameters
         if lazy:  # scaled SGD interrupted between calls: w = scale * u again
-            _unscale(w, wsp, k * problem.spec.n_features, sums)
+            _unscale(w, wsp, k * spec.n_features, sums)
         st["step"] = int(cursor[C_OPT_STEP])
         if "mu_product" in st:
             st["mu_product"] = float(sums[S_MU])
@@ -1507,17 +1399,18 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):
             int(cursor[C_FAILED]) if cursor[C_STATUS] else -1)
 
 
-def objective(problem, params):
+def objective(data, params):
     """``(L(params), float64 gradient)`` over all rows, as the C++ backend."""
-    X, y, sw, mean, inv_std, mi, mf, w, csr = _problem_arrays(problem, params)
+    w = _check_params(data, params)
     p = w.size
     wsp, grad = np.empty(p), np.empty(p)
-    f, xs = np.empty(problem.spec.n_outputs), np.empty(problem.spec.n_features)
+    f, xs = np.empty(data.spec.n_outputs), np.empty(data.spec.n_features)
     cursor = np.zeros(7, dtype=np.int64)
     sums = np.zeros(6)
     budget = max(1, int(_WORK_PER_CALL))
-    rsum = np.zeros(problem.spec.n_outputs)
-    while not _objective_kernel(X, y, sw, mean, inv_std, mi, mf, w, wsp, grad, f, xs, _NO_ORDER,
-                                cursor, sums, budget, csr, rsum):
+    rsum = np.zeros(data.spec.n_outputs)
+    while not _objective_kernel(data.X, data.y, data.sw, data.mean, data.inv_std, data.mi,
+                                data.mf, w, wsp, grad, f, xs, _NO_ORDER, cursor, sums, budget,
+                                data.csr, rsum):
         pass
     return float(sums[S_EPOCH]), grad

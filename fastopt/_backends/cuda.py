@@ -1,6 +1,6 @@
 """The CUDA backend (``backend="cuda"``): optimizer steps, minibatch gradients and whole epochs
-as ``numba.cuda`` kernels, behind the same three functions as the C++ backend in
-``fastopt._backends`` (``optimizer_step``, ``epoch``, ``objective``).
+as ``numba.cuda`` kernels, behind the functions of the backend record
+(``fastopt._backends.Backend``).
 
 One epoch on the device
 -----------------------
@@ -39,13 +39,12 @@ last bit.
 
 Data residency
 --------------
-``X``, ``y``, the weights and the standardisation go to the device once per
-:class:`~fastopt.training.Problem` and are cached on it (``problem._cuda``; a field whose host
-array is replaced is uploaded again). A device ``X`` (a numba device array, or anything with
-``__cuda_array_interface__``: CuPy, PyTorch) is used where it is. Parameters and optimizer state
-stay on the device between epochs, cached on the :class:`~fastopt.training.TrainingState`, and
-are mirrored into its NumPy arrays after every epoch; when those host arrays were changed in
-between (a rollback, a warm start), they are uploaded again. The caches are never pickled.
+``X``, ``y``, the weights and the standardisation go to the device once per fit, when the
+engine asks for the problem's :func:`dataset`. A device ``X`` (a numba device array, or anything
+with ``__cuda_array_interface__``: CuPy, PyTorch) is used where it is. Parameters and optimizer
+state stay on the device between epochs, kept in that dataset, and are mirrored into the
+training state's NumPy arrays after every epoch; when those host arrays were changed in between
+(a rollback, a warm start), they are uploaded again.
 """
 
 from __future__ import annotations
@@ -58,8 +57,11 @@ from numba import cuda, float64
 from numba.core import config as _numba_config
 from numba.core.errors import NumbaPerformanceWarning
 
-from ._validation import is_device_array
-from .reference.models import l1_share
+from .. import _scaling
+from .._validation import is_device_array, is_sparse
+from ..reference.models import l1_share
+from .contract import MODEL_CODES, OPTIMIZER_CODES, STATE_SLOTS, check_step
+from .numba_jit import shuffled_order
 
 __all__ = ["optimizer_step", "epoch", "objective", "check_device_X", "column_scaling",
            "take_rows"]
@@ -73,22 +75,19 @@ _MAX_TILES = 1024       # ... and at most this many tiles (the reduce sums them 
 _CLASS_CHUNK = 8        # classes accumulated per pass over a tile's rows
 
 # Optimizer kinds, and flags that hold for the whole fit.
-_KINDS = {"sgd": 0, "adagrad": 1, "rmsprop": 2, "adadelta": 3, "adam": 4, "nadam": 5, "radam": 6}
-_SGD, _ADAGRAD, _RMSPROP, _ADADELTA, _ADAM, _NADAM, _RADAM = range(7)
+_KINDS = OPTIMIZER_CODES
+_SGD, _ADAGRAD, _RMSPROP, _ADADELTA, _ADAM, _NADAM, _RADAM = (
+    _KINDS[name] for name in ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "nadam", "radam"))
 _NO_UPDATE = -1
 _COUPLED, _DECOUPLED, _MOMENTUM, _NESTEROV, _CENTERED, _AMSGRAD, _LERP_LOW = (
     1, 2, 4, 8, 16, 32, 64)
 _N_COEFS = 12
 # State arrays in the three kernel slots, by kind (None: a dummy array).
-_SLOTS = {"sgd": ("momentum_buffer", None, None), "adagrad": ("sum", None, None),
-          "rmsprop": ("square_avg", "grad_avg", "momentum_buffer"),
-          "adadelta": ("square_avg", "acc_delta", None),
-          "adam": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
-          "nadam": ("exp_avg", "exp_avg_sq", None), "radam": ("exp_avg", "exp_avg_sq", None)}
+_SLOTS = {kind: names + (None,) * (3 - len(names)) for kind, names in STATE_SLOTS.items()}
 
 # The model description the kernels read (int64 array `spec`) ...
-_MODELS = {"linear": 0, "logistic": 1, "softmax": 2}
-_LINEAR, _LOGISTIC, _SOFTMAX = range(3)
+_MODELS = MODEL_CODES
+_LINEAR, _LOGISTIC, _SOFTMAX = (_MODELS[name] for name in ("linear", "logistic", "softmax"))
 _S_MODEL, _S_OUTPUTS, _S_FEATURES, _S_INTERCEPT, _S_WEIGHTED, _S_STANDARDIZED = range(6)
 # ... the penalty (float64 array: on, alpha, l1 share, l2 share) ...
 _PEN_ON, _PEN_ALPHA, _PEN_L1, _PEN_L2 = range(4)
@@ -568,65 +567,41 @@ def _dummy(dtype, ndim=1):
     return _DUMMIES[key]
 
 
-class _DeviceCache(dict):
-    """Device copies attached to a host object (its ``_cuda`` attribute). Never pickled or
-    deep-copied: a copy starts empty and uploads again."""
+class Data:
+    """The device copies of a problem's arrays (attributes named as its fields), uploaded once
+    per fit by :func:`dataset`; scratch space per batch size; and the device copies of the
+    training state (``training``), kept between epochs."""
 
-    def __reduce__(self):
-        return (_DeviceCache, ())
-
-    def __deepcopy__(self, memo):
-        return _DeviceCache()
-
-
-def _cache_of(obj):
-    cache = obj.__dict__.get("_cuda")
-    if cache is None:
-        cache = obj.__dict__["_cuda"] = _DeviceCache()
-    return cache
-
-
-class _Data:
-    """The device arrays of a Problem (attributes named as its fields), the host arrays they
-    were copied from, and scratch space per batch size."""
-
-    def __init__(self):
-        self.host = {}
-        self.description = None
+    def __init__(self, problem):
+        if is_sparse(problem.X):
+            raise TypeError("backend='cuda' trains on dense X only; pass X.toarray(), or use "
+                            "backend='cpp' or 'numba' for sparse X")
+        for name in ("X", "y", "sample_weight", "mean", "inv_std"):
+            host = getattr(problem, name)
+            if host is None:
+                device = _dummy(np.float64)
+            elif is_device_array(host):
+                device = _as_device(host)
+            else:
+                device = _upload(host if name == "X" else np.asarray(host, dtype=np.float64))
+            setattr(self, name, device)
+        spec = self.model = problem.spec
+        self.n_samples = problem.n_samples
+        l1 = float(l1_share(spec))
+        self.spec = _upload(np.array(
+            (_MODELS[spec.model], spec.n_outputs, spec.n_features, int(spec.fit_intercept),
+             int(problem.sample_weight is not None), int(problem.mean is not None)),
+            dtype=np.int64))
+        self.penalty = _upload(np.array(
+            (float(spec.penalty is not None and spec.alpha != 0), spec.alpha, l1, 1 - l1),
+            dtype=np.float64))
         self.workspaces = {}
+        self.in_order = None
+        self.training = None
 
 
-def _problem_data(problem):
-    """Device copies of ``problem``'s arrays: uploaded on first use, again only for a field whose
-    host array was replaced (the estimators set ``mean``/``inv_std`` after ``prepare``)."""
-    cache = _cache_of(problem)
-    data = cache.get("data")
-    if data is None:
-        data = cache["data"] = _Data()
-    for name in ("X", "y", "sample_weight", "mean", "inv_std"):
-        host = getattr(problem, name)
-        if name in data.host and data.host[name] is host:
-            continue
-        if host is None:
-            device = _dummy(np.float64)
-        elif is_device_array(host):
-            device = _as_device(host)
-        else:
-            device = _upload(host if name == "X" else np.asarray(host, dtype=np.float64))
-        data.host[name] = host
-        setattr(data, name, device)
-    spec = problem.spec
-    l1 = float(l1_share(spec))
-    description = (
-        (_MODELS[spec.model], spec.n_outputs, spec.n_features, int(spec.fit_intercept),
-         int(problem.sample_weight is not None), int(problem.mean is not None)),
-        (float(spec.penalty is not None and spec.alpha != 0), spec.alpha, l1, 1 - l1))
-    if data.description != description:
-        data.description = description
-        data.spec = _upload(np.array(description[0], dtype=np.int64))
-        data.penalty = _upload(np.array(description[1], dtype=np.float64))
-        data.workspaces = {}
-    return data
+def dataset(problem):
+    return Data(problem)
 
 
 def _tiling(m):
@@ -668,7 +643,6 @@ def _permutation(n, seed, epoch_index, shuffle, batch_size=0):
     CPU by the Numba backend (shuffle="batches": blocks of batch_size rows), or 0..n-1."""
     if not shuffle:
         return np.arange(n, dtype=np.uint32)
-    from ._numba_backend import shuffled_order
     return shuffled_order(n, seed, epoch_index, batch_size if shuffle == "batches" else 0)
 
 
@@ -765,32 +739,6 @@ def _slots(kind, arrays, dtype):
             for name in _SLOTS[kind]]
 
 
-def _check_arrays(named, *, in_place):
-    """The binding's checks: float32/float64, one dtype and shape, C-contiguous, and
-    writeable where updated in place (``in_place``: the names that are)."""
-    params = named[0][1]
-    for what, array in named:
-        device = is_device_array(array)
-        if not device and not isinstance(array, np.ndarray):
-            raise TypeError(f"{what} must be a numpy.ndarray or a CUDA device array, got "
-                            f"{type(array).__name__}")
-        if what == "params" and array.dtype not in (np.float32, np.float64):
-            raise TypeError(f"params must have dtype float32 or float64, got {array.dtype}")
-        if array.dtype != params.dtype:
-            raise TypeError(f"{what} has dtype {array.dtype} but params has dtype "
-                            f"{params.dtype}; they must match")
-        if tuple(array.shape) != tuple(params.shape):
-            raise ValueError(f"{what} has shape {tuple(array.shape)} but params has shape "
-                             f"{tuple(params.shape)}; they must match")
-        contiguous = (_as_device(array).is_c_contiguous() if device
-                      else array.flags.c_contiguous)
-        if not contiguous:
-            raise ValueError(f"{what} must be C-contiguous (use numpy.ascontiguousarray and "
-                             "keep the result): the update is done in place")
-        if what in in_place and not device and not array.flags.writeable:
-            raise ValueError(f"{what} is read-only; the update is done in place")
-
-
 # ---------------------------------------------------------------------------------------------
 # The backend functions
 
@@ -799,10 +747,10 @@ def optimizer_step(optimizer, params, grad, state, lr):
     (numba, or with ``__cuda_array_interface__``) are updated where they are."""
     names = optimizer._state_names()
     named = [("params", params), ("grad", grad)] + [(f"state[{n!r}]", state[n]) for n in names]
-    _check_arrays(named, in_place={"params"} | {f"state[{n!r}]" for n in names})
-    step = int(state["step"])
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
+    step = check_step(params, grad, state, names, is_device=is_device_array)
+    for what, array in named:
+        if is_device_array(array) and not _as_device(array).is_c_contiguous():
+            raise ValueError(f"{what} must be C-contiguous: the update is done in place")
     table, flags, step, mu_product = _coefficients(
         optimizer, [lr], step, float(state.get("mu_product", 1.0)))
     size = int(np.prod(params.shape))
@@ -843,7 +791,7 @@ class _Training:
                 and all(a.tobytes() == s for a, s in zip(host, self.snapshot)))
 
 
-def _training_arrays(state):
+def _training_arrays(data, state):
     """The device copies of ``state``'s parameters and optimizer state, uploaded unless the ones
     kept from the last epoch still match the host arrays."""
     names = tuple(state.optimizer._state_names())
@@ -851,39 +799,29 @@ def _training_arrays(state):
     if any(is_device_array(array) for array in host):
         raise TypeError("TrainingState arrays must be NumPy arrays; the CUDA backend keeps its "
                         "own device copies")
-    _check_arrays([("params", host[0])] + [(f"state[{n!r}]", a) for n, a in zip(names, host[1:])],
-                  in_place=set())
-    cache = _cache_of(state)
-    training = cache.get("training")
+    check_step(host[0], host[0], state.optimizer_state, names)
+    training = data.training
     if training is None or not training.matches(names, host):
-        training = cache["training"] = _Training(names, host)
+        training = data.training = _Training(names, host)
     return training
 
 
-def _forget(state):
-    """Drop the device copies of ``state`` (they no longer match its host arrays)."""
-    _cache_of(state).pop("training", None)
+def _forget(data):
+    """Drop the device copies of the training state (they no longer match its host arrays)."""
+    data.training = None
 
 
-def _require_dense(problem):
-    from ._validation import is_sparse
-    if is_sparse(problem.X):
-        raise TypeError("backend='cuda' trains on dense X only; pass X.toarray(), or use "
-                        "backend='cpp' or 'numba' for sparse X")
-
-
-def epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):  # noqa: ARG001
+def epoch(data, state, lrs, batch_size, shuffle, threads=1, lazy=False):  # noqa: ARG001
     """One epoch of minibatch training on the device; ``(mean loss, updates, ok, failed_step)``
     as the C++ epoch. On success the parameters and optimizer state are mirrored into
     ``state``'s arrays; on failure those are left as they were (the caller rolls back)."""
-    _require_dense(problem)
-    n = problem.n_samples
+    n = data.n_samples
+    spec = data.model
     steps = -(-n // batch_size)
     opt = state.optimizer
     st = state.optimizer_state
     dtype = state.params.dtype
-    data = _problem_data(problem)
-    training = _training_arrays(state)
+    training = _training_arrays(data, state)
     params = training.device[0]
     slots = _slots(opt._kind, dict(zip(training.names, training.device[1:])), dtype)
     table, flags, step, mu_product = _coefficients(
@@ -891,31 +829,31 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):  # n
         float(st.get("mu_product", 1.0)))
     coefs = _upload(table.astype(dtype))
     perm = _upload(_permutation(n, state.seed, state.epochs, shuffle, batch_size))
-    workspace = _workspace(data, problem.spec, batch_size)
-    grad = workspace.grad(problem.spec.n_params, dtype)
+    workspace = _workspace(data, spec, batch_size)
+    grad = workspace.grad(spec.n_params, dtype)
     objectives = cuda.device_array(steps, dtype=np.float64)
     kind = _KINDS[opt._kind]
     try:
         for j in range(steps):
             first = j * batch_size
             m = min(batch_size, n - first)
-            tiles = _batch_gradient(data, workspace, problem.spec, params, perm, first, m)
-            _launch(_reduce_kernel, 1, _reduce_threads(problem.spec.n_params, tiles), params,
+            tiles = _batch_gradient(data, workspace, spec, params, perm, first, m)
+            _launch(_reduce_kernel, 1, _reduce_threads(spec.n_params, tiles), params,
                     data.spec, data.penalty, workspace.partial, workspace.loss_partial, tiles,
                     m, objectives, j, grad, kind, flags, *slots, coefs)
         values = objectives.copy_to_host()
         new_params = params.copy_to_host()
     except BaseException:  # KeyboardInterrupt included: the device copies are half updated
-        _forget(state)
+        _forget(data)
         raise
     total = 0.0
     for j, value in enumerate(values):
         if not math.isfinite(value):
-            _forget(state)
+            _forget(data)
             return total / n, j, False, j
         total += float(value)
     if not np.isfinite(new_params).all():
-        _forget(state)
+        _forget(data)
         return total / n, steps, False, steps - 1
     state.params[...] = new_params
     for name, device in zip(training.names, training.device[1:]):
@@ -927,21 +865,17 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):  # n
     return total / n, steps, True, -1
 
 
-def objective(problem, params):
+def objective(data, params):
     """``(L(params), float64 gradient)`` over all rows, in order."""
-    _require_dense(problem)
-    n = problem.n_samples
-    data = _problem_data(problem)
-    workspace = _workspace(data, problem.spec, n)
-    grad = workspace.grad(problem.spec.n_params, np.float64)
-    cache = _cache_of(problem)
-    if ("in_order", n) not in cache:
-        cache["in_order", n] = _upload(_permutation(n, 0, 0, False))
+    n, spec = data.n_samples, data.model
+    workspace = _workspace(data, spec, n)
+    grad = workspace.grad(spec.n_params, np.float64)
+    if data.in_order is None:
+        data.in_order = _upload(_permutation(n, 0, 0, False))
     device_params = (_as_device(params) if is_device_array(params)
                      else _upload(np.asarray(params)))
-    tiles = _batch_gradient(data, workspace, problem.spec, device_params, cache["in_order", n],
-                            0, n)
-    _launch(_reduce_kernel, 1, _reduce_threads(problem.spec.n_params, tiles), device_params,
+    tiles = _batch_gradient(data, workspace, spec, device_params, data.in_order, 0, n)
+    _launch(_reduce_kernel, 1, _reduce_threads(spec.n_params, tiles), device_params,
             data.spec, data.penalty, workspace.partial, workspace.loss_partial, tiles, n,
             workspace.out, 0, grad, _NO_UPDATE, 0, *_slots("sgd", {}, np.float64),
             _dummy(np.float64, 2))
@@ -950,7 +884,7 @@ def objective(problem, params):
 
 
 # ---------------------------------------------------------------------------------------------
-# Device input (fastopt._validation.check_X and fastopt.training call these)
+# Device input (the engine calls these through the backend record)
 
 def check_device_X(X, name="X"):
     """``X`` in GPU memory as a numba device array over the same memory (no copy): 2-D,
@@ -981,9 +915,12 @@ def check_device_X(X, name="X"):
     return X
 
 
-def column_scaling(X, sample_weight=None):
-    """Per-feature mean and 1/std (float64 NumPy arrays) of a device X under the host
-    ``sample_weight`` (or None), as ``fastopt.training.column_scaling`` computes them."""
+def column_scaling(X, sample_weight=None, host=_scaling.column_scaling):
+    """Per-feature mean and 1/std (float64 NumPy arrays) of X under the host ``sample_weight``
+    (or None), as ``fastopt._scaling.column_scaling`` computes them: on the device for a device
+    X, else by ``host``."""
+    if not is_device_array(X):
+        return host(X, sample_weight)
     n, d = X.shape
     weight = _dummy(np.float64) if sample_weight is None else _upload(
         np.asarray(sample_weight, dtype=np.float64))
@@ -998,12 +935,14 @@ def column_scaling(X, sample_weight=None):
     _launch(_column_sums_kernel, grid, threads, X, weight, weighted, _upload(mean), 1,
             tile_rows, partial)
     std = np.sqrt(partial.copy_to_host().sum(axis=0) / n)
-    from .training import inverse_std  # (training imports this module lazily too)
-    return mean, inverse_std(mean, std)
+    return mean, _scaling.inverse_std(mean, std)
 
 
 def take_rows(X, rows):
-    """A new device array holding the rows ``rows`` (host integers) of the device array X."""
+    """``X[rows]``: for a device X a new device array holding the rows ``rows`` (host
+    integers)."""
+    if not is_device_array(X):
+        return _scaling.take_rows(X, rows)
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     out = cuda.device_array((len(rows), X.shape[1]), dtype=X.dtype)
     size = len(rows) * X.shape[1]

@@ -1,0 +1,93 @@
+"""The compiled backend: adapters from fastopt's objects to ``fastopt._core``."""
+
+from __future__ import annotations
+
+import functools
+
+from .. import _scaling
+from .. import _validation as v
+from .. import _core
+from .contract import step_count
+
+
+class Data:
+    """A problem's arrays as ``_core`` takes them, made once per fit."""
+
+    __slots__ = ("spec", "X", "y", "sample_weight", "mean", "inv_std", "n_samples")
+
+    def __init__(self, problem):
+        self.spec = model_spec(problem.spec)
+        X = problem.X
+        self.X = (X.data, X.indices, X.indptr, X.shape[1]) if v.is_sparse(X) else X
+        self.y = problem.y
+        self.sample_weight = problem.sample_weight
+        self.mean = problem.mean
+        self.inv_std = problem.inv_std
+        self.n_samples = problem.n_samples
+
+
+def dataset(problem):
+    return Data(problem)
+
+
+@functools.lru_cache(maxsize=64)
+def model_spec(spec):
+    out = _core.ModelSpec()
+    out.model = getattr(_core.Model, spec.model)
+    out.n_features = spec.n_features
+    out.n_outputs = spec.n_outputs
+    out.fit_intercept = spec.fit_intercept
+    out.penalty = getattr(_core.Penalty, spec.penalty or "none")
+    out.alpha = spec.alpha
+    out.l1_ratio = spec.l1_ratio
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _optimizer_config(kind, hyper):
+    config = _core.OptimConfig()
+    config.kind = getattr(_core.Optim, kind)
+    for key, value in hyper:
+        setattr(config, key, value)
+    return config
+
+
+def _setup(optimizer):
+    """The kernel configuration and state names of ``optimizer``, cached by its
+    hyperparameter values."""
+    hyper = tuple(optimizer._hyperparameters().items())
+    return _optimizer_config(optimizer._kind, hyper), optimizer._state_names()
+
+
+def optimizer_step(optimizer, params, grad, state, lr):
+    config, names = _setup(optimizer)
+    arrays = {name: state[name] for name in names}
+    step, mu_product = _core.optimizer_step(
+        config, params, grad, arrays, step_count(state),
+        float(state.get("mu_product", 1.0)), lr)
+    state["step"] = step
+    if "mu_product" in state:
+        state["mu_product"] = mu_product
+
+
+def epoch(data, state, lrs, batch_size, shuffle, threads=1, lazy=False):
+    config, names = _setup(state.optimizer)
+    st = state.optimizer_state
+    loss_sum, steps, status, failed, step, mu_product = _core.run_epoch(
+        data.spec, data.X, data.y, data.sample_weight, data.mean, data.inv_std, state.params,
+        config, {name: st[name] for name in names}, step_count(st),
+        float(st.get("mu_product", 1.0)), batch_size, bool(shuffle), state.seed, state.epochs,
+        lrs, threads, lazy, shuffle == "batches")
+    st["step"] = step
+    if "mu_product" in st:
+        st["mu_product"] = mu_product
+    return loss_sum / data.n_samples, steps, status == 0, failed
+
+
+def objective(data, params):
+    return _core.objective(data.spec, data.X, data.y, data.sample_weight, data.mean,
+                           data.inv_std, params)
+
+
+def column_scaling(X, sample_weight=None):
+    return _scaling.column_scaling(X, sample_weight, moments=_core.column_moments)

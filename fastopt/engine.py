@@ -1,0 +1,495 @@
+"""The training engine that every front end (``fit``, the estimators, ``fit_stream``,
+``fastopt.dask``) runs on.
+
+- :func:`prepare` checks and encodes the data once per fit into a :class:`Problem`, with the
+  backend record resolved once (``fastopt._backends.resolve``);
+- :class:`Monitor` is the one epoch loop's bookkeeping: history, progress lines, ``tol`` and
+  ``n_iter_no_change``, callbacks;
+- :func:`train` runs first-order epochs on a :class:`TrainingState`, one compiled call per
+  epoch;
+- :func:`solve` is a whole fit (Newton's method, or first-order epochs with early stopping);
+- :func:`result` puts the parameters back on the original features as a :class:`FitResult`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _backends
+from . import _validation as v
+from .newton import newton_fit
+from .optim import Optimizer, make_optimizer
+from .reference.models import MODELS, PENALTIES, ModelSpec
+from .schedules import make_schedule
+
+__all__ = ["Problem", "TrainingState", "FitResult", "DivergenceError", "prepare", "train",
+           "solve", "result", "Monitor"]
+
+
+class _OwnConvergenceWarning(UserWarning):
+    """The fit reached its epoch budget before meeting ``tol``."""
+
+
+@functools.cache
+def convergence_warning():
+    """The ``ConvergenceWarning`` class: scikit-learn's, the one its users already filter, when
+    scikit-learn is installed. Looked up on first use: importing scikit-learn takes a second,
+    which ``import fastopt`` should not pay."""
+    try:
+        from sklearn.exceptions import ConvergenceWarning
+    except ImportError:  # pragma: no cover - scikit-learn is optional
+        return _OwnConvergenceWarning
+    return ConvergenceWarning
+
+
+def not_converged_message(epochs, tol, n_iter_no_change):
+    """The ConvergenceWarning's text when ``epochs`` ran without meeting ``tol``."""
+    return (f"Maximum number of epochs ({epochs}) reached and the loss did not "
+            f"improve by less than tol={tol} for {n_iter_no_change} epochs; "
+            "consider increasing epochs.")
+
+
+class DivergenceError(FloatingPointError):
+    """The training loss or the parameters became NaN or infinite."""
+
+
+@dataclass
+class Problem:
+    """Validated training data: X as given (C-contiguous float32/float64, never copied again;
+    a numba device array when it came in GPU memory for backend="cuda"), y as float64 (targets,
+    0/1 labels or class indices), weights with mean 1 or None, and the standardisation
+    ``(x - mean) * inv_std`` or None.
+
+    ``check_finite_later``: X has not been checked for NaN/inf yet. The compiled epochs check
+    every minibatch gradient, and a NaN or inf anywhere in a row makes the gradient of its
+    minibatch non-finite (x_j * r is NaN or inf for any finite r, and a floating-point sum never
+    turns finite again), so the first complete epoch proves X finite at no cost; ``train``
+    checks X only when an epoch fails, to raise the ValueError for bad input instead of the
+    DivergenceError. The separate pass cost ~0.9x a shuffled epoch (W1, ``bench``)."""
+
+    spec: ModelSpec
+    X: np.ndarray
+    y: np.ndarray
+    sample_weight: np.ndarray | None
+    mean: np.ndarray | None = None
+    inv_std: np.ndarray | None = None
+    check_finite_later: bool = False
+
+    @property
+    def n_samples(self):
+        return v.n_rows(self.X)
+
+    def subset(self, rows, backend):
+        weights = None if self.sample_weight is None else self.sample_weight[rows]
+        return Problem(self.spec, backend.take_rows(self.X, rows), self.y[rows], weights,
+                       self.mean, self.inv_std, self.check_finite_later)
+
+    def check_finite_now(self):
+        """The NaN/inf check of X that ``check_finite_later`` put off, if it is still due."""
+        if self.check_finite_later:
+            v.assert_all_finite(self.X)
+            self.check_finite_later = False
+
+
+@dataclass
+class TrainingState:
+    """Everything that continues across epochs, ``partial_fit`` calls and warm starts."""
+
+    params: np.ndarray
+    optimizer: Optimizer
+    optimizer_state: dict
+    updates: int = 0  # the schedule's t
+    epochs: int = 0   # shuffles drawn so far (the key of the next epoch's permutation)
+    seed: int = 0
+
+
+@dataclass
+class FitResult:
+    """What :func:`fastopt.fit` returns.
+
+    Attributes
+    ----------
+    coef_ : ndarray, (n_features,) for linear, (1, n_features) for logistic, (K, n_features)
+        for softmax — in the original feature space, also with ``standardize=True``.
+    intercept_ : float (linear) or ndarray (1,) / (K,)
+    classes_ : ndarray or None
+    n_iter_ : int, epochs run
+    converged : bool, whether ``tol`` was met (always False with ``tol=None``)
+    history : dict of lists, one entry per epoch: ``epoch``, ``loss`` (mean training objective
+        during the epoch), ``lr`` (learning rate of the epoch's last update), ``seconds`` (wall
+        time of the epoch), ``steps`` (updates so far); ``val_loss`` with early stopping.
+    feature_names_in_ : ndarray of str or None, the column names when X was a pandas or polars
+        DataFrame.
+    """
+
+    model: str
+    coef_: np.ndarray
+    intercept_: object
+    classes_: np.ndarray | None
+    n_iter_: int
+    converged: bool
+    history: dict = field(default_factory=dict)
+    state: TrainingState | None = field(default=None, repr=False)
+    feature_names_in_: np.ndarray | None = None
+
+    def decision_function(self, X):
+        X = v.check_X(X, check_finite=False)
+        if X.shape[1] != self.coef_.shape[-1]:
+            raise ValueError(f"X has {X.shape[1]} features, but the model was fitted with "
+                             f"{self.coef_.shape[-1]} features.")
+        return v.checked_scores(X, np.atleast_2d(self.coef_), self.intercept_,
+                                ravel=self.model != "softmax")
+
+    def predict_proba(self, X):
+        if self.model == "linear":
+            raise AttributeError("predict_proba is only available for classification models")
+        scores = self.decision_function(X)
+        return probabilities(self.model, scores)
+
+    def predict(self, X):
+        scores = self.decision_function(X)
+        if self.model == "linear":
+            return scores
+        if self.model == "logistic":
+            return self.classes_[(scores > 0).astype(np.intp)]
+        return self.classes_[np.argmax(scores, axis=1)]
+
+
+def probabilities(model, scores):
+    if model == "logistic":
+        p = np.empty_like(scores, dtype=np.float64)
+        positive = scores >= 0
+        e = np.exp(-np.abs(scores))
+        p[positive] = 1.0 / (1.0 + e[positive])
+        p[~positive] = e[~positive] / (1.0 + e[~positive])
+        return np.column_stack([1.0 - p, p])
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Preparing the data
+
+def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weight,
+            backend="auto", standardize=False, scaling=None, classes=None, X_checked=False,
+            trains=False, weight_mean=None):
+    """Validate and encode; returns ``(Problem, classes)``.
+
+    ``backend``: the fit's :class:`~fastopt._backends.Backend` (or its name). It takes X in GPU memory when
+    it has a device check (CUDA), and with ``trains`` (the problem goes to ``train``) and
+    epochs that check minibatch gradients, the NaN/inf check of a dense host X is left to the
+    epochs (``Problem.check_finite_later``). ``standardize``: compute the standardisation
+    (the backend's ``column_scaling``, which checks X as it scans it); ``scaling``: use this
+    ``(mean, inv_std)`` instead (a ``partial_fit`` continuing a fit). ``X_checked``: X was
+    validated by the caller (scikit-learn's ``validate_data``), possibly without the NaN/inf
+    check, which is then due as above. ``weight_mean``: the mean sample weight of the whole
+    data set these rows are a part of (a chunk of a stream); the weights are divided by it
+    instead of being rescaled to mean 1 over these rows."""
+    backend = _backends.resolve(backend)
+    v.check_choice("model", model, MODELS)
+    v.check_choice("penalty", penalty, PENALTIES)
+    alpha = v.check_float("alpha", alpha, 0.0)
+    l1_ratio = v.check_float("l1_ratio", l1_ratio, 0.0, 1.0)
+    # The NaN/inf check of a dense host X comes free with the scaling (column_scaling, below)
+    # or else with the training epochs (Problem.check_finite_later).
+    scales = standardize and scaling is None
+    epochs_check = trains and backend.checks_finite
+    if not X_checked:
+        X = v.check_X(X, check_device=backend.check_device_X,
+                      check_finite=not (scales or epochs_check))
+    later = isinstance(X, np.ndarray) and not scales and epochs_check
+    n = v.n_rows(X)
+    y = v.check_target(y, n, regression=model == "linear")
+    if model == "linear":
+        targets, n_outputs, classes = y, 1, None
+    else:
+        if classes is None:
+            classes, targets = v.encode_labels(y)
+        else:
+            unknown = np.setdiff1d(np.unique(y), classes)
+            if len(unknown):
+                raise ValueError(f"y contains labels not in classes: {unknown.tolist()}")
+            targets = np.searchsorted(classes, y).astype(np.float64)
+        if model == "logistic" and len(classes) != 2:
+            raise ValueError(f"model='logistic' needs exactly 2 classes, got {len(classes)}; "
+                             "use model='softmax' for more")
+        n_outputs = 1 if model == "logistic" else len(classes)
+    weights = v.check_sample_weight(sample_weight, n, weight_mean)
+    spec = ModelSpec(model, X.shape[1], n_outputs, bool(fit_intercept), penalty, alpha, l1_ratio)
+    mean, inv_std = (None, None) if scaling is None else scaling
+    if scales:
+        mean, inv_std = backend.column_scaling(X, weights)
+    return Problem(spec, X, np.ascontiguousarray(targets, dtype=np.float64), weights, mean,
+                   inv_std, later), classes
+
+
+def to_original_space(params, spec, scaling=(None, None)):
+    """``(coef (K, d), intercept (K,))`` of the model on raw features."""
+    mean, inv_std = scaling
+    coef, intercept = spec.unpack(np.asarray(params, dtype=np.float64))
+    coef, intercept = coef.copy(), intercept.copy()
+    if mean is not None:
+        coef = coef * inv_std
+        intercept = intercept - coef @ mean
+    return coef, intercept
+
+
+def from_original_space(problem, coef, intercept, dtype):
+    """The flat parameter vector for ``problem`` from original-space coefficients."""
+    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+    intercept = np.atleast_1d(np.asarray(intercept, dtype=np.float64))
+    if problem.mean is not None:
+        intercept = intercept + coef @ problem.mean
+        coef = coef / problem.inv_std
+    parts = [coef.ravel()] + ([intercept] if problem.spec.fit_intercept else [])
+    return np.ascontiguousarray(np.concatenate(parts), dtype=dtype)
+
+
+def result(params, spec, *, scaling=(None, None), classes=None, history, converged,
+           state=None, feature_names=None):
+    """The :class:`FitResult` of ``params``, on the original features."""
+    coef, intercept = to_original_space(params, spec, scaling)
+    if spec.model == "linear":
+        coef, intercept = coef[0], float(intercept[0])
+    return FitResult(spec.model, coef, intercept, classes, len(history["loss"]), converged,
+                     history, state, feature_names)
+
+
+# ---------------------------------------------------------------------------------------------
+# The epoch loop
+
+def new_history(validation=False):
+    history = {"epoch": [], "loss": [], "lr": [], "seconds": [], "steps": []}
+    if validation:
+        history["val_loss"] = []
+    return history
+
+
+class Monitor:
+    """What happens after every epoch of every front end: the entry goes into ``history``, a
+    line to stderr with ``verbose``, the ``tol`` test (the monitored loss, ``val_loss`` when
+    present, has not improved by ``tol`` for ``n_iter_no_change`` epochs: ``converged``), and
+    the callback (returning False: ``interrupted``). :meth:`record` says whether to stop."""
+
+    def __init__(self, *, tol=None, n_iter_no_change=5, callback=None, verbose=0,
+                 validation=False):
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.callback = callback
+        self.verbose = verbose
+        self.history = new_history(validation)
+        self.best = math.inf
+        self.stall = 0
+        self.converged = False
+        self.interrupted = False
+        self.improved = False  # the last entry was the best monitored loss so far
+
+    def record(self, entry, params):
+        for key, value in entry.items():
+            self.history[key].append(value)
+        if self.verbose:
+            extra = f", val_loss {entry['val_loss']:.6g}" if "val_loss" in entry else ""
+            print(f"-- Epoch {entry['epoch']}: loss {entry['loss']:.6g}{extra}, lr "
+                  f"{entry['lr']:.3g}, {entry['seconds'] * 1e3:.1f} ms, {entry['steps']} "
+                  "updates", file=sys.stderr)
+        monitored = entry.get("val_loss", entry["loss"])
+        validation = "val_loss" in entry
+        if self.tol is not None or validation:
+            threshold = self.best - (self.tol or 0.0)
+            self.improved = monitored < self.best
+            if monitored > threshold:
+                self.stall += 1
+            else:
+                self.stall = 0
+            self.best = min(self.best, monitored)
+            if self.stall >= self.n_iter_no_change:
+                self.converged = True
+        if self.callback is not None and self.callback(dict(entry, params=params)) is False:
+            self.interrupted = True
+        return self.interrupted or self.converged
+
+
+LR_CHUNK = 1 << 16  # learning rates computed at a time (updates)
+
+
+def train(problem, state, *, backend, schedule, epochs, batch_size, shuffle, tol,
+          n_iter_no_change, validation=None, callback=None, verbose=0, total_steps=None,
+          n_jobs=None, sparse_update="exact", monitor=None):
+    """Run up to ``epochs`` epochs on ``state`` (updated in place). Returns
+    ``(monitor, best_params)``: the :class:`Monitor` holds the history and why training
+    stopped; ``best_params`` is set with validation.
+
+    Raises DivergenceError when the loss or parameters turn non-finite; ``state`` is then left
+    as it was after the last good epoch, as it is when an epoch is interrupted (Ctrl-C). A
+    ``problem`` whose X is still to be checked (``check_finite_later``) gets the ValueError for
+    NaN/inf in X instead where that was the cause.
+    """
+    n = problem.n_samples
+    batch = n if batch_size is None else min(batch_size, n)
+    steps_per_epoch = -(-n // batch)
+    data = backend.dataset(problem)
+    threads = v.check_n_jobs(n_jobs)
+    lazy = check_sparse_update(sparse_update, problem) == "lazy"
+    lr_of = make_schedule(schedule, state.optimizer.lr,
+                          total_steps or epochs * steps_per_epoch)
+    if monitor is None:
+        monitor = Monitor(tol=tol, n_iter_no_change=n_iter_no_change, callback=callback,
+                          verbose=verbose, validation=validation is not None)
+    validation_data = None
+    if validation is not None:  # its rows are never trained on
+        validation.check_finite_now()
+        validation_data = backend.dataset(validation)
+    best_params = None
+    # The learning rates of several epochs at once: a schedule call costs more than a short
+    # epoch (e.g. 10,000 rows in batches of 32).
+    chunk = max(1, LR_CHUNK // steps_per_epoch)
+    rates, first = None, None
+    for done in range(epochs):
+        if done % chunk == 0:
+            first = state.updates
+            count = min(chunk, epochs - done) * steps_per_epoch
+            rates = np.ascontiguousarray(lr_of(np.arange(first, first + count)),
+                                         dtype=np.float64)
+        offset = state.updates - first
+        lrs = rates[offset:offset + steps_per_epoch]
+        saved = (state.params.copy(), {k: np.copy(a) for k, a in state.optimizer_state.items()})
+
+        def roll_back():
+            state.params[...] = saved[0]
+            state.optimizer_state.clear()
+            state.optimizer_state.update(saved[1])
+
+        start = time.perf_counter()
+        try:
+            loss, steps, ok, failed = backend.epoch(data, state, lrs, batch,
+                                                    shuffle if batch < n else False, threads,
+                                                    lazy)
+        except BaseException:  # Ctrl-C (or any error) mid-epoch: as before the epoch
+            roll_back()
+            raise
+        seconds = time.perf_counter() - start
+        if not ok:
+            roll_back()
+            problem.check_finite_now()  # bad input is a ValueError, not a divergence
+            raise DivergenceError(
+                f"The training loss became non-finite at epoch {state.epochs + 1}, update "
+                f"{failed + 1} of {steps_per_epoch} (learning rate {lrs[failed]:.3g}). Try a "
+                "smaller learning rate, or standardize=True if the features have very "
+                "different scales.")
+        problem.check_finite_later = False  # every row's gradient was finite
+        state.epochs += 1
+        state.updates += steps
+        entry = {"epoch": state.epochs, "loss": loss, "lr": float(lrs[steps - 1]),
+                 "seconds": seconds, "steps": state.updates}
+        if validation_data is not None:
+            entry["val_loss"] = float(backend.objective(validation_data, state.params)[0])
+        stop = monitor.record(entry, state.params)
+        if validation_data is not None and monitor.improved:
+            best_params = state.params.copy()
+        if stop:
+            break
+    return monitor, best_params
+
+
+SPARSE_UPDATES = ("exact", "lazy")
+
+
+def check_sparse_update(sparse_update, problem=None):
+    """``sparse_update`` checked; "lazy" applies to sparse X without standardisation (dense
+    X always gets exact updates: every coordinate of its gradient is non-zero anyway)."""
+    v.check_choice("sparse_update", sparse_update, SPARSE_UPDATES)
+    if sparse_update == "lazy" and problem is not None:
+        if problem.mean is not None and v.is_sparse(problem.X):
+            raise ValueError("sparse_update='lazy' needs standardize=False: centring the "
+                             "features makes every coordinate of the gradient non-zero")
+        if not v.is_sparse(problem.X):
+            return "exact"
+    return sparse_update
+
+
+def check_training_options(*, epochs, batch_size, tol, n_iter_no_change, validation_fraction=0.1,
+                           early_stopping=False, shuffle=True, n_jobs=None,
+                           sparse_update="exact"):
+    """The option checks every front end shares (``fit``, the estimators, ``fit_stream``,
+    ``fastopt.dask``)."""
+    v.check_int("epochs", epochs, 1)
+    v.check_int("batch_size", batch_size, 1, allow_none=True)
+    v.check_float("tol", tol, 0.0, allow_none=True)
+    v.check_int("n_iter_no_change", n_iter_no_change, 1)
+    v.check_float("validation_fraction", validation_fraction, 0.0, 1.0, low_open=True)
+    if validation_fraction >= 1.0:
+        raise ValueError("validation_fraction must be < 1")
+    if not isinstance(early_stopping, (bool, np.bool_)):
+        raise ValueError(f"early_stopping must be True or False, got {early_stopping!r}")
+    if not (isinstance(shuffle, (bool, np.bool_)) or (isinstance(shuffle, str)
+                                                     and shuffle == "batches")):
+        raise ValueError(f"shuffle must be True, False or 'batches', got {shuffle!r}")
+    v.check_n_jobs(n_jobs)
+    check_sparse_update(sparse_update)
+
+
+def split_validation(problem, fraction, seed, backend):
+    """Hold out ``fraction`` of the rows (at least one), chosen by the seed."""
+    n = problem.n_samples
+    n_val = max(1, int(round(fraction * n)))
+    if n - n_val < 1:
+        raise ValueError(f"validation_fraction={fraction} leaves no training rows (n={n})")
+    order = np.random.default_rng(seed).permutation(n)
+    return (problem.subset(np.sort(order[n_val:]), backend),
+            problem.subset(np.sort(order[:n_val]), backend))
+
+
+def is_newton(optimizer):
+    return isinstance(optimizer, str) and optimizer.lower() == "newton"
+
+
+def new_state(optimizer, params, seed):
+    """A fresh :class:`TrainingState` from ``params`` (used in place)."""
+    return TrainingState(params, optimizer, optimizer.init(params), seed=seed)
+
+
+def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epochs,
+          batch_size, shuffle=True, tol, n_iter_no_change=5, early_stopping=False,
+          validation_fraction=0.1, callback=None, verbose=0, total_steps=None, n_jobs=None,
+          sparse_update="exact"):
+    """A whole fit from ``params``: Newton's method (``optimizer`` is None), or first-order
+    epochs on ``state`` (made from ``params`` when None), on a held-out split with
+    ``early_stopping`` (then the best parameters are kept, in ``state`` too).
+
+    Returns ``(params, history, converged, state, interrupted)``."""
+    if optimizer is None:
+        problem.check_finite_now()
+        params, history, converged = newton_fit(problem, params, max_iter=epochs, tol=tol,
+                                                backend=backend, callback=callback,
+                                                verbose=verbose)
+        return params, history, converged, None, False
+    if state is None:
+        state = new_state(optimizer, params, 0)
+    training, validation = problem, None
+    if early_stopping:
+        training, validation = split_validation(problem, validation_fraction, state.seed,
+                                                backend)
+    monitor, best = train(
+        training, state, backend=backend, schedule=schedule, epochs=epochs,
+        batch_size=batch_size, shuffle=shuffle, tol=tol, n_iter_no_change=n_iter_no_change,
+        validation=validation, callback=callback, verbose=verbose, total_steps=total_steps,
+        n_jobs=n_jobs, sparse_update=sparse_update)
+    if best is not None:  # early stopping: keep (and continue from) the best parameters
+        state.params[...] = best
+    return state.params, monitor.history, monitor.converged, state, monitor.interrupted
+
+
+def optimizer_from(optimizer, lr, default_lr=None):
+    """The optimizer object of ``optimizer`` (a name or an object) with ``lr`` (or, for a
+    name, ``default_lr(name)`` when given), or None for Newton's method."""
+    if is_newton(optimizer):
+        return None
+    if lr is None and isinstance(optimizer, str) and default_lr is not None:
+        lr = default_lr(optimizer.lower())
+    return make_optimizer(optimizer, **({} if lr is None else {"lr": lr}))
