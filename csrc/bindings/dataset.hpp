@@ -176,6 +176,25 @@ class CheckedDataset {
         return std::move(a);
     }
 
+    // Whether every index lies in [0, columns); `increasing`: whether every row's indices
+    // strictly increase. Branch-free loops the compiler vectorizes: ~memory speed.
+    template <class I>
+    static bool scan_indices(const I* indices, const I* indptr, int64_t n, int64_t columns,
+                             bool& increasing) noexcept {
+        const int64_t nnz = int64_t(indptr[n]);
+        I low = 0, high = 0;
+        for (int64_t e = 0; e < nnz; ++e) {
+            low = std::min(low, indices[e]);
+            high = std::max(high, indices[e]);
+        }
+        unsigned descents = 0;
+        for (int64_t r = 0; r < n; ++r)
+            for (int64_t e = int64_t(indptr[r]) + 1; e < int64_t(indptr[r + 1]); ++e)
+                descents |= unsigned(indices[e] <= indices[e - 1]);
+        increasing = descents == 0;
+        return low >= 0 && int64_t(high) < columns;
+    }
+
     void check_sparse(const py::tuple& parts) {
         if (parts.size() != 4)
             throw py::value_error("sparse X must be (values, indices, indptr, n_columns)");
@@ -208,20 +227,16 @@ class CheckedDataset {
         for (int64_t r = 0; r < n; ++r)
             if (at(indptr, r + 1) < at(indptr, r))
                 throw py::value_error("X.indptr must be non-decreasing");
-        bool increasing = true;
-        for (int64_t r = 0; r < n; ++r) {
-            int64_t previous = -1;
-            for (int64_t e = at(indptr, r), end = at(indptr, r + 1); e < end; ++e) {
-                const int64_t j = at(indices, e);
-                if (j < 0 || j >= columns)
-                    throw py::value_error("X.indices out of range [0, " +
-                                          std::to_string(columns) + ")");
-                increasing = increasing && j > previous;
-                previous = j;
-            }
-        }
+        const bool in_range =
+            i64 ? scan_indices(static_cast<const int64_t*>(indices.data()),
+                               static_cast<const int64_t*>(indptr.data()), n, columns,
+                               unique_columns)
+                : scan_indices(static_cast<const int32_t*>(indices.data()),
+                               static_cast<const int32_t*>(indptr.data()), n, columns,
+                               unique_columns);
+        if (!in_range)
+            throw py::value_error("X.indices out of range [0, " + std::to_string(columns) + ")");
         sparse = true;
-        unique_columns = increasing;
     }
 };
 
