@@ -17,6 +17,7 @@ from .optim import (OPTIMIZERS, SGD, Adadelta, Adagrad, Adam, AdamW, NAdam, Opti
                     RMSprop, make_optimizer)
 from .schedules import (SCHEDULES, Constant, Cosine, Exponential, InverseSqrt, Linear, OneCycle,
                         Polynomial, StepDecay, WarmupCosine, make_schedule)
+from .solvers import LBFGS, NewtonCG
 from .training import DivergenceError, FitResult, fit
 from .comparison import ComparisonResult, SweepResult, compare, lr_sweep
 from .paths import PathsResult, optimizer_paths
@@ -26,9 +27,16 @@ from .streaming import fit_stream
 __version__ = "0.1.0"
 
 _ESTIMATORS = ("LinearRegression", "LogisticRegression")
+# Submodules loaded on first attribute access (PEP 562), so that ``fo.plot.loss_curves`` and
+# ``fo.dask.fit`` work after a plain ``import fastopt`` while that import stays light: these
+# import matplotlib, dask or scikit-learn when used.
+_LAZY_SUBMODULES = ("plot", "dask", "estimators", "reference")
 
 
 def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
     # The scikit-learn estimators import scikit-learn; fastopt itself does not need it.
     if name == "ConvergenceWarning":
         from .training import convergence_warning
@@ -42,10 +50,15 @@ def __getattr__(name):
         return getattr(estimators, name)
     raise AttributeError(f"module 'fastopt' has no attribute {name!r}")
 
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__) | set(_LAZY_SUBMODULES))
+
+
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam",
            "RAdam", "OPTIMIZERS", "make_optimizer", "schedules", "SCHEDULES", "Constant",
            "InverseSqrt", "StepDecay", "Exponential", "Polynomial", "Cosine", "Linear",
            "WarmupCosine", "OneCycle", "make_schedule", "fit", "FitResult", "DivergenceError",
            "ConvergenceWarning", "compare", "lr_sweep", "ComparisonResult", "SweepResult",
-           "optimizer_paths", "PathsResult", "fit_stream", "save", "load", "LinearRegression", "LogisticRegression", "backends",
-           "__version__"]
+           "optimizer_paths", "LBFGS", "NewtonCG", "PathsResult", "fit_stream", "save", "load", "LinearRegression",
+           "LogisticRegression", "backends", "__version__"]

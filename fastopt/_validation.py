@@ -46,9 +46,14 @@ def _check_not_empty(X):
 
 
 def check_sparse_X(X, name="X", allow_float32=True):
-    """A sparse ``X`` as CSR (CSC, COO and the other formats converted once; CSR itself is not
-    copied) with float32/float64 values, every value finite, at least one row and column."""
-    X = X.tocsr()
+    """A sparse ``X`` as canonical CSR (CSC, COO and the other formats converted once; CSR
+    itself is not copied) with float32/float64 values, every value finite, at least one row
+    and column.
+
+    A CSR with duplicate entries (allowed by SciPy, and meaning their sum) or unsorted
+    indices is canonicalised on a copy, never in the user's matrix: every backend, the feature
+    statistics and the lazy sparse updates then see one entry per (row, column)."""
+    X = canonical_csr(X)
     if X.ndim != 2:
         raise ValueError(f"Expected 2D array, got {X.ndim}D sparse array instead.")
     if np.iscomplexobj(X.data):
@@ -63,6 +68,16 @@ def check_sparse_X(X, name="X", allow_float32=True):
         X = type(X)((X.data, X.indices.astype(np.int64), X.indptr.astype(np.int64)),
                     shape=X.shape)
     assert_all_finite(X.data, name)
+    return X
+
+
+def canonical_csr(X):
+    """``X`` as CSR with one entry per (row, column), sorted: ``X`` itself when it already is,
+    else a converted or copied matrix (the user's is never modified)."""
+    original, X = X, X.tocsr()
+    if not X.has_canonical_format:
+        X = X.copy() if X is original else X
+        X.sum_duplicates()
     return X
 
 
@@ -86,6 +101,20 @@ def feature_names(X):
     if not names or not all(isinstance(name, str) for name in names):
         return None
     return np.asarray(names, dtype=object)
+
+
+def _first_non_numeric(array, X):
+    """Where the first value that is not a number is, for the error message: its column
+    (by name for a DataFrame) and the value."""
+    names = feature_names(X)
+    for j in range(array.shape[1]):
+        for value in array[:, j]:
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                column = repr(names[j]) if names is not None else j
+                return f": column {column} holds {value!r}"
+    return ""
 
 
 def check_X(X, *, name="X", allow_float32=True, check_device=None, accept_sparse=True,
@@ -131,7 +160,8 @@ def check_X(X, *, name="X", allow_float32=True, check_device=None, accept_sparse
                 array = array.astype(np.float64)
             except (TypeError, ValueError):
                 raise ValueError(f"{name} must be numeric; got dtype {array.dtype} with "
-                                 "non-numeric values (encode strings/categories first)") from None
+                                 f"non-numeric values{_first_non_numeric(array, X)} (encode "
+                                 "strings/categories first)") from None
         else:
             raise ValueError(f"{name} has unsupported dtype {array.dtype}")
     _check_not_empty(array)

@@ -272,8 +272,10 @@ def compare(X=None, y=None, *, model=None, optimizers=None, epochs=100, batch_si
                              batch_size=None if full_batch else batch_size, callback=record,
                              **common)
         except DivergenceError as exc:
-            out.rows.append({"optimizer": name, "lr": rate, "error": str(exc)})
-            continue
+            if exc.result is None:  # non-finite: nothing to show
+                out.rows.append({"optimizer": name, "lr": rate, "error": str(exc)})
+                continue
+            result = exc.result  # diverged with a finite loss: its row and curve are kept
         except ValueError as exc:  # Newton on too many parameters
             if kind != "newton":
                 raise

@@ -28,6 +28,7 @@ held and the fit completes with the same result (the sums keep their order).
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -36,8 +37,8 @@ import numpy as np
 from . import _backends
 from . import _validation as v
 from ._scaling import inverse_std
-from .engine import (DivergenceError, FitResult, Monitor, Problem, TrainingState,
-                     check_training_options, optimizer_from, result, train)
+from .engine import (DivergenceError, Monitor, Problem, TrainingState, check_training_options,
+                     optimizer_from, result, scaled_penalty, target_scaling, train)
 from .newton import MAX_PARAMS, hessian, newton_fit
 from .reference.models import ModelSpec
 from .reference.models import penalty as penalty_of
@@ -70,6 +71,16 @@ def series_to_array(y):
     return y
 
 
+def _check_known_chunks(array, name):
+    """Refuse a dask array whose block lengths are unknown (NaN), as ``df.to_dask_array()`` and
+    ``df.values`` give: the blocks of X, y and the weights must be matched row for row."""
+    if any(np.isnan(size) for sizes in array.chunks for size in sizes):
+        raise ValueError(f"{name} is a dask array with unknown chunk sizes (shape "
+                         f"{array.shape}), as df.to_dask_array() and df.values give: use "
+                         f"df.to_dask_array(lengths=True), or call "
+                         f"{name}.compute_chunk_sizes() first")
+
+
 def _as_rows(X, y, sample_weight):
     """X (n, d), y (n,) and the weights as dask arrays with the same row blocks, X whole in
     its columns."""
@@ -82,9 +93,13 @@ def _as_rows(X, y, sample_weight):
         X = da.from_array(np.asarray(X), chunks=(max(1, len(X) // 4), -1))
     if X.ndim != 2:
         raise ValueError(f"Expected 2D array, got {X.ndim}D array instead")
+    _check_known_chunks(X, "X")
     if X.numblocks[1] != 1:
         X = X.rechunk({1: -1})
     y = series_to_array(y)
+    for name, array in (("y", y), ("sample_weight", sample_weight)):
+        if isinstance(array, da.Array):
+            _check_known_chunks(array, name)
     y = y.rechunk((X.chunks[0],)) if isinstance(y, da.Array) else da.from_array(
         np.asarray(y), chunks=(X.chunks[0],))
     if sample_weight is not None:
@@ -98,7 +113,7 @@ def _as_rows(X, y, sample_weight):
     return X, y, sample_weight, names
 
 
-def _block_problem(spec, Xb, yb, wb, mean, inv_std, classes):
+def _block_problem(spec, Xb, yb, wb, mean, inv_std, classes, target=(0.0, 1.0)):
     """The Problem of one block, labels encoded with the fit's classes, weights already
     relative to the whole data set's mean weight; runs on the worker. X was checked for
     NaN/inf once, in the statistics pass: here only its layout and dtype."""
@@ -109,18 +124,19 @@ def _block_problem(spec, Xb, yb, wb, mean, inv_std, classes):
         Xb = np.ascontiguousarray(Xb, dtype=dtype)
     yb = np.asarray(yb)
     if spec.model == "linear":
-        targets = np.ascontiguousarray(yb, dtype=np.float64)
+        targets = (np.asarray(yb, dtype=np.float64) - target[0]) / target[1]
     else:
         targets = np.searchsorted(classes, yb).astype(np.float64)
     weights = None if wb is None else np.ascontiguousarray(wb, dtype=np.float64)
-    return Problem(spec, Xb, targets, weights, mean, inv_std)
+    return Problem(spec, Xb, targets, weights, mean, inv_std, target=tuple(target))
 
 
-def _block_sums(spec, Xb, yb, wb, mean, inv_std, classes, params, backend, with_hessian):
+def _block_sums(spec, Xb, yb, wb, mean, inv_std, classes, target, params, backend,
+                with_hessian):
     """Loss sum, gradient sum (no penalty) and, for Newton, the Hessian sum of one block."""
     data_spec = ModelSpec(spec.model, spec.n_features, spec.n_outputs, spec.fit_intercept,
                           None, 0.0, spec.l1_ratio)
-    problem = _block_problem(data_spec, Xb, yb, wb, mean, inv_std, classes)
+    problem = _block_problem(data_spec, Xb, yb, wb, mean, inv_std, classes, target)
     n = problem.n_samples
     backend = _backends.resolve(backend)
     value, grad = backend.objective(backend.dataset(problem), params)
@@ -128,12 +144,12 @@ def _block_sums(spec, Xb, yb, wb, mean, inv_std, classes, params, backend, with_
     return value * n, grad * n, n, H
 
 
-def _block_epochs(spec, Xb, yb, wb, mean, inv_std, classes, params, optimizer, opt_state,
+def _block_epochs(spec, Xb, yb, wb, mean, inv_std, classes, target, params, optimizer, opt_state,
                   updates, epochs_done, seed, block, lrs_schedule, epochs, batch_size, shuffle,
                   backend, n_jobs, sparse_update):
     """``epochs`` epochs of minibatch training on one block from the given parameters and
     optimizer state; returns them, with the block's rows and last epoch's mean loss."""
-    problem = _block_problem(spec, Xb, yb, wb, mean, inv_std, classes)
+    problem = _block_problem(spec, Xb, yb, wb, mean, inv_std, classes, target)
     state = TrainingState(np.array(params), optimizer,
                           {k: np.array(a) if isinstance(a, np.ndarray) else a
                            for k, a in opt_state.items()},
@@ -153,8 +169,10 @@ def _blocks(X, y, w):
     return list(zip(xs, ys, ws))
 
 
-def _statistics(X, y, w, model, classes, standardize):
-    """Rows, classes, mean weight and (standardize) feature mean and 1/std, in one pass."""
+def _statistics(X, y, w, model, classes, standardize, fit_intercept=True):
+    """Rows, classes, mean weight, (standardize) feature mean and 1/std, the target's
+    standardisation ``(center, scale)`` and the objective with every trained coefficient zero
+    (for the divergence rule), in one pass."""
     dask, da = _dask()
     n = X.shape[0]
     if X.dtype.kind not in "fiub":
@@ -166,6 +184,11 @@ def _statistics(X, y, w, model, classes, standardize):
         tasks["classes"] = da.unique(y)
     if w is not None:
         tasks["weight_sum"] = w.sum()
+    if model == "linear":  # the target's moments, for its standardisation and the start loss
+        yf = y.astype(np.float64)
+        weight = da.ones_like(yf) if w is None else w
+        tasks["y_mean"] = (yf * weight).sum() / weight.sum()
+        tasks["y_square"] = (yf * yf * weight).sum() / weight.sum()
     if standardize:
         Xf = X.astype(np.float64)
         if w is None:
@@ -193,7 +216,18 @@ def _statistics(X, y, w, model, classes, standardize):
     if standardize:
         mean = np.asarray(tasks["mean"], dtype=np.float64)
         inv_std = inverse_std(mean, np.sqrt(np.asarray(tasks["var"], dtype=np.float64)))
-    return n, classes, mean_weight, mean, inv_std
+    target, start_loss = (0.0, 1.0), None
+    if model == "linear":
+        y_mean = float(tasks["y_mean"])
+        variance = max(float(tasks["y_square"]) - y_mean * y_mean, 0.0)
+        if standardize:  # two values with the target's mean and spread stand for it
+            spread = math.sqrt(variance)
+            target = target_scaling(np.array([y_mean - spread, y_mean + spread]), None,
+                                    fit_intercept)
+        start_loss = 0.5 * (variance + (y_mean - target[0]) ** 2)
+    else:
+        start_loss = math.log(2.0) if model == "logistic" else math.log(len(classes))
+    return n, classes, mean_weight, mean, inv_std, target, start_loss
 
 
 def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None, schedule=None,
@@ -221,7 +255,8 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
     # Tasks carry the name: the record is resolved again where they run.
     backend = _backends.resolve_name(backend)
     X, y, w, names = _as_rows(X, y, sample_weight)
-    n, classes, mean_weight, mean, inv_std = _statistics(X, y, w, model, classes, standardize)
+    n, classes, mean_weight, mean, inv_std, target, start_loss = _statistics(
+        X, y, w, model, classes, standardize, fit_intercept)
     if w is not None:
         w = w / mean_weight
     d = X.shape[1]
@@ -229,13 +264,17 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
     if model == "logistic" and len(classes) != 2:
         raise ValueError(f"model='logistic' needs exactly 2 classes, got {len(classes)}; use "
                          "model='softmax' for more")
-    spec = ModelSpec(model, d, k, bool(fit_intercept), penalty, float(alpha), float(l1_ratio))
+    # As engine.prepare: a standardised linear model trains on the standardised target, with
+    # the penalty re-expressed and no intercept (its optimum is 0 there).
+    alpha, l1_ratio = scaled_penalty(penalty, float(alpha), float(l1_ratio), target[1])
+    trains_intercept = bool(fit_intercept) and not (model == "linear" and standardize)
+    spec = ModelSpec(model, d, k, trains_intercept, penalty, alpha, l1_ratio)
     dtype = np.float32 if X.dtype == np.float32 else np.float64
     blocks = _blocks(X, y, w)
     delayed = dask.delayed
 
     def distributed_sums(params, with_hessian=False):
-        tasks = [delayed(_block_sums)(spec, xb, yb, wb, mean, inv_std, classes, params,
+        tasks = [delayed(_block_sums)(spec, xb, yb, wb, mean, inv_std, classes, target, params,
                                       backend, with_hessian) for xb, yb, wb in blocks]
         parts = dask.compute(*tasks)
         loss = sum(p[0] for p in parts)  # block order: the same sums on every scheduler
@@ -254,7 +293,8 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
         value, penalty_grad = penalty_of(spec, params)
         return loss / n + value, grad / n + penalty_grad
 
-    monitor = Monitor(callback=callback)
+    monitor = Monitor(callback=callback, start_loss=start_loss)
+    loss_scale = target[1] ** 2  # the trained objective in the target's units
     if newton:
         if spec.n_params > MAX_PARAMS:
             raise ValueError(f"optimizer='newton' supports up to {MAX_PARAMS} parameters")
@@ -267,7 +307,7 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
         params, history, _ = newton_fit(Problem(spec, None, None, None), np.zeros(
             spec.n_params, dtype=dtype), max_iter=epochs, tol=1e-15, callback=callback,
             objective=objective, hessian_of=hessian_of)
-        monitor.history = history
+        monitor.history = dict(history, loss=[loss * loss_scale for loss in history["loss"]])
         state = None
     elif strategy == "gradient":
         params = np.zeros(spec.n_params, dtype=dtype)
@@ -283,7 +323,7 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
             opt.step(params, grad.astype(dtype), state.optimizer_state, lr=rate,
                      backend="numpy" if backend == "cuda" else backend)
             state.updates += 1
-            if monitor.record({"epoch": epoch + 1, "loss": float(value), "lr": rate,
+            if monitor.record({"epoch": epoch + 1, "loss": float(value) * loss_scale, "lr": rate,
                                "seconds": time.perf_counter() - start, "steps": state.updates},
                               params):
                 break
@@ -298,7 +338,8 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
         for round_ in range(rounds):
             start = time.perf_counter()
             local = min(sync_every, epochs - round_ * sync_every)
-            tasks = [delayed(_block_epochs)(spec, xb, yb, wb, mean, inv_std, classes, params,
+            tasks = [delayed(_block_epochs)(spec, xb, yb, wb, mean, inv_std, classes, target,
+                                            params,
                                             opt, opt_state, updates, epochs_done, seed, i,
                                             lrs_schedule, local, batch_size, shuffle, backend,
                                             n_jobs, sparse_update)
@@ -328,9 +369,13 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
                 break
         state = TrainingState(params, opt, opt_state, updates=updates, epochs=epochs_done,
                               seed=seed)
-    fitted = result(params, spec, scaling=(mean, inv_std),
+    fitted = result(params, spec, scaling=(mean, inv_std), target=target,
                     classes=classes if model != "linear" else None, history=monitor.history,
                     converged=False, state=state,
                     feature_names=None if names is None else np.asarray(names, dtype=object))
-    fitted.scaling = (mean, inv_std)  # what the estimators keep to continue from the result
+    # What the estimators keep to continue from the result.
+    fitted.scaling, fitted.target = (mean, inv_std), target
+    diverged = None if newton else monitor.divergence()
+    if diverged:
+        raise DivergenceError(diverged, result=fitted)
     return fitted

@@ -25,8 +25,10 @@ from . import _backends
 from . import _validation as v
 from .newton import newton_fit
 from .optim import Optimizer, make_optimizer
+from .reference.hvp import hessian_operator
 from .reference.models import MODELS, PENALTIES, ModelSpec
 from .schedules import make_schedule
+from .solvers import SOLVERS, LBFGS, NewtonCG
 
 __all__ = ["Problem", "TrainingState", "FitResult", "DivergenceError", "prepare", "train",
            "solve", "result", "Monitor"]
@@ -56,7 +58,13 @@ def not_converged_message(epochs, tol, n_iter_no_change):
 
 
 class DivergenceError(FloatingPointError):
-    """The training loss or the parameters became NaN or infinite."""
+    """The training loss or the parameters became NaN or infinite, or the loss diverged while
+    finite (:class:`Monitor`). ``result``: for a finite divergence, the :class:`FitResult` the
+    fit ended with (its history shows how the loss went), else None."""
+
+    def __init__(self, message, result=None):
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass
@@ -80,15 +88,26 @@ class Problem:
     mean: np.ndarray | None = None
     inv_std: np.ndarray | None = None
     check_finite_later: bool = False
+    target: tuple = (0.0, 1.0)  # the linear target as trained: (y - center) / scale
 
     @property
     def n_samples(self):
         return v.n_rows(self.X)
 
+    @property
+    def scaling(self):
+        """``(mean, inv_std)`` of the features, ``(None, None)`` without standardisation."""
+        return self.mean, self.inv_std
+
+    @property
+    def loss_scale(self):
+        """The factor from the trained objective to the objective in the target's units."""
+        return self.target[1] ** 2
+
     def subset(self, rows, backend):
         weights = None if self.sample_weight is None else self.sample_weight[rows]
         return Problem(self.spec, backend.take_rows(self.X, rows), self.y[rows], weights,
-                       self.mean, self.inv_std, self.check_finite_later)
+                       self.mean, self.inv_std, self.check_finite_later, self.target)
 
     def check_finite_now(self):
         """The NaN/inf check of X that ``check_finite_later`` put off, if it is still due."""
@@ -177,8 +196,8 @@ def probabilities(model, scores):
 # Preparing the data
 
 def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weight,
-            backend="auto", standardize=False, scaling=None, classes=None, X_checked=False,
-            trains=False, weight_mean=None):
+            backend="auto", standardize=False, scaling=None, target=None, classes=None,
+            X_checked=False, trains=False, weight_mean=None):
     """Validate and encode; returns ``(Problem, classes)``.
 
     ``backend``: the fit's :class:`~fastopt._backends.Backend` (or its name). It takes X in GPU memory when
@@ -186,7 +205,10 @@ def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weig
     epochs that check minibatch gradients, the NaN/inf check of a dense host X is left to the
     epochs (``Problem.check_finite_later``). ``standardize``: compute the standardisation
     (the backend's ``column_scaling``, which checks X as it scans it); ``scaling``: use this
-    ``(mean, inv_std)`` instead (a ``partial_fit`` continuing a fit). ``X_checked``: X was
+    ``(mean, inv_std)`` instead (a ``partial_fit`` continuing a fit). A linear model with
+    ``standardize`` trains on its target standardised too (:func:`target_scaling`, or
+    ``target=(center, scale)`` given), with the penalty re-expressed so that the optimum is
+    that of the original problem (:func:`scaled_penalty`). ``X_checked``: X was
     validated by the caller (scikit-learn's ``validate_data``), possibly without the NaN/inf
     check, which is then due as above. ``weight_mean``: the mean sample weight of the whole
     data set these rows are a part of (a chunk of a stream); the weights are divided by it
@@ -221,29 +243,73 @@ def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weig
                              "use model='softmax' for more")
         n_outputs = 1 if model == "logistic" else len(classes)
     weights = v.check_sample_weight(sample_weight, n, weight_mean)
-    spec = ModelSpec(model, X.shape[1], n_outputs, bool(fit_intercept), penalty, alpha, l1_ratio)
+    standardized = scales or (scaling is not None and scaling[0] is not None)
+    if target is None:
+        target = (target_scaling(targets, weights, bool(fit_intercept))
+                  if model == "linear" and standardized else (0.0, 1.0))
+    center, scale = target
+    if (center, scale) != (0.0, 1.0):
+        targets = (targets - center) / scale
+        alpha, l1_ratio = scaled_penalty(penalty, alpha, l1_ratio, scale)
+    # Centred features and a centred target put the optimal intercept at exactly 0 (its
+    # gradient is the mean residual, which is the intercept itself), so it is not trained: it
+    # would only move with the rounding of the means, which Adam's normalised steps magnify
+    # (weights vs. repeated rows differed by 2e-5). The reported intercept comes from the
+    # centring, as in glmnet.
+    trains_intercept = bool(fit_intercept) and not (model == "linear" and standardized)
+    spec = ModelSpec(model, X.shape[1], n_outputs, trains_intercept, penalty, alpha, l1_ratio)
     mean, inv_std = (None, None) if scaling is None else scaling
     if scales:
         mean, inv_std = backend.column_scaling(X, weights)
     return Problem(spec, X, np.ascontiguousarray(targets, dtype=np.float64), weights, mean,
-                   inv_std, later), classes
+                   inv_std, later, (float(center), float(scale))), classes
 
 
-def to_original_space(params, spec, scaling=(None, None)):
-    """``(coef (K, d), intercept (K,))`` of the model on raw features."""
+def target_scaling(y, weights=None, center=True):
+    """``(center, scale)`` of a linear model's target: its (weighted) mean, 0 without an
+    intercept (which would have to absorb it), and its standard deviation around that, 1 when
+    it does not vary. Adaptive optimizers move each parameter by about ``lr`` per update, so a
+    target in the thousands (prices, counts) took thousands of epochs on the raw scale."""
+    w = np.ones(len(y)) if weights is None else weights
+    total = float(w.sum())
+    middle = float(w @ y) / total if center else 0.0
+    spread = math.sqrt(float(w @ np.square(y - middle)) / total)
+    if not math.isfinite(spread) or spread <= 1e-12 * max(abs(middle), 1.0):
+        spread = 1.0
+    return middle, spread
+
+
+def scaled_penalty(penalty, alpha, l1_ratio, scale):
+    """``(alpha, l1_ratio)`` on a target divided by ``scale`` whose optimum, scaled back, is
+    the original problem's: the squared loss shrinks by ``scale**2``, the coefficients by
+    ``scale``, so the L2 part keeps its strength and the L1 part is divided by ``scale``."""
+    if penalty is None or alpha == 0:
+        return alpha, l1_ratio
+    l1 = {"l1": 1.0, "l2": 0.0, "elasticnet": l1_ratio}[penalty]
+    l1_part, l2_part = alpha * l1 / scale, alpha * (1.0 - l1)
+    total = l1_part + l2_part
+    if penalty == "elasticnet":
+        return total, (l1_part / total if total > 0 else l1_ratio)
+    return total, l1_ratio
+
+
+def to_original_space(params, spec, scaling=(None, None), target=(0.0, 1.0)):
+    """``(coef (K, d), intercept (K,))`` of the model on raw features and target."""
     mean, inv_std = scaling
     coef, intercept = spec.unpack(np.asarray(params, dtype=np.float64))
     coef, intercept = coef.copy(), intercept.copy()
     if mean is not None:
         coef = coef * inv_std
         intercept = intercept - coef @ mean
-    return coef, intercept
+    center, scale = target
+    return coef * scale, intercept * scale + center
 
 
 def from_original_space(problem, coef, intercept, dtype):
     """The flat parameter vector for ``problem`` from original-space coefficients."""
-    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
-    intercept = np.atleast_1d(np.asarray(intercept, dtype=np.float64))
+    center, scale = problem.target
+    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64)) / scale
+    intercept = (np.atleast_1d(np.asarray(intercept, dtype=np.float64)) - center) / scale
     if problem.mean is not None:
         intercept = intercept + coef @ problem.mean
         coef = coef / problem.inv_std
@@ -251,10 +317,10 @@ def from_original_space(problem, coef, intercept, dtype):
     return np.ascontiguousarray(np.concatenate(parts), dtype=dtype)
 
 
-def result(params, spec, *, scaling=(None, None), classes=None, history, converged,
-           state=None, feature_names=None):
-    """The :class:`FitResult` of ``params``, on the original features."""
-    coef, intercept = to_original_space(params, spec, scaling)
+def result(params, spec, *, scaling=(None, None), target=(0.0, 1.0), classes=None, history,
+           converged, state=None, feature_names=None):
+    """The :class:`FitResult` of ``params``, on the original features and target."""
+    coef, intercept = to_original_space(params, spec, scaling, target)
     if spec.model == "linear":
         coef, intercept = coef[0], float(intercept[0])
     return FitResult(spec.model, coef, intercept, classes, len(history["loss"]), converged,
@@ -271,14 +337,43 @@ def new_history(validation=False):
     return history
 
 
+# A fit whose training loss rose above this many times its value at the start, or ended
+# above DIVERGENCE_END times it, has diverged. The epoch losses are running means over the
+# minibatches, so a fit near an optimum close to the start (random labels: log 2) can end a
+# few percent above it by noise alone; a diverging one ends far above (breast cancer at
+# lr=100: 45 against 0.69) or grows by orders of magnitude.
+DIVERGENCE_GROWTH = 1e3
+DIVERGENCE_END = 2.0
+
+
+def zero_loss(problem):
+    """The training objective with every coefficient and intercept zero, in the target's
+    units, without a pass over X: the scores are all zero."""
+    spec = problem.spec
+    if spec.model == "logistic":
+        return math.log(2.0)
+    if spec.model == "softmax":
+        return math.log(spec.n_outputs)
+    w = problem.sample_weight
+    squares = np.square(problem.y)
+    return 0.5 * float(squares.mean() if w is None else w @ squares / len(w)) * problem.loss_scale
+
+
 class Monitor:
     """What happens after every epoch of every front end: the entry goes into ``history``, a
     line to stderr with ``verbose``, the ``tol`` test (the monitored loss, ``val_loss`` when
     present, has not improved by ``tol`` for ``n_iter_no_change`` epochs: ``converged``), and
-    the callback (returning False: ``interrupted``). :meth:`record` says whether to stop."""
+    the callback (returning False: ``interrupted``). :meth:`record` says whether to stop.
+
+    The divergence rule, ``fastopt compare``'s with a margin for the noise of running losses:
+    with ``start_loss`` (the objective where training started), a fit whose training loss rose
+    above ``DIVERGENCE_GROWTH`` times it, or ended above ``DIVERGENCE_END`` times it, has
+    diverged (:meth:`check_divergence`): the loss is finite, but the steps made the model
+    worse. Non-finite losses are caught by the epochs themselves."""
 
     def __init__(self, *, tol=None, n_iter_no_change=5, callback=None, verbose=0,
-                 validation=False):
+                 validation=False, start_loss=None):
+        self.start_loss = start_loss
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
         self.callback = callback
@@ -314,16 +409,36 @@ class Monitor:
             self.interrupted = True
         return self.interrupted or self.converged
 
+    def divergence(self, advice="Try a smaller learning rate, or standardize=True if the "
+                   "features have very different scales."):
+        """The DivergenceError's message when the fit diverged by the rule above, else None."""
+        losses = self.history["loss"]
+        start = self.start_loss
+        if start is None or not losses or self.interrupted:
+            return None
+        peak = int(np.argmax(losses))
+        if losses[peak] > DIVERGENCE_GROWTH * max(start, 1e-300):
+            reason = (f"The training loss grew from {start:.4g} at the start to "
+                      f"{losses[peak]:.4g} at epoch {self.history['epoch'][peak]}")
+        elif losses[-1] > DIVERGENCE_END * start:
+            reason = (f"The training loss ended at {losses[-1]:.4g}, more than "
+                      f"{DIVERGENCE_END:g} times its value at the start ({start:.4g}), after "
+                      f"{self.history['epoch'][-1]} epochs")
+        else:
+            return None
+        return f"{reason}: the fit diverged (its loss stayed finite). {advice}"
+
 
 LR_CHUNK = 1 << 16  # learning rates computed at a time (updates)
 
 
 def train(problem, state, *, backend, schedule, epochs, batch_size, shuffle, tol,
           n_iter_no_change, validation=None, callback=None, verbose=0, total_steps=None,
-          n_jobs=None, sparse_update="exact", monitor=None):
+          n_jobs=None, sparse_update="exact", monitor=None, start_loss=None):
     """Run up to ``epochs`` epochs on ``state`` (updated in place). Returns
     ``(monitor, best_params)``: the :class:`Monitor` holds the history and why training
-    stopped; ``best_params`` is set with validation.
+    stopped; ``best_params`` is set with validation. ``start_loss``: the objective at the
+    starting parameters, for the divergence rule (:class:`Monitor`).
 
     Raises DivergenceError when the loss or parameters turn non-finite; ``state`` is then left
     as it was after the last good epoch, as it is when an epoch is interrupted (Ctrl-C). A
@@ -340,7 +455,8 @@ def train(problem, state, *, backend, schedule, epochs, batch_size, shuffle, tol
                           total_steps or epochs * steps_per_epoch)
     if monitor is None:
         monitor = Monitor(tol=tol, n_iter_no_change=n_iter_no_change, callback=callback,
-                          verbose=verbose, validation=validation is not None)
+                          verbose=verbose, validation=validation is not None,
+                          start_loss=start_loss)
     validation_data = None
     if validation is not None:  # its rows are never trained on
         validation.check_finite_now()
@@ -385,10 +501,11 @@ def train(problem, state, *, backend, schedule, epochs, batch_size, shuffle, tol
         problem.check_finite_later = False  # every row's gradient was finite
         state.epochs += 1
         state.updates += steps
-        entry = {"epoch": state.epochs, "loss": loss, "lr": float(lrs[steps - 1]),
-                 "seconds": seconds, "steps": state.updates}
+        entry = {"epoch": state.epochs, "loss": loss * problem.loss_scale,
+                 "lr": float(lrs[steps - 1]), "seconds": seconds, "steps": state.updates}
         if validation_data is not None:
-            entry["val_loss"] = float(backend.objective(validation_data, state.params)[0])
+            entry["val_loss"] = float(backend.objective(validation_data, state.params)[0]
+                                      * problem.loss_scale)
         stop = monitor.record(entry, state.params)
         if validation_data is not None and monitor.improved:
             best_params = state.params.copy()
@@ -449,6 +566,13 @@ def is_newton(optimizer):
     return isinstance(optimizer, str) and optimizer.lower() == "newton"
 
 
+def is_full_batch(optimizer):
+    """Whether ``optimizer`` (as given to a fit) is a full-batch solver: Newton's method,
+    L-BFGS or Newton-CG (no minibatches, no ``partial_fit``)."""
+    return (is_newton(optimizer) or isinstance(optimizer, (LBFGS, NewtonCG))
+            or isinstance(optimizer, str) and optimizer.lower() in SOLVERS)
+
+
 def new_state(optimizer, params, seed):
     """A fresh :class:`TrainingState` from ``params`` (used in place)."""
     return TrainingState(params, optimizer, optimizer.init(params), seed=seed)
@@ -462,15 +586,22 @@ def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epo
     epochs on ``state`` (made from ``params`` when None), on a held-out split with
     ``early_stopping`` (then the best parameters are kept, in ``state`` too).
 
-    Returns ``(params, history, converged, state, interrupted)``."""
+    Returns ``(params, history, converged, state, interrupted, diverged)``: ``diverged`` is the
+    message of the divergence rule (:class:`Monitor`) when the fit diverged with a finite loss,
+    which the caller raises with the result."""
     if optimizer is None:
         problem.check_finite_now()
         params, history, converged = newton_fit(problem, params, max_iter=epochs, tol=tol,
                                                 backend=backend, callback=callback,
                                                 verbose=verbose)
-        return params, history, converged, None, False
+        history["loss"] = [loss * problem.loss_scale for loss in history["loss"]]
+        return params, history, converged, None, False, None
+    if isinstance(optimizer, (LBFGS, NewtonCG)):
+        return _solve_full_batch(problem, params, backend=backend, solver=optimizer,
+                                 max_iter=epochs, tol=tol, callback=callback, verbose=verbose)
     if state is None:
         state = new_state(optimizer, params, 0)
+    start_loss = None if state.params.any() else zero_loss(problem)
     training, validation = problem, None
     if early_stopping:
         training, validation = split_validation(problem, validation_fraction, state.seed,
@@ -479,17 +610,65 @@ def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epo
         training, state, backend=backend, schedule=schedule, epochs=epochs,
         batch_size=batch_size, shuffle=shuffle, tol=tol, n_iter_no_change=n_iter_no_change,
         validation=validation, callback=callback, verbose=verbose, total_steps=total_steps,
-        n_jobs=n_jobs, sparse_update=sparse_update)
+        n_jobs=n_jobs, sparse_update=sparse_update, start_loss=start_loss)
     if best is not None:  # early stopping: keep (and continue from) the best parameters
         state.params[...] = best
-    return state.params, monitor.history, monitor.converged, state, monitor.interrupted
+    return (state.params, monitor.history, monitor.converged, state, monitor.interrupted,
+            monitor.divergence())
+
+
+def _solve_full_batch(problem, params, *, backend, solver, max_iter, tol, callback, verbose):
+    """L-BFGS or Newton-CG from ``params``: one history entry per iteration (``steps`` counts
+    the passes over X, ``grad_max`` the gradient's largest entry), the solver's stopping
+    reason in ``message``; a line search that finds no decrease or a non-finite objective is a
+    DivergenceError with the solver's words."""
+    problem.check_finite_now()
+    data = backend.dataset(problem)
+    monitor = Monitor(callback=callback, verbose=verbose)
+    monitor.history["grad_max"] = []
+    started = [time.perf_counter()]
+
+    def objective(x):
+        return backend.objective(data, x)
+
+    def hvp(x, vector):
+        if hvp.at is not x:  # one operator per outer iteration (the solver keeps x)
+            hvp.at, hvp.apply = x, hessian_operator(problem, np.asarray(x, dtype=np.float64))
+        return hvp.apply(vector)
+    hvp.at = None
+
+    def record(info):
+        now = time.perf_counter()
+        record.products += int(info.get("cg_iter", 0))  # Newton-CG: each one a pass too
+        entry = {"epoch": info["iteration"], "loss": float(info["f"]) * problem.loss_scale,
+                 "lr": float(info["step"]), "seconds": now - started[0],
+                 "steps": int(info["n_evals"]) + record.products,
+                 "grad_max": float(info["grad_max"])}
+        started[0] = now
+        return not monitor.record(entry, info["x"])
+    record.products = 0
+
+    run = solver.run(objective, hvp, np.array(params), max_iter=max_iter, tol=tol,
+                     callback=record)
+    if run.status in ("nonfinite", "line_search"):
+        raise DivergenceError(f"{type(solver).__name__} stopped after {run.n_iter} iterations: "
+                              f"{run.message}. Try standardize=True, or a penalty "
+                              "(penalty='l2') if the classes are separable.")
+    converged = run.status in ("converged", "precision")
+    return (np.asarray(run.x, dtype=params.dtype), monitor.history, converged, None,
+            run.status == "stopped", None)
 
 
 def optimizer_from(optimizer, lr, default_lr=None):
     """The optimizer object of ``optimizer`` (a name or an object) with ``lr`` (or, for a
-    name, ``default_lr(name)`` when given), or None for Newton's method."""
+    name, ``default_lr(name)`` when given), a full-batch solver's options (``"lbfgs"``,
+    ``"newton-cg"`` or their objects), or None for Newton's method."""
     if is_newton(optimizer):
         return None
+    if isinstance(optimizer, (LBFGS, NewtonCG)):
+        return optimizer
+    if isinstance(optimizer, str) and optimizer.lower() in SOLVERS:
+        return SOLVERS[optimizer.lower()]()
     if lr is None and isinstance(optimizer, str) and default_lr is not None:
         lr = default_lr(optimizer.lower())
     return make_optimizer(optimizer, **({} if lr is None else {"lr": lr}))

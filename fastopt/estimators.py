@@ -25,10 +25,10 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _backends
 from . import _validation as v
-from .engine import (TrainingState, check_training_options, convergence_warning,
-                     from_original_space, is_newton, new_state, not_converged_message,
+from .engine import (DivergenceError, TrainingState, check_training_options, convergence_warning,
+                     from_original_space, is_full_batch, new_state, not_converged_message,
                      optimizer_from, prepare, probabilities, solve, to_original_space)
-from .optim import OPTIMIZERS
+from .optim import OPTIMIZERS, Optimizer
 
 __all__ = ["LinearRegression", "LogisticRegression"]
 
@@ -44,9 +44,12 @@ DEFAULT_LR = {**dict.fromkeys(OPTIMIZERS, 0.01), "adadelta": 1.0}
 def _partial_fit_available(estimator):
     """``partial_fit`` exists for first-order optimizers only (``available_if``): Newton's
     method is a full-batch solver, and ``hasattr(est, "partial_fit")`` says so."""
-    if is_newton(estimator.optimizer):
-        raise AttributeError("partial_fit is not available with optimizer='newton' (Newton's "
-                             "method is a full-batch solver); use fit, or a first-order "
+    optimizer = estimator.optimizer
+    if is_full_batch(optimizer):
+        what = ("Newton's method" if isinstance(optimizer, str) and optimizer.lower() == "newton"
+                else "it")
+        raise AttributeError(f"partial_fit is not available with optimizer={optimizer!r} "
+                             f"({what} is a full-batch solver); use fit, or a first-order "
                              "optimizer such as 'adam'.")
     return True
 
@@ -177,6 +180,7 @@ class _FastoptLinearModel(BaseEstimator):
                 del self.feature_names_in_
             self._state = result.state
             self._scaling = result.scaling
+            self._target = result.target
             self.history_ = {key: list(value) for key, value in result.history.items()}
             self.loss_curve_ = list(self.history_["loss"])
             self.n_iter_ = len(self.loss_curve_)
@@ -226,7 +230,8 @@ class _FastoptLinearModel(BaseEstimator):
     def _fit_unsafe(self, X, y, sample_weight, partial, classes):
         optimizer = self._check_options()
         backend = _backends.resolve(self.backend)
-        newton = optimizer is None  # never with partial: see _partial_fit_available
+        # Newton, L-BFGS, Newton-CG: never with partial (see _partial_fit_available)
+        newton = not isinstance(optimizer, Optimizer)
         fitted = hasattr(self, "coef_")
         first_partial = partial and not fitted
         continuing = fitted and (partial or self.warm_start)
@@ -238,12 +243,16 @@ class _FastoptLinearModel(BaseEstimator):
         X, y = validate_data(self, X, y, reset=not partial or not fitted, dtype=_DTYPES,
                              order="C", accept_sparse="csr", y_numeric=self._regression,
                              multi_output=False, ensure_all_finite=not check_later)
+        if v.is_sparse(X):  # duplicate entries summed (on a copy), as fastopt.fit does
+            X = v.canonical_csr(X)
         model, classes = self._model_and_classes(y, classes, first_partial if partial else None)
         problem, classes = prepare(X, y, model=model, penalty=self.penalty, alpha=self.alpha,
                                    l1_ratio=self.l1_ratio, fit_intercept=self.fit_intercept,
                                    sample_weight=sample_weight, backend=backend,
                                    standardize=scales,
                                    scaling=self._scaling if continuing and partial else None,
+                                   target=(getattr(self, "_target", None)
+                                           if continuing and partial else None),
                                    classes=classes, X_checked=True, trains=not newton)
         if not partial and not self._regression:
             self._check_weighted_classes(problem)
@@ -267,30 +276,33 @@ class _FastoptLinearModel(BaseEstimator):
             total_steps = self.epochs * steps_per_epoch
             if continuing and not partial and state is not None:
                 total_steps += state.updates
-        params, history, converged, state, _ = solve(
+        params, history, converged, state, _, diverged = solve(
             problem, params, backend=backend, optimizer=optimizer, state=state,
             schedule=self.schedule, epochs=epochs, batch_size=self.batch_size,
             shuffle=self.shuffle, tol=tol, n_iter_no_change=self.n_iter_no_change,
             early_stopping=self.early_stopping and not partial,
             validation_fraction=self.validation_fraction, verbose=self.verbose,
             total_steps=total_steps, n_jobs=self.n_jobs, sparse_update=self.sparse_update)
+        if diverged:
+            raise DivergenceError(diverged)  # _fit restores the estimator as it was
         updates = (state.updates if state is not None
                    else (self.t_ if continuing else 0) + len(history["loss"]))
         warning = None
         if not partial and self.tol is not None and not converged:
             warning = not_converged_message(self.epochs, self.tol, self.n_iter_no_change)
-        self._commit(params, problem.spec, (problem.mean, problem.inv_std), classes, state,
-                     history, updates, continuing)
+        self._commit(params, problem, classes, state, history, updates, continuing)
         return warning
 
-    def _commit(self, params, spec, scaling, classes, state, history, updates, continuing):
-        """Set the fitted attributes from a finished fit."""
-        coef, intercept = to_original_space(params, spec, scaling)
+    def _commit(self, params, problem, classes, state, history, updates, continuing):
+        """Set the fitted attributes from a finished fit on ``problem``."""
+        scaling = problem.scaling
+        coef, intercept = to_original_space(params, problem.spec, scaling, problem.target)
         self._publish(coef, intercept)
         if not self._regression:
             self.classes_ = classes
         self._state = state
         self._scaling = scaling
+        self._target = problem.target
         self.history_ = _merge_history(self.history_ if continuing else {}, history)
         self.loss_curve_ = list(self.history_["loss"])
         self.n_iter_ = len(self.loss_curve_)
@@ -317,6 +329,7 @@ class _FastoptLinearModel(BaseEstimator):
         mean, inv_std = self._scaling
         same_space = (previous is not None
                       and len(previous.params) == problem.spec.n_params
+                      and getattr(self, "_target", (0.0, 1.0)) == problem.target
                       and (mean is None) == (problem.mean is None)
                       and (mean is None or (np.array_equal(mean, problem.mean)
                                             and np.array_equal(inv_std, problem.inv_std))))
@@ -325,7 +338,7 @@ class _FastoptLinearModel(BaseEstimator):
         else:  # another standardisation, intercept setting or a Newton fit: map coef_
             coef = np.atleast_2d(self.coef_)
             params = from_original_space(problem, coef, self.intercept_, dtype)
-        if optimizer is None:
+        if not isinstance(optimizer, Optimizer):  # a full-batch solver: no optimizer state
             return params, None
         names = optimizer._state_names()
         if (previous is not None and len(previous.params) == len(params)

@@ -22,7 +22,18 @@ MAX_PARAMS = 3000  # the Hessian is MAX_PARAMS^2 doubles (72 MB) and costs n * p
 
 
 def hessian(problem, params):
-    """Exact Hessian of the objective at ``params``, in the flat parameter layout."""
+    """Exact Hessian of the objective at ``params``, in the flat parameter layout.
+
+    With ``z`` a row (and 1 for the intercept), ``s`` its weight and ``c`` the curvature of the
+    loss in the scores, the data term for the class pair ``(a, b)`` is
+    ``sum_n s_n c_n[a, b] z_n z_n^T``. For softmax ``c[a, b] = p_a (delta_ab - p_b)``: the
+    pairs ``a != b`` are the blocks of one product ``-V^T diag(s) V`` with
+    ``V[n, (a, i)] = p_na z_ni`` (one matrix product per block of rows, not K^2 of them), and as
+    ``p_a (1 - p_a) = sum_{b != a} p_a p_b`` each block ``(a, a)`` is minus the sum of the other
+    blocks of its row. Every block row then sums to zero to rounding, as it does exactly: the
+    directions that leave the scores' differences unchanged stay the null space that
+    ``newton_fit``'s least-squares solve leaves out.
+    """
     spec = problem.spec
     k, d = spec.n_outputs, spec.n_features
     width = d + int(spec.fit_intercept)
@@ -39,18 +50,19 @@ def hessian(problem, params):
              else problem.sample_weight[rows])
         scores = X @ coef.T + intercept
         if spec.model == "linear":
-            curvature = s[:, None, None]
+            H[0, :, 0, :] += Z.T @ (s[:, None] * Z)
         elif spec.model == "logistic":
             p = 1.0 / (1.0 + np.exp(-np.clip(scores[:, 0], -700, 700)))
-            curvature = (s * p * (1 - p))[:, None, None]
+            H[0, :, 0, :] += Z.T @ ((s * p * (1 - p))[:, None] * Z)
         else:
             e = np.exp(scores - scores.max(axis=1, keepdims=True))
             p = e / e.sum(axis=1, keepdims=True)
-            # d p_a / d f_b = p_a (delta_ab - p_b)
-            curvature = s[:, None, None] * (p[:, :, None] * (np.eye(k)[None] - p[:, None, :]))
-        for a in range(k):
-            for b in range(k):
-                H[a, :, b, :] += Z.T @ (curvature[:, a, b][:, None] * Z)
+            V = (p[:, :, None] * Z[:, None, :]).reshape(len(Z), k * width)
+            H -= (V.T @ (s[:, None] * V)).reshape(k, width, k, width)
+    if spec.model == "softmax":
+        classes = np.arange(k)
+        H[classes, :, classes, :] = 0.0
+        H[classes, :, classes, :] = -H.sum(axis=2)
     H /= problem.n_samples
     if spec.penalty == "l2" and spec.alpha > 0:
         for a in range(k):

@@ -22,7 +22,9 @@ import numbers
 import numpy as np
 
 from . import _backends
+from ._backends.contract import step_count
 from ._params import Parameters
+from ._validation import is_device_array
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam",
            "RAdam", "OPTIMIZERS", "make_optimizer"]
@@ -68,6 +70,29 @@ def _betas(betas):
     return tuple(out)
 
 
+_check_step = step_count  # state['step'] is checked by the backends' one check
+
+
+def check_state(optimizer, params, state):
+    """Check an optimizer state against ``optimizer`` and ``params`` before it is used: every
+    array the optimizer keeps is present, with the shape and dtype of ``params``, and the step
+    count is a whole number. ``ValueError`` names what is wrong."""
+    missing = [name for name in ("step",) + optimizer._state_names() if name not in state]
+    if missing:
+        raise ValueError(f"state has no {', '.join(map(repr, missing))}, which "
+                         f"{type(optimizer).__name__} keeps; make the state with "
+                         f"{type(optimizer).__name__}(...).init(params)")
+    _check_step(state["step"])
+    for name in optimizer._state_names():
+        array = state[name]
+        if (not isinstance(array, np.ndarray) or array.shape != np.shape(params)
+                or array.dtype != np.asarray(params).dtype):
+            raise ValueError(f"state[{name!r}] must be an array of the parameters' shape "
+                             f"{np.shape(params)} and dtype {np.asarray(params).dtype}; got "
+                             f"{getattr(array, 'dtype', type(array).__name__)} "
+                             f"{np.shape(array)}")
+
+
 class Optimizer(Parameters):
     """Base class: hyperparameters in the object, state in a dict of arrays.
 
@@ -88,7 +113,13 @@ class Optimizer(Parameters):
 
     def init(self, params) -> dict:
         """A fresh state for ``params``: zero (or initial) arrays of the same shape and dtype,
-        ``"step": 0`` and, for NAdam, ``"mu_product": 1.0``."""
+        ``"step": 0`` and, for NAdam, ``"mu_product": 1.0``.
+
+        ``params`` must be an array (NumPy, or a device array for ``backend="cuda"``):
+        :meth:`step` updates it in place, which a Python number or list cannot be."""
+        if not (isinstance(params, np.ndarray) or is_device_array(params)):
+            raise TypeError(f"params must be a numpy.ndarray (step updates it in place); got "
+                            f"{type(params).__name__}: wrap it, e.g. np.array({params!r})")
         params = np.asarray(params)
         if params.dtype not in (np.float32, np.float64):
             raise TypeError(f"params must have dtype float32 or float64, got {params.dtype}")

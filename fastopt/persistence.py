@@ -1,12 +1,14 @@
 """Saving and loading without pickle: ``fastopt.save(obj, path)`` and ``fastopt.load(path)``.
 
-``obj`` is a fastopt estimator (fitted or not) or an optimizer state dict (``opt.init(...)``
-and what ``step`` made of it). The file is a NumPy ``.npz`` archive: the arrays as they are,
-and one JSON document (``meta``) with the format name and version, the class, the
-constructor parameters and the scalar attributes. Loading reads it with
-``allow_pickle=False``, so a file can run no code; a fitted estimator comes back with its
-coefficients, training history, optimizer state, update counter and shuffle stream, so
-``partial_fit`` and warm-started ``fit`` continue exactly where the saved one would have.
+``obj`` is a fastopt estimator (fitted or not), a ``FitResult`` (what ``fastopt.fit``
+returns) or an optimizer state dict (``opt.init(...)`` and what ``step`` made of it); ``path``
+a file name (``.npz`` appended when missing, the same both ways) or a binary file object. The
+file is a NumPy ``.npz`` archive: the arrays as they are, and one JSON document (``meta``)
+with the format name and version, the class, the constructor parameters and the scalar
+attributes. Loading reads it with ``allow_pickle=False``, so a file can run no code; a fitted
+estimator comes back with its coefficients, training history, optimizer state, update counter
+and shuffle stream, so ``partial_fit`` and warm-started ``fit`` continue exactly where the
+saved one would have; a saved optimizer state is checked whole when loading.
 
 What cannot be written this way is refused when saving: a schedule given as a Python
 function, ``random_state`` given as a NumPy Generator, labels of mixed or object types.
@@ -113,92 +115,175 @@ def _estimator_meta(est, arrays):
     mean, inv_std = est._scaling
     if mean is not None:
         arrays["scaling/mean"], arrays["scaling/inv_std"] = mean, inv_std
-    state = est._state
     meta.update(n_features_in_=int(est.n_features_in_), n_iter_=int(est.n_iter_),
                 t_=int(est.t_), linear=np.ndim(est.intercept_) == 0,
-                has_state=state is not None)
-    if state is not None:
-        arrays["state/params"] = state.params
-        scalars = {}
-        for key, value in state.optimizer_state.items():
-            if isinstance(value, np.ndarray) and value.ndim > 0:
-                arrays[f"optimizer/{key}"] = value
-            else:
-                scalars[key] = float(value) if key == "mu_product" else int(value)
-        meta["state"] = {"optimizer": _encode_optimizer(state.optimizer),
-                         "scalars": scalars, "updates": int(state.updates),
-                         "epochs": int(state.epochs), "seed": int(state.seed)}
+                target=list(getattr(est, "_target", (0.0, 1.0))))
+    _state_meta(est._state, meta, arrays)
     return meta
 
 
+def _fit_result_meta(result, arrays):
+    meta = {"kind": "fit-result", "model": result.model, "n_iter_": int(result.n_iter_),
+            "converged": bool(result.converged), "linear": np.ndim(result.intercept_) == 0}
+    arrays["coef_"] = np.asarray(result.coef_)
+    arrays["intercept_"] = np.atleast_1d(np.asarray(result.intercept_, dtype=np.float64))
+    if result.classes_ is not None:
+        arrays["classes_"] = _label_array(result.classes_, "class labels")
+    if result.feature_names_in_ is not None:
+        arrays["feature_names_in_"] = np.asarray(result.feature_names_in_).astype(str)
+    for key, values in result.history.items():
+        arrays[f"history/{key}"] = np.asarray(values)
+    from .optim import Optimizer
+    # Newton's method keeps no state to continue from; a first-order fit's state is saved.
+    state = result.state
+    _state_meta(state if state is not None and isinstance(state.optimizer, Optimizer)
+                else None, meta, arrays)
+    return meta
+
+
+def _scalar(key, value):
+    """A scalar of an optimizer state as JSON writes it: the step count whole (refused, not
+    truncated, when it is not), NAdam's ``mu_product`` a float."""
+    from .optim import _check_step
+    if key == "step":
+        return _check_step(value)
+    return float(value) if key == "mu_product" else int(value)
+
+
+def _state_meta(state, meta, arrays):
+    """Record a TrainingState (or its absence) in ``meta`` and ``arrays``."""
+    meta["has_state"] = state is not None
+    if state is None:
+        return
+    arrays["state/params"] = state.params
+    scalars = {}
+    for key, value in state.optimizer_state.items():
+        if isinstance(value, np.ndarray) and value.ndim > 0:
+            arrays[f"optimizer/{key}"] = value
+        else:
+            scalars[key] = _scalar(key, value)
+    meta["state"] = {"optimizer": _encode_optimizer(state.optimizer),
+                     "scalars": scalars, "updates": int(state.updates),
+                     "epochs": int(state.epochs), "seed": int(state.seed)}
+
+
+def _file_name(path):
+    """The file that ``save`` writes and ``load`` reads for ``path``: ``.npz`` appended when
+    missing, as ``np.savez`` does."""
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
+def _is_file_object(target):
+    return hasattr(target, "read") or hasattr(target, "write")
+
+
+def _label(path):
+    """``path`` as error messages name it."""
+    return getattr(path, "name", "the file object") if _is_file_object(path) else path
+
+
 def save(obj, path):
-    """Write ``obj`` (a fastopt estimator, or an optimizer state dict) to ``path`` (``.npz``
-    is appended when missing, as ``np.savez`` does). Returns the path written."""
+    """Write ``obj`` to ``path``.
+
+    Parameters
+    ----------
+    obj : fastopt estimator, FitResult (what :func:`fastopt.fit` returns), or optimizer state
+        dict (``opt.init(...)``)
+    path : str, Path or binary file object (``io.BytesIO``, an open file)
+        ``.npz`` is appended to a name without it, as ``np.savez`` does; :func:`load` takes
+        the same name.
+
+    Returns
+    -------
+    Path or file object
+        The path written (``.npz`` included), or the file object given.
+    """
+    from .training import FitResult
     arrays = {}
-    if isinstance(obj, dict):
+    if isinstance(obj, FitResult):
+        meta = _fit_result_meta(obj, arrays)
+    elif isinstance(obj, dict):
         meta = {"kind": "optimizer-state", "scalars": {}}
         for key, value in obj.items():
             if isinstance(value, np.ndarray) and value.ndim > 0:
                 arrays[f"optimizer/{key}"] = value
             else:
-                meta["scalars"][key] = float(value) if key == "mu_product" else int(value)
+                meta["scalars"][key] = _scalar(key, value)
     else:
         meta = _estimator_meta(obj, arrays)
     meta.update(format=FORMAT, version=VERSION)
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
+    if not _is_file_object(path):
+        path = _file_name(path)
     np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
     return path
 
 
+def _read_archive(handle):
+    archive = np.load(handle, allow_pickle=False)
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError("not an .npz archive")
+    with archive:
+        return {name: archive[name] for name in archive.files}
+
+
 def _read(path):
+    name = _label(path)
     try:
-        with open(path, "rb") as handle:  # ours to close, also when NumPy gives up midway
-            archive = np.load(handle, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
-            with archive:
-                contents = {name: archive[name] for name in archive.files}
+        if _is_file_object(path):
+            contents = _read_archive(path)
+        else:
+            with open(path, "rb") as handle:  # ours to close, also when NumPy gives up midway
+                contents = _read_archive(handle)
     except FileNotFoundError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise ValueError(f"{path} is not a readable fastopt file (damaged or truncated?): "
+        raise ValueError(f"{name} is not a readable fastopt file (damaged or truncated?): "
                          f"{exc}") from None
     if "meta" not in contents:
-        raise ValueError(f"{path} is not a fastopt file: it has no 'meta' entry")
+        raise ValueError(f"{name} is not a fastopt file: it has no 'meta' entry")
     try:
         meta = json.loads(str(contents.pop("meta")))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: damaged metadata ({exc})") from None
+        raise ValueError(f"{name}: damaged metadata ({exc})") from None
     if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a fastopt file (format {meta.get('format')!r})")
+        raise ValueError(f"{name} is not a fastopt file (format {meta.get('format')!r})")
     if not isinstance(meta.get("version"), int) or meta["version"] > VERSION:
-        raise ValueError(f"{path} has format version {meta.get('version')!r}; this fastopt "
+        raise ValueError(f"{name} has format version {meta.get('version')!r}; this fastopt "
                          f"reads up to version {VERSION}: upgrade fastopt")
     return meta, contents
 
 
 def load(path):
-    """Read what :func:`save` wrote: an estimator or an optimizer state dict. A file that is
-    not one, is truncated or damaged raises ``ValueError``; one from a newer format version
-    says so."""
+    """Read what :func:`save` wrote: an estimator, a FitResult or an optimizer state dict.
+
+    ``path`` is the name given to :func:`save` (``.npz`` appended when missing and a file of
+    the name as given does not exist) or a binary file object. A file that is not one, is
+    truncated or damaged, or lacks part of a saved optimizer state, raises ``ValueError``; one
+    from a newer format version says so."""
+    if not _is_file_object(path):
+        given = Path(path)
+        path = _file_name(given)
+        if not path.exists() and given.is_file():
+            path = given
     meta, arrays = _read(path)
+    name = _label(path)
     try:
         if meta["kind"] == "optimizer-state":
             state = dict(meta["scalars"])
             state.update({k[len("optimizer/"):]: v for k, v in arrays.items()
                           if k.startswith("optimizer/")})
             return state
+        if meta["kind"] == "fit-result":
+            return _load_fit_result(meta, arrays)
         return _load_estimator(meta, arrays)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ValueError(f"{path}: inconsistent fastopt file ({type(exc).__name__}: {exc})") \
+        raise ValueError(f"{name}: inconsistent fastopt file ({type(exc).__name__}: {exc})") \
             from None
 
 
 def _load_estimator(meta, arrays):
     from . import estimators
-    from .engine import TrainingState
     cls = {"LinearRegression": estimators.LinearRegression,
            "LogisticRegression": estimators.LogisticRegression}[meta["class"]]
     params = dict(meta["params"])
@@ -221,14 +306,39 @@ def _load_estimator(meta, arrays):
     est.n_iter_, est.t_ = meta["n_iter_"], meta["t_"]
     est._scaling = ((arrays["scaling/mean"], arrays["scaling/inv_std"])
                     if "scaling/mean" in arrays else (None, None))
-    est._state = None
-    if meta["has_state"]:
-        saved = meta["state"]
-        optimizer_state = dict(saved["scalars"])
-        optimizer_state.update({k[len("optimizer/"):]: v.copy() for k, v in arrays.items()
-                                if k.startswith("optimizer/")})
-        est._state = TrainingState(arrays["state/params"].copy(),
-                                   _decode_optimizer(saved["optimizer"]), optimizer_state,
-                                   updates=saved["updates"], epochs=saved["epochs"],
-                                   seed=saved["seed"])
+    # The linear target's standardisation (files written before it existed: none).
+    est._target = tuple(float(x) for x in meta.get("target", (0.0, 1.0)))
+    est._state = _load_state(meta, arrays)
     return est
+
+
+def _load_fit_result(meta, arrays):
+    from .training import FitResult
+    intercept = arrays["intercept_"]
+    names = arrays.get("feature_names_in_")
+    return FitResult(meta["model"], arrays["coef_"],
+                     float(intercept[0]) if meta["linear"] else intercept,
+                     arrays.get("classes_"), meta["n_iter_"], meta["converged"],
+                     {k[len("history/"):]: v.tolist() for k, v in arrays.items()
+                      if k.startswith("history/")},
+                     _load_state(meta, arrays),
+                     None if names is None else names.astype(object))
+
+
+def _load_state(meta, arrays):
+    """The saved TrainingState, or None; checked whole here (every array the optimizer needs,
+    of the parameters' shape and dtype), so that a damaged file fails at ``load`` and not
+    at the next ``partial_fit``."""
+    from .optim import check_state
+    from .engine import TrainingState
+    if not meta["has_state"]:
+        return None
+    saved = meta["state"]
+    params = arrays["state/params"].copy()
+    optimizer = _decode_optimizer(saved["optimizer"])
+    optimizer_state = dict(saved["scalars"])
+    optimizer_state.update({k[len("optimizer/"):]: v.copy() for k, v in arrays.items()
+                            if k.startswith("optimizer/")})
+    check_state(optimizer, params, optimizer_state)
+    return TrainingState(params, optimizer, optimizer_state, updates=saved["updates"],
+                         epochs=saved["epochs"], seed=saved["seed"])

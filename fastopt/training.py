@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _backends
 from . import _validation as v
+from .optim import Optimizer
 from .engine import (DivergenceError, FitResult, check_training_options, convergence_warning,
                      new_state, not_converged_message, optimizer_from, prepare, result, solve)
 
@@ -128,18 +129,22 @@ def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=2
     problem, classes = prepare(X, y, model=model, penalty=penalty, alpha=alpha,
                                l1_ratio=l1_ratio, fit_intercept=fit_intercept,
                                sample_weight=sample_weight, standardize=standardize,
-                               backend=backend, trains=opt is not None)
+                               backend=backend, trains=isinstance(opt, Optimizer))
     params = np.zeros(problem.spec.n_params, dtype=problem.X.dtype)
-    state = None if opt is None else new_state(opt, params, v.seed_from(random_state))
-    params, history, converged, state, interrupted = solve(
+    state = (new_state(opt, params, v.seed_from(random_state)) if isinstance(opt, Optimizer)
+             else None)
+    params, history, converged, state, interrupted, diverged = solve(
         problem, params, backend=backend, optimizer=opt, state=state, schedule=schedule,
         epochs=epochs, batch_size=batch_size, shuffle=shuffle, tol=tol,
         n_iter_no_change=n_iter_no_change, early_stopping=early_stopping,
         validation_fraction=validation_fraction, callback=callback, verbose=verbose,
         n_jobs=n_jobs, sparse_update=sparse_update)
+    fitted = result(params, problem.spec, scaling=problem.scaling, target=problem.target,
+                    classes=classes, history=history, converged=converged, state=state,
+                    feature_names=v.feature_names(X))
+    if diverged:
+        raise DivergenceError(diverged, result=fitted)
     if tol is not None and not converged and not interrupted:
         warnings.warn(not_converged_message(epochs, tol, n_iter_no_change),
                       convergence_warning(), stacklevel=2)
-    return result(params, problem.spec, scaling=(problem.mean, problem.inv_std),
-                  classes=classes, history=history, converged=converged, state=state,
-                  feature_names=v.feature_names(X))
+    return fitted

@@ -27,3 +27,17 @@ class Epochs:
             self.data[id(problem)] = (problem, self.record.dataset(problem))
         data = self.data[id(problem)][1]
         return self.record.epoch(data, state, lrs, batch_size, shuffle, threads, lazy)
+
+
+class Objective:
+    """``backend``'s objective on Problems, ``f(problem, params)``, each problem's dataset
+    built on its first call and kept."""
+
+    def __init__(self, backend):
+        self.record = _backends.resolve(backend)
+        self.data = {}
+
+    def __call__(self, problem, params):
+        if id(problem) not in self.data:
+            self.data[id(problem)] = (problem, self.record.dataset(problem))
+        return self.record.objective(self.data[id(problem)][1], params)

@@ -139,3 +139,23 @@ def test_bad_values_are_refused_before_training():
     w[3] = -1.0
     with pytest.raises(ValueError, match="sample_weight"):
         fdask.fit(da.from_array(np.nan_to_num(X), chunks=(500, -1)), y, sample_weight=w)
+
+
+def test_unknown_chunk_sizes_get_a_clear_error():
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    X, y, w = problem("linear", n=200)
+    frame = dd.from_pandas(pd.DataFrame(X, columns=list("abcdef")).assign(y=y), npartitions=3)
+    features = frame[list("abcdef")]
+    with pytest.raises(ValueError, match=r"X is a dask array with unknown chunk sizes.*"
+                                         r"to_dask_array\(lengths=True\)"):
+        fdask.fit(features.to_dask_array(), frame["y"])
+    with pytest.raises(ValueError, match="X is a dask array with unknown chunk sizes"):
+        fdask.fit(features.values, frame["y"])
+    known = features.to_dask_array(lengths=True)
+    with pytest.raises(ValueError, match="y is a dask array with unknown chunk sizes"):
+        fdask.fit(known, frame["y"].values)
+    with pytest.raises(ValueError, match="sample_weight is a dask array with unknown chunk"):
+        fdask.fit(known, frame["y"], sample_weight=frame["y"].abs().values)
+    result = fdask.fit(known, frame["y"], epochs=2)  # what the message suggests works
+    assert np.isfinite(result.coef_).all()

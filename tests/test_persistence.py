@@ -132,3 +132,92 @@ def test_what_cannot_be_saved_and_bad_files(tmp_path):
         fo.load(newer)
     with pytest.raises(FileNotFoundError):
         fo.load(tmp_path / "missing.npz")
+
+
+def _labels(seed=0):
+    X, labels = data(classes=3, seed=seed)
+    return X, labels
+
+
+def test_the_same_name_both_ways_and_file_objects(tmp_path):
+    import io
+    X, labels = _labels()
+    est = fo.LogisticRegression(epochs=2, random_state=0, tol=None).fit(X, labels)
+    written = fo.save(est, tmp_path / "model")
+    assert written == tmp_path / "model.npz"
+    for name in (tmp_path / "model", str(tmp_path / "model"), tmp_path / "model.npz"):
+        np.testing.assert_array_equal(fo.load(name).coef_, est.coef_)
+    buffer = io.BytesIO()
+    assert fo.save(est, buffer) is buffer
+    buffer.seek(0)
+    loaded = fo.load(buffer)
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+    state = fo.Adam().init(np.zeros(4))
+    buffer = io.BytesIO()
+    fo.save(state, buffer)
+    buffer.seek(0)
+    assert set(fo.load(buffer)) == set(state)
+    with pytest.raises(FileNotFoundError):
+        fo.load(tmp_path / "other")
+
+
+@pytest.mark.parametrize("model,solver", [("softmax", "adam"), ("linear", "nadam"),
+                                          ("logistic", "newton")])
+def test_a_fit_result_round_trip(tmp_path, model, solver):
+    pd = pytest.importorskip("pandas")
+    X, labels = _labels()
+    y = {"softmax": labels, "logistic": labels == "ant", "linear": X[:, 0] * 2 + 1}[model]
+    frame = pd.DataFrame(X, columns=list("abcde"))
+    result = fo.fit(frame, y, model=model, optimizer=solver, epochs=3, random_state=0,
+                    standardize=True, tol=None)
+    loaded = fo.load(fo.save(result, tmp_path / "result"))
+    assert type(loaded) is fo.FitResult and loaded.model == result.model
+    np.testing.assert_array_equal(loaded.coef_, result.coef_)
+    np.testing.assert_array_equal(loaded.intercept_, result.intercept_)
+    assert type(loaded.intercept_) is type(result.intercept_)
+    np.testing.assert_array_equal(loaded.predict(X), result.predict(X))
+    assert loaded.history == result.history
+    assert (loaded.n_iter_, loaded.converged) == (result.n_iter_, result.converged)
+    assert list(loaded.feature_names_in_) == list("abcde")
+    if result.classes_ is not None:
+        np.testing.assert_array_equal(loaded.classes_, result.classes_)
+    if solver == "newton":
+        assert loaded.state is None
+    else:
+        np.testing.assert_array_equal(loaded.state.params, result.state.params)
+        assert loaded.state.optimizer.get_params() == result.state.optimizer.get_params()
+        assert loaded.state.updates == result.state.updates
+        for key, value in result.state.optimizer_state.items():
+            np.testing.assert_array_equal(loaded.state.optimizer_state[key], value)
+
+
+def _without(path, target, member):
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(target, "w") as out:
+        for item in source.namelist():
+            if item != member:
+                out.writestr(item, source.read(item))
+
+
+def test_a_missing_optimizer_moment_fails_at_load(tmp_path):
+    X, labels = _labels()
+    est = fo.LogisticRegression(optimizer="adam", epochs=2, random_state=0, tol=None)
+    path = fo.save(est.fit(X, labels), tmp_path / "model")
+    for member, name in (("optimizer/exp_avg.npy", "exp_avg"),
+                         ("optimizer/exp_avg_sq.npy", "exp_avg_sq")):
+        damaged = tmp_path / f"no-{name}.npz"
+        _without(path, damaged, member)
+        with pytest.raises(ValueError, match=f"'{name}'"):
+            fo.load(damaged)
+    result = fo.fit(X, labels, model="softmax", optimizer="adam", epochs=2, tol=None)
+    path = fo.save(result, tmp_path / "result")
+    _without(path, tmp_path / "bad-result.npz", "optimizer/exp_avg.npy")
+    with pytest.raises(ValueError, match="'exp_avg'"):
+        fo.load(tmp_path / "bad-result.npz")
+
+
+def test_a_step_count_that_is_not_whole_is_refused_at_save(tmp_path):
+    state = fo.Adam().init(np.zeros(3))
+    state["step"] = 2.5
+    with pytest.raises(ValueError, match=r"state\['step'\]"):
+        fo.save(state, tmp_path / "state")
+    assert not (tmp_path / "state.npz").exists()

@@ -122,3 +122,109 @@ def test_progress_bar(data, capsys, monkeypatch):
     assert bars == ["fit_stream: statistics", "fit_stream: epoch 1/2", "fit_stream: epoch 2/2"]
     fo.fit_stream((data[1], data[2]), epochs=1, chunk_rows=1000, progress=False)
     assert "fit_stream" not in capsys.readouterr().err
+
+
+def test_tol_none_is_taken_as_fit_takes_it(data):
+    _, X, y = data
+    common = dict(epochs=2, batch_size=100, shuffle=False, random_state=0, tol=None)
+    streamed = fo.fit_stream((X, y), chunk_rows=500, **common)
+    np.testing.assert_array_equal(params_of(streamed), params_of(fo.fit(X, y, **common)))
+    with pytest.raises(ValueError, match="tol=None"):
+        fo.fit_stream((X, y), tol=1e-4)
+
+
+def chunks_of(X, y, rows=500, weights=None):
+    return [(X[i:i + rows], y[i:i + rows]) + (() if weights is None else (weights[i:i + rows],))
+            for i in range(0, len(X), rows)]
+
+
+@pytest.mark.parametrize("model", ["linear", "softmax"])
+def test_a_one_shot_generator_serves_a_one_pass_fit(data, model):
+    _, X, y = data
+    if model == "softmax":
+        y = np.digitize(y, np.quantile(y, [0.3, 0.7]))
+    chunks = chunks_of(X, y)
+    common = dict(model=model, epochs=1, batch_size=100, random_state=0, lr=0.01,
+                  schedule="invsqrt" if model == "linear" else None,
+                  classes=None if model == "linear" else [0, 1, 2])
+    once = fo.fit_stream((chunk for chunk in chunks), **common)
+    listed = fo.fit_stream(chunks, **common)
+    np.testing.assert_array_equal(params_of(once), params_of(listed))
+    assert once.history["steps"] == listed.history["steps"]
+
+
+def test_a_one_shot_generator_that_would_be_read_twice_is_refused_unread(data):
+    _, X, y = data
+    labels = (y > 0).astype(int)
+    read = []
+
+    def generator(targets=y):
+        for chunk in chunks_of(X, targets):
+            read.append(1)
+            yield chunk
+
+    for options, needs in [(dict(epochs=2), "epochs=2"),
+                           (dict(epochs=1, standardize=True), "standardize"),
+                           (dict(epochs=1, model="logistic"), "classes"),
+                           (dict(epochs=1, schedule="cosine"), "T_max")]:
+        targets = labels if options.get("model") == "logistic" else y
+        with pytest.raises(ValueError, match=f"read only once.*{needs}"):
+            fo.fit_stream(generator(targets), **options)
+    assert not read  # nothing was consumed
+    weighted = iter(chunks_of(X, y, weights=np.ones(len(y))))
+    with pytest.raises(ValueError, match="sample weights from a one-shot iterator"):
+        fo.fit_stream(weighted, epochs=1)
+
+
+def test_an_exhausted_source_on_a_later_pass_is_a_clear_error(data):
+    _, X, y = data
+    shared = iter(chunks_of(X, y))  # the function returns the same iterator every time
+    with pytest.raises(ValueError, match="no chunks in epoch 1.*fresh iterator"):
+        fo.fit_stream(lambda: shared, epochs=2)
+
+
+def test_csv_source(tmp_path, data):
+    pd = pytest.importorskip("pandas")
+    _, X, y = data
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
+    frame.insert(2, "target", y)
+    path = tmp_path / "train.csv"
+    frame.to_csv(path, index=False)
+    back = pd.read_csv(path)
+    common = dict(epochs=2, batch_size=100, shuffle=False, random_state=0)
+    streamed = fo.fit_stream(path, target="target", chunk_rows=600, **common)
+    in_memory = fo.fit(back.drop(columns="target").to_numpy(), back["target"].to_numpy(),
+                       tol=None, **common)
+    np.testing.assert_array_equal(params_of(streamed), params_of(in_memory))
+    with pytest.raises(ValueError, match="'price' not in"):
+        fo.fit_stream(path, target="price")
+    with pytest.raises(ValueError, match="CSV source needs target="):
+        fo.fit_stream(path)
+    other = tmp_path / "train.json"
+    other.write_text("{}")
+    with pytest.raises(ValueError, match="neither a Parquet file nor a CSV file"):
+        fo.fit_stream(other, target="target")
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_a_value_that_is_not_a_number_names_its_column(tmp_path, data, kind):
+    pd = pytest.importorskip("pandas")
+    if kind == "parquet":
+        pytest.importorskip("pyarrow")
+    _, X, y = data
+    frame = pd.DataFrame(X[:50], columns=[f"f{j}" for j in range(X.shape[1])])
+    frame["colour"] = ["red"] * 50
+    frame["target"] = y[:50]
+    path = tmp_path / f"train.{kind}"
+    frame.to_csv(path, index=False) if kind == "csv" else frame.to_parquet(path)
+    with pytest.raises(ValueError, match="column 'colour' .* holds 'red', not a number"):
+        fo.fit_stream(path, target="target")
+
+
+def test_a_chunk_frame_with_a_non_numeric_column_names_it():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "colour": ["1", "2", "red", "4"]})
+    with pytest.raises(ValueError, match="column 'colour' holds 'red'"):
+        fo.fit_stream([(frame, np.arange(4.0))])
+    with pytest.raises(ValueError, match="column 1 holds 'red'"):
+        fo.fit_stream([(frame.to_numpy(), np.arange(4.0))])

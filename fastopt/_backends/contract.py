@@ -9,6 +9,9 @@ tables here. The Numba and CUDA kernels and the adapters take their codes from t
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 # A name's code is its position.
@@ -67,17 +70,18 @@ def check_step(params, grad, state, names, *, is_device=None):
 
 
 def step_count(state):
-    """``state["step"]`` as an int: a non-negative integer (a float with a fraction would be
-    truncated silently)."""
-    step = state["step"]
-    if isinstance(step, np.ndarray) and step.ndim == 0:
-        step = step.item()
-    if isinstance(step, (bool, np.bool_)) or not float(step).is_integer():
-        raise ValueError(f"state['step'] must be a whole number of updates, got {step!r}")
-    step = int(step)
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
-    return step
+    """``state["step"]`` (or a step count given directly), the number of updates done, as an
+    int: a whole number >= 0. A float is taken when it is whole (torch keeps its step as a
+    float tensor), never truncated: 2.5 is refused."""
+    step = state["step"] if isinstance(state, dict) else state
+    value = step.item() if isinstance(step, np.ndarray) and step.ndim == 0 else step
+    whole = (isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+             or isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+             and math.isfinite(value) and float(value).is_integer())
+    if not whole or value < 0:
+        raise ValueError(f"state['step'] must be the number of updates done, a whole number "
+                         f">= 0; got {step!r}")
+    return int(value)
 
 
 def _shape(shape):

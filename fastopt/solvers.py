@@ -1,0 +1,680 @@
+r"""Deterministic solvers that reach the optimum of a smooth objective: L-BFGS and truncated
+Newton (Newton-CG), both with a strong-Wolfe line search.
+
+They know nothing of fastopt's models or backends: the caller hands in
+``objective(x) -> (f, g)`` (one pass over the data, ``g`` a float64 array of ``x``'s shape) and,
+for Newton-CG, ``hvp(x, v) -> H v``. Both return a :class:`SolverResult`.
+
+Precision
+---------
+The iterate is kept in ``x0``'s dtype (float32 or float64; anything else is taken as float64),
+so the objective always sees exactly the point whose value and gradient it returns and the
+curvature pairs ``s = x_{k+1} - x_k`` are those of the points evaluated. All algebra (two-loop
+recursion, conjugate gradients, line search) runs in float64; a trial point is rounded to the
+iterate's dtype before it is evaluated. With float32 parameters the gradient cannot fall much
+below ``eps_float32 * |H| |x|``, so a tight ``tolerance_grad`` typically ends in
+``status="precision"`` (no decrease left to find), not ``"converged"``.
+
+Statuses
+--------
+``SolverResult.status`` says why the solver stopped:
+
+- ``"converged"``: the gradient's max-norm reached the tolerance, or (L-BFGS) the step, the
+  line-search interval or the change of the objective fell below ``tolerance_change``;
+- ``"max_iter"`` / ``"max_eval"``: the budget ran out first;
+- ``"stopped"``: ``callback`` returned False or ``should_stop()`` returned True;
+- ``"precision"``: no step along the search direction decreases the objective by more than
+  its rounding, or changes ``x`` by more than the rounding of ``x``'s dtype: the iterate is as
+  good as this precision allows (typical of float32 with a tight tolerance); the iterate is the
+  last one accepted;
+- ``"line_search"``: no step satisfied the sufficient-decrease condition although the interval
+  was still wide (an objective whose gradient does not match its values, or ``max_evals``
+  trials used up); the iterate is the last one accepted;
+- ``"nonfinite"``: the objective or its gradient was NaN or inf at the starting point, or at
+  every point the line search tried; the iterate is the last finite one.
+
+``converged`` is True for ``"converged"`` only. ``message`` says the same in words, with
+numbers. A ``KeyboardInterrupt`` raised inside ``objective`` or ``hvp`` propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["SolverResult", "lbfgs", "newton_cg", "strong_wolfe", "LineSearchResult", "Trial"]
+
+STATUSES = ("converged", "max_iter", "max_eval", "stopped", "precision", "line_search",
+            "nonfinite")
+
+
+@dataclass
+class SolverResult:
+    """What a solver returns.
+
+    Attributes
+    ----------
+    x : ndarray
+        The last accepted iterate, in ``x0``'s dtype (float32 or float64).
+    f : float
+        The objective at ``x``.
+    grad : ndarray
+        Its float64 gradient.
+    n_iter : int
+        Iterations completed (accepted steps).
+    n_evals : int
+        Calls of ``objective`` (each one pass over the data), the first included.
+    converged : bool
+        ``status == "converged"``.
+    status : str
+        Why the solver stopped, one of :data:`STATUSES` (see the module docstring).
+    message : str
+        The same in words.
+    history : dict of lists
+        Per iteration: ``"loss"`` (objective after the iteration), ``"grad_max"`` (max-norm of
+        the gradient), ``"evals"`` (objective calls it took), ``"hvps"`` (Hessian-vector
+        products it took; 0 for L-BFGS), ``"step"`` (line-search step length) and
+        ``"seconds"`` (wall time).
+    n_hvp : int
+        Calls of ``hvp`` (Newton-CG; each one pass over the data). Passes over the data in all:
+        ``n_evals + n_hvp``.
+    """
+
+    x: np.ndarray
+    f: float
+    grad: np.ndarray
+    n_iter: int
+    n_evals: int
+    converged: bool
+    status: str
+    message: str
+    history: dict = field(default_factory=dict)
+    n_hvp: int = 0
+
+
+class _Counter:
+    """Evaluates ``objective`` at float64 points rounded to the iterate's dtype, counts the
+    calls, and reports non-finite results as such (never as a value to compare)."""
+
+    def __init__(self, objective, dtype, shape):
+        self.objective = objective
+        self.dtype = dtype
+        self.shape = shape
+        self.calls = 0
+
+    def __call__(self, x):
+        self.calls += 1
+        f, g = self.objective(x)
+        f = float(f)
+        g = np.asarray(g, dtype=np.float64)
+        if g.shape != self.shape:
+            raise ValueError(f"objective returned a gradient of shape {g.shape} for "
+                             f"parameters of shape {self.shape}")
+        finite = bool(np.isfinite(f) and np.all(np.isfinite(g)))
+        return f, g, finite
+
+
+def _iterate_dtype(x0):
+    dtype = np.asarray(x0).dtype
+    return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+
+def _cubic_minimizer(a, fa, ga, b, fb, gb):
+    """Minimiser of the cubic through ``(a, fa)``, ``(b, fb)`` with slopes ``ga``, ``gb``, or
+    None when it has none (Nocedal & Wright, eq. 3.59)."""
+    if a == b:
+        return None
+    d1 = ga + gb - 3.0 * (fa - fb) / (a - b)
+    disc = d1 * d1 - ga * gb
+    if not np.isfinite(disc) or disc < 0:
+        return None
+    d2 = np.copysign(np.sqrt(disc), b - a)
+    denom = gb - ga + 2.0 * d2
+    if denom == 0 or not np.isfinite(denom):
+        return None
+    t = b - (b - a) * (gb + d2 - d1) / denom
+    return float(t) if np.isfinite(t) else None
+
+
+@dataclass
+class Trial:
+    """One point of a line search: step ``t``, value ``f``, slope ``grad . direction``, the
+    point ``x`` (in the iterate's dtype) and its gradient; ``finite``: value and gradient are
+    finite (else ``f`` is inf); ``moved``: ``x`` differs from the start after rounding."""
+
+    t: float
+    f: float
+    slope: float
+    x: np.ndarray | None = None
+    grad: np.ndarray | None = None
+    finite: bool = True
+    moved: bool = True
+
+
+@dataclass
+class LineSearchResult:
+    """``point`` is the accepted trial (None when ``status`` is not "ok"); ``wolfe``: whether
+    it also meets the curvature condition (else only sufficient decrease)."""
+
+    status: str
+    point: Trial | None
+    evals: int
+    message: str = ""
+    wolfe: bool = False
+
+
+def strong_wolfe(evaluate, x, f0, g0, direction, t, *, c1=1e-4, c2=0.9, max_evals=25,
+                 tolerance_change=1e-9):
+    r"""Find a step ``t`` along ``direction`` that meets the strong Wolfe conditions
+
+    .. math::
+        f(x + t d) \le f(x) + c_1 t\, g^\top d, \qquad |\nabla f(x + t d)^\top d| \le c_2
+        |g^\top d|
+
+    (Nocedal & Wright, Algorithms 3.5 and 3.6): grow the trial step, extrapolating with the
+    cubic through the last two trials, until an interval is bracketed that must contain such a
+    step, then shrink it with safeguarded cubic interpolation. A trial whose value or gradient
+    is not finite counts as too long a step (the interval is cut to a tenth of it).
+
+    ``evaluate(x) -> (f, g, finite)``. When ``max_evals`` run out, or the interval shrinks below
+    ``tolerance_change`` or the rounding of ``x`` (in the max-norm of the step), the best trial
+    that meets sufficient decrease is returned with ``wolfe=False``; if there is none, status is
+    "line_search", "precision" (the interval fell below the rounding of ``x``), "small_step"
+    (below ``tolerance_change``) or "nonfinite" (no trial was finite).
+    """
+    dphi0 = float(g0 @ direction)
+    if not dphi0 < 0:
+        return LineSearchResult("line_search", None, 0,
+                                f"not a descent direction (g.d = {dphi0:.3g})")
+    dtype = x.dtype
+    x64 = x.astype(np.float64)
+    d_max = float(np.max(np.abs(direction)))
+    # below this a trial point rounds to (nearly) the same x: no further progress possible
+    resolution = 2 * np.finfo(dtype).eps * max(1.0, float(np.max(np.abs(x64), initial=0.0)))
+    evals = 0
+    any_finite = False
+
+    def trial(t):
+        nonlocal evals, any_finite
+        evals += 1
+        xt = (x64 + t * direction).astype(dtype)
+        f, g, finite = evaluate(xt)
+        if not finite:
+            return Trial(t, np.inf, np.nan, xt, g, False)
+        any_finite = True
+        return Trial(t, f, float(g @ direction), xt, g, moved=not np.array_equal(xt, x))
+
+    def sufficient(p):
+        # A trial that rounds back to x is no progress, even where f0 + c1 t g.d rounds to f0.
+        return p.finite and p.moved and p.f <= f0 + c1 * p.t * dphi0
+
+    def curvature(p):
+        return abs(p.slope) <= -c2 * dphi0
+
+    # Near the optimum f(x + t d) - f(x) is below the rounding of f, and sufficient decrease
+    # cannot be seen in the values; the slopes still can: accept a trial whose value is within
+    # rounding of f0 and whose slope meets the curvature condition (Hager & Zhang's
+    # "approximate Wolfe" conditions, here with the strong curvature test).
+    noise = 1e-12 * max(1.0, abs(f0))
+
+    def approximate_wolfe(p):
+        return p.finite and p.f <= f0 + noise and curvature(p)
+
+    def give_up(best, why, status="line_search"):
+        if best is not None and best.t > 0:
+            return LineSearchResult("ok", best, evals, why, wolfe=False)
+        status = status if any_finite or evals == 0 else "nonfinite"
+        if status == "nonfinite":
+            why = (f"the objective or its gradient was not finite at every step tried "
+                   f"(down to {last_t:.3g})")
+        return LineSearchResult(status, None, evals, why)
+
+    def zoom(lo, hi):
+        # Invariants: lo meets sufficient decrease and has the lowest value seen so far among
+        # such trials; the slope at lo points towards hi; [lo, hi] contains a Wolfe step.
+        nonlocal last_t
+        while evals < max_evals:
+            width = abs(hi.t - lo.t)
+            if width * d_max <= tolerance_change:
+                return give_up(lo, f"the line-search interval shrank to {width * d_max:.3g} "
+                               f"in x, below tolerance_change={tolerance_change:g}",
+                               "small_step")
+            if width * d_max <= resolution:
+                return give_up(lo, f"no step along the search direction decreases the "
+                               f"objective at the precision of {dtype} parameters (interval "
+                               f"{width * d_max:.3g} in x)", "precision")
+            left, right = min(lo.t, hi.t), max(lo.t, hi.t)
+            if hi.finite:
+                t = _cubic_minimizer(lo.t, lo.f, lo.slope, hi.t, hi.f, hi.slope)
+                # keep the new trial well inside the interval, else bisect
+                if t is None or not (left + 0.1 * width <= t <= right - 0.1 * width):
+                    t = 0.5 * (lo.t + hi.t)
+            else:
+                t = lo.t + 0.1 * (hi.t - lo.t)
+            last_t = t
+            p = trial(t)
+            if approximate_wolfe(p):
+                return LineSearchResult("ok", p, evals, wolfe=True)
+            if not sufficient(p) or p.f >= lo.f:
+                hi = p
+                continue
+            if curvature(p):
+                return LineSearchResult("ok", p, evals, wolfe=True)
+            if p.slope * (hi.t - lo.t) >= 0:
+                hi = lo
+            lo = p
+        return give_up(lo, f"no step met the strong Wolfe conditions in {max_evals} "
+                       "evaluations")
+
+    start = Trial(0.0, f0, dphi0)
+    prev = start
+    last_t = t
+    while evals < max_evals:
+        last_t = t
+        p = trial(t)
+        if approximate_wolfe(p):
+            return LineSearchResult("ok", p, evals, wolfe=True)
+        if not sufficient(p) or (prev.t > 0 and p.f >= prev.f):
+            return zoom(prev, p)
+        if curvature(p):
+            return LineSearchResult("ok", p, evals, wolfe=True)
+        if p.slope >= 0:
+            return zoom(p, prev)
+        # Still descending: extrapolate, at least doubling and at most ten-folding the step.
+        low, high = t + (t - prev.t), t + 9.0 * (t - prev.t)
+        guess = _cubic_minimizer(prev.t, prev.f, prev.slope, p.t, p.f, p.slope)
+        prev = p
+        t = high if guess is None else min(max(guess, low), high)
+    return give_up(prev if prev.t > 0 else None,
+                   f"no step met the strong Wolfe conditions in {max_evals} evaluations")
+
+
+def _new_history():
+    return {"loss": [], "grad_max": [], "evals": [], "hvps": [], "step": [], "seconds": []}
+
+
+def _check_common(max_iter, max_eval):
+    if not isinstance(max_iter, (int, np.integer)) or max_iter < 0:
+        raise ValueError(f"max_iter must be a non-negative integer, got {max_iter!r}")
+    if max_eval is not None and (not isinstance(max_eval, (int, np.integer)) or max_eval < 1):
+        raise ValueError(f"max_eval must be a positive integer or None, got {max_eval!r}")
+
+
+def _check_line_search(line_search):
+    if line_search != "strong_wolfe":
+        raise ValueError(f"line_search must be 'strong_wolfe', got {line_search!r}")
+
+
+def _nonfinite_start(x, count):
+    return SolverResult(x, float("nan"), np.full(x.shape, np.nan), 0, count.calls, False,
+                        "nonfinite", "the objective or its gradient is not finite at the "
+                        "starting point", _new_history())
+
+
+def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
+          tolerance_change=1e-9, max_eval=None, line_search="strong_wolfe", callback=None,
+          should_stop=None):
+    r"""Minimise ``objective`` with L-BFGS and a strong-Wolfe line search.
+
+    Each iteration takes the direction ``d = -H_k g`` of the two-loop recursion (Nocedal &
+    Wright, Algorithm 7.4) over the last ``history_size`` pairs
+    ``s = x_{k+1} - x_k``, ``y = g_{k+1} - g_k`` with the initial scaling
+    ``H_0 = (s^T y / y^T y) I``, then a strong-Wolfe line search (``c1 = 1e-4``, ``c2 = 0.9``)
+    from step 1 (the first iteration from ``min(1, 1 / |g|_1)``). Pairs with
+    ``s^T y <= 1e-10 |s| |y|`` are not stored (they would make ``H`` indefinite).
+
+    Parameters
+    ----------
+    objective : callable
+        ``objective(x) -> (f, g)``, ``g`` the gradient (converted to float64).
+    x0 : array_like
+        Starting point, 1-D. float32 stays float32 (see "Precision" in the module docstring).
+    max_iter : int
+        Most iterations (accepted steps).
+    history_size : int
+        Correction pairs kept (torch.optim.LBFGS's name).
+    tolerance_grad : float
+        Converged when ``max|g| <= tolerance_grad``.
+    tolerance_change : float
+        Converged when the step's max-norm or the change of the objective is below it.
+    max_eval : int, optional
+        Most objective calls, default ``max_iter * 5 // 4`` (torch's). Checked after each
+        iteration, so one line search may run past it.
+    line_search : {"strong_wolfe"}
+    callback : callable, optional
+        ``callback(info)`` after every iteration with a dict ``iteration, x, f, grad, grad_max,
+        step, n_evals``; returning False stops the solver (status "stopped").
+    should_stop : callable, optional
+        Polled before every iteration; True stops the solver (status "stopped").
+
+    Returns
+    -------
+    SolverResult
+    """
+    _check_common(max_iter, max_eval)
+    _check_line_search(line_search)
+    if not isinstance(history_size, (int, np.integer)) or history_size < 1:
+        raise ValueError(f"history_size must be a positive integer, got {history_size!r}")
+    if max_eval is None:
+        max_eval = max(1, max_iter * 5 // 4)
+    dtype = _iterate_dtype(x0)
+    x = np.array(x0, dtype=dtype).ravel()
+    count = _Counter(objective, dtype, x.shape)
+    f, g, finite = count(x)
+    if not finite:
+        return _nonfinite_start(x, count)
+    history = _new_history()
+    progress = _Progress(x)
+    pairs = deque(maxlen=history_size)  # (s, y, 1 / s.y)
+    status, message = "max_iter", f"reached max_iter={max_iter}"
+    iteration = 0
+    if np.max(np.abs(g), initial=0.0) <= tolerance_grad:
+        status, message = "converged", _grad_message(g, tolerance_grad)
+        max_iter = 0
+    while iteration < max_iter:
+        if should_stop is not None and should_stop():
+            status, message = "stopped", "should_stop() returned True"
+            break
+        started, evals_before = time.perf_counter(), count.calls
+        direction = -_two_loop(g, pairs)
+        if not float(g @ direction) < 0:
+            pairs.clear()  # rounding made H_k indefinite: restart from steepest descent
+            direction = -g
+        t0 = 1.0 if iteration > 0 else min(1.0, 1.0 / float(np.sum(np.abs(g))))
+        search = strong_wolfe(count, x, f, g, direction, t0, tolerance_change=tolerance_change)
+        if search.status == "small_step":  # as torch.optim.LBFGS: a converged step size
+            status, message = "converged", search.message
+            break
+        if search.status != "ok":
+            status, message = search.status, _search_failed(search, g)
+            break
+        new = search.point
+        s = new.x.astype(np.float64) - x
+        y = new.grad - g
+        sy = float(s @ y)
+        if sy > 1e-10 * np.linalg.norm(s) * np.linalg.norm(y):
+            pairs.append((s, y, 1.0 / sy))
+        f_change = abs(new.f - f)
+        x, f, g = new.x, new.f, new.grad
+        iteration += 1
+        grad_max = float(np.max(np.abs(g), initial=0.0))
+        _record(history, f, grad_max, count.calls - evals_before, 0, new.t, started)
+        if callback is not None and callback(
+                {"iteration": iteration, "x": x, "f": f, "grad": g, "grad_max": grad_max,
+                 "step": new.t, "n_evals": count.calls}) is False:
+            status, message = "stopped", "callback returned False"
+            break
+        step_max = float(np.max(np.abs(s), initial=0.0))
+        if grad_max <= tolerance_grad:
+            status, message = "converged", _grad_message(g, tolerance_grad)
+            break
+        if progress.revisited(x):
+            status, message = "precision", progress.MESSAGE
+            break
+        if step_max <= tolerance_change:
+            status, message = "converged", (f"the step's max-norm {step_max:.3g} fell below "
+                                            f"tolerance_change={tolerance_change:g}")
+            break
+        if f_change < tolerance_change:
+            status, message = "converged", (f"the objective changed by {f_change:.3g} < "
+                                            f"tolerance_change={tolerance_change:g}")
+            break
+        if count.calls >= max_eval:
+            status, message = "max_eval", f"reached max_eval={max_eval} objective calls"
+            break
+    return SolverResult(x, f, g, iteration, count.calls, status == "converged", status,
+                        message, history)
+
+
+def _two_loop(g, pairs):
+    """``H_k g`` for the L-BFGS inverse-Hessian estimate built from ``pairs``."""
+    q = g.copy()
+    alphas = []
+    for s, y, rho in reversed(pairs):
+        a = rho * float(s @ q)
+        q -= a * y
+        alphas.append(a)
+    if pairs:
+        s, y, _ = pairs[-1]
+        q *= float(s @ y) / float(y @ y)
+    for (s, y, rho), a in zip(pairs, reversed(alphas)):
+        b = rho * float(y @ q)
+        q += (a - b) * s
+    return q
+
+
+class _Progress:
+    """Below the rounding of f the line search accepts steps on slopes alone; at the precision
+    limit (float32 parameters especially) that can cycle between a few points of the grid of
+    representable parameters. ``revisited`` says when an iterate repeats one of the last
+    ``WINDOW``: no progress is left to make."""
+
+    WINDOW = 20
+    MESSAGE = ("no progress left at this precision: the iterate returned to one visited "
+               "before (the steps are below the rounding of the objective)")
+
+    def __init__(self, x):
+        self.seen = deque([x.tobytes()], maxlen=self.WINDOW)
+
+    def revisited(self, x):
+        key = x.tobytes()
+        if key in self.seen:
+            return True
+        self.seen.append(key)
+        return False
+
+
+def _grad_message(g, tol):
+    return (f"the gradient's max-norm {np.max(np.abs(g), initial=0.0):.3g} reached the "
+            f"tolerance {tol:g}")
+
+
+def _search_failed(search, g):
+    prefix = "" if search.status == "precision" else "line search failed: "
+    return (f"{prefix}{search.message} (gradient max-norm "
+            f"{np.max(np.abs(g), initial=0.0):.3g} at the last accepted iterate)")
+
+
+def _record(history, f, grad_max, evals, hvps, step, started):
+    history["loss"].append(f)
+    history["grad_max"].append(grad_max)
+    history["evals"].append(evals)
+    history["hvps"].append(hvps)
+    history["step"].append(step)
+    history["seconds"].append(time.perf_counter() - started)
+
+
+def newton_cg(objective, hvp, x0, *, max_iter, tol=1e-5, max_cg_iter=None, max_eval=None,
+              line_search="strong_wolfe", callback=None, should_stop=None):
+    r"""Minimise ``objective`` with truncated Newton: conjugate gradients on ``H p = -g``,
+    stopped early, then a strong-Wolfe line search along ``p`` from step 1.
+
+    CG (Nocedal & Wright, Algorithm 7.1) stops when the residual falls to
+    ``min(0.5, sqrt(|g|)) |g|`` (the forcing term that makes the outer iteration superlinear),
+    after ``max_cg_iter`` products, or on a direction of non-positive curvature ``z^T H z <= 0``:
+    then it returns the step built so far, or ``-g`` if that is still zero.
+
+    Parameters
+    ----------
+    objective : callable
+        ``objective(x) -> (f, g)``.
+    hvp : callable
+        ``hvp(x, v) -> H(x) v``, ``v`` float64; ``x`` is the same array object throughout one
+        outer iteration, so an implementation may cache what depends on ``x`` alone.
+    x0 : array_like
+        Starting point, 1-D; float32 stays float32.
+    max_iter : int
+        Most outer (Newton) iterations.
+    tol : float
+        Converged when ``max|g| <= tol``.
+    max_cg_iter : int, optional
+        Most Hessian-vector products per outer iteration; default ``max(10, min(len(x0),
+        200))``.
+    max_eval : int, optional
+        Most objective calls, default ``10 * max_iter``; checked after each iteration.
+    line_search : {"strong_wolfe"}
+    callback, should_stop
+        As for :func:`lbfgs` (``info`` also has ``"cg_iter"``).
+
+    Returns
+    -------
+    SolverResult
+        ``n_hvp`` counts the Hessian-vector products.
+    """
+    _check_common(max_iter, max_eval)
+    _check_line_search(line_search)
+    dtype = _iterate_dtype(x0)
+    x = np.array(x0, dtype=dtype).ravel()
+    if max_cg_iter is None:
+        max_cg_iter = max(10, min(x.size, 200))
+    if not isinstance(max_cg_iter, (int, np.integer)) or max_cg_iter < 1:
+        raise ValueError(f"max_cg_iter must be a positive integer, got {max_cg_iter!r}")
+    if max_eval is None:
+        max_eval = max(1, 10 * max_iter)
+    count = _Counter(objective, dtype, x.shape)
+    f, g, finite = count(x)
+    if not finite:
+        return _nonfinite_start(x, count)
+    history = _new_history()
+    progress = _Progress(x)
+    n_hvp = 0
+    status, message = "max_iter", f"reached max_iter={max_iter}"
+    iteration = 0
+    if np.max(np.abs(g), initial=0.0) <= tol:
+        status, message = "converged", _grad_message(g, tol)
+        max_iter = 0
+    while iteration < max_iter:
+        if should_stop is not None and should_stop():
+            status, message = "stopped", "should_stop() returned True"
+            break
+        started, evals_before = time.perf_counter(), count.calls
+        direction, products, cg_status = _truncated_cg(hvp, x, g, max_cg_iter)
+        n_hvp += products
+        if cg_status == "nonfinite":
+            status, message = "nonfinite", "a Hessian-vector product was not finite"
+            break
+        search = strong_wolfe(count, x, f, g, direction, 1.0, tolerance_change=0.0)
+        if search.status != "ok" and cg_status != "steepest":
+            # The Newton direction may be poor far from the optimum: try steepest descent.
+            direction = -g
+            search = strong_wolfe(count, x, f, g, direction,
+                                  min(1.0, 1.0 / float(np.sum(np.abs(g)))),
+                                  tolerance_change=0.0)
+        if search.status != "ok":
+            status, message = search.status, _search_failed(search, g)
+            break
+        new = search.point
+        x, f, g = new.x, new.f, new.grad
+        iteration += 1
+        grad_max = float(np.max(np.abs(g), initial=0.0))
+        _record(history, f, grad_max, count.calls - evals_before, products, new.t, started)
+        if callback is not None and callback(
+                {"iteration": iteration, "x": x, "f": f, "grad": g, "grad_max": grad_max,
+                 "step": new.t, "n_evals": count.calls, "cg_iter": products}) is False:
+            status, message = "stopped", "callback returned False"
+            break
+        if grad_max <= tol:
+            status, message = "converged", _grad_message(g, tol)
+            break
+        if progress.revisited(x):
+            status, message = "precision", progress.MESSAGE
+            break
+        if count.calls >= max_eval:
+            status, message = "max_eval", f"reached max_eval={max_eval} objective calls"
+            break
+    return SolverResult(x, f, g, iteration, count.calls, status == "converged", status,
+                        message, history, n_hvp)
+
+
+def _truncated_cg(hvp, x, g, max_iter):
+    """Approximately solve ``H p = -g``; returns ``(p, products, status)`` with status "ok",
+    "steepest" (``p = -g`` at once: curvature not positive) or "nonfinite"."""
+    g_norm = float(np.linalg.norm(g))
+    target = min(0.5, np.sqrt(g_norm)) * g_norm
+    p = np.zeros_like(g)
+    r = -g.copy()  # residual of H p = -g
+    z = r.copy()
+    rr = float(r @ r)
+    products = 0
+    while products < max_iter and np.sqrt(rr) > target:
+        Hz = np.asarray(hvp(x, z), dtype=np.float64)
+        products += 1
+        if not np.all(np.isfinite(Hz)):
+            return p, products, "nonfinite"
+        curvature = float(z @ Hz)
+        if curvature <= 0.0:
+            if products == 1:
+                return -g, products, "steepest"
+            break
+        step = rr / curvature
+        p += step * z
+        r -= step * Hz
+        rr, rr_old = float(r @ r), rr
+        z = r + (rr / rr_old) * z
+    if not np.any(p):
+        return -g, products, "steepest"
+    return p, products, "ok"
+
+
+# ---------------------------------------------------------------------------------------------
+# The solvers as fit options: ``fastopt.fit(optimizer=fastopt.LBFGS(...))`` (or "lbfgs")
+
+@dataclass(frozen=True)
+class LBFGS:
+    """L-BFGS as a fit option (``optimizer="lbfgs"`` with the defaults): full batch, every
+    objective evaluation one compiled pass over X (loss and gradient together). The names are
+    ``torch.optim.LBFGS``'s; ``epochs`` is the iteration limit.
+
+    Parameters
+    ----------
+    history_size : int, default=10
+    tolerance_grad : float or None, default=None
+        Stop when the gradient's largest entry is at most this; None: the fit's ``tol`` (0 when
+        that is None too).
+    tolerance_change : float, default=0.0
+        Stop when a step or the change of the objective is below this. torch's default, 1e-9
+        (absolute), stopped logistic fits at a relative distance of 5e-5 from the optimum with
+        the gradient still at 1e-5; with 0 the fit ends at ``tolerance_grad`` or when no step
+        lowers the objective any more (status "precision").
+    max_eval : int or None
+        Most objective evaluations (passes over X); default ``epochs * 5 // 4``.
+    """
+
+    history_size: int = 10
+    tolerance_grad: float | None = None
+    tolerance_change: float = 0.0
+    max_eval: int | None = None
+
+    def run(self, objective, hvp, x0, *, max_iter, tol, callback):
+        return lbfgs(objective, x0, max_iter=max_iter, history_size=self.history_size,
+                     tolerance_grad=_tolerance(self.tolerance_grad, tol),
+                     tolerance_change=self.tolerance_change, max_eval=self.max_eval,
+                     callback=callback)
+
+
+@dataclass(frozen=True)
+class NewtonCG:
+    """Truncated Newton (Newton-CG) as a fit option (``optimizer="newton-cg"``): conjugate
+    gradients on Hessian-vector products, for problems whose explicit Hessian (``"newton"``)
+    is too large. ``tolerance_grad`` as for :class:`LBFGS`; ``epochs`` is the limit of outer
+    iterations."""
+
+    tolerance_grad: float | None = None
+    max_cg_iter: int | None = None
+    max_eval: int | None = None
+
+    def run(self, objective, hvp, x0, *, max_iter, tol, callback):
+        return newton_cg(objective, hvp, x0, max_iter=max_iter,
+                         tol=_tolerance(self.tolerance_grad, tol),
+                         max_cg_iter=self.max_cg_iter, max_eval=self.max_eval,
+                         callback=callback)
+
+
+def _tolerance(own, tol):
+    return own if own is not None else (0.0 if tol is None else tol)
+
+
+SOLVERS = {"lbfgs": LBFGS, "newton-cg": NewtonCG}
