@@ -181,9 +181,10 @@ double read_rows(const py::handle& X_in, const py::handle& order_in) {
         throw py::value_error("order has a row index past the rows of X");
     const int64_t near = prefetch_rows(), far = prefetch_l2_rows(d * (f32 ? 4 : 8));
     py::gil_scoped_release release;
-    return f32 ? baseline::read_rows(static_cast<const float*>(X.data()), d, rows, count, near, far)
-               : baseline::read_rows(static_cast<const double*>(X.data()), d, rows, count, near,
-                                     far);
+    if (f32)
+        return baseline::read_rows(static_cast<const float*>(X.data()), d, rows, count, near,
+                                   far);
+    return baseline::read_rows(static_cast<const double*>(X.data()), d, rows, count, near, far);
 }
 
 py::tuple column_moments(const py::handle& X_in, const py::handle& weights_in) {
