@@ -145,12 +145,10 @@ def test_bad_sparse_input():
     from fastopt import _core
     spec = _core.ModelSpec()
     spec.n_features = S.shape[1]
-    params = np.zeros(S.shape[1] + 1)
     wrong = S.indices.copy()
     wrong[0] = S.shape[1]  # out of range: must be refused before any memory is read
     with pytest.raises(ValueError, match="out of range"):
-        _core.objective(spec, (S.data, wrong, S.indptr, S.shape[1]), y.astype(float), None,
-                        None, None, params)
+        _core.Dataset(spec, (S.data, wrong, S.indptr, S.shape[1]), y.astype(float))
 
 
 # ---------------------------------------------------------------------------------------------

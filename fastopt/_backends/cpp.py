@@ -10,24 +10,14 @@ from .. import _core
 from .contract import step_count
 
 
-class Data:
-    """A problem's arrays as ``_core`` takes them, made once per fit."""
-
-    __slots__ = ("spec", "X", "y", "sample_weight", "mean", "inv_std", "n_samples")
-
-    def __init__(self, problem):
-        self.spec = model_spec(problem.spec)
-        X = problem.X
-        self.X = (X.data, X.indices, X.indptr, X.shape[1]) if v.is_sparse(X) else X
-        self.y = problem.y
-        self.sample_weight = problem.sample_weight
-        self.mean = problem.mean
-        self.inv_std = problem.inv_std
-        self.n_samples = problem.n_samples
-
-
 def dataset(problem):
-    return Data(problem)
+    """The problem's arrays as a ``_core.Dataset``, built once per fit: its construction checks
+    them (shapes, dtypes, softmax labels, CSR indices) and reads the tuning variables, so the
+    epochs and the objective do not check them again."""
+    X = problem.X
+    return _core.Dataset(model_spec(problem.spec),
+                         (X.data, X.indices, X.indptr, X.shape[1]) if v.is_sparse(X) else X,
+                         problem.y, problem.sample_weight, problem.mean, problem.inv_std)
 
 
 @functools.lru_cache(maxsize=64)
@@ -74,8 +64,7 @@ def epoch(data, state, lrs, batch_size, shuffle, threads=1, lazy=False):
     config, names = _setup(state.optimizer)
     st = state.optimizer_state
     loss_sum, steps, status, failed, step, mu_product = _core.run_epoch(
-        data.spec, data.X, data.y, data.sample_weight, data.mean, data.inv_std, state.params,
-        config, {name: st[name] for name in names}, step_count(st),
+        data, state.params, config, {name: st[name] for name in names}, step_count(st),
         float(st.get("mu_product", 1.0)), batch_size, bool(shuffle), state.seed, state.epochs,
         lrs, threads, lazy, shuffle == "batches")
     st["step"] = step
@@ -85,8 +74,7 @@ def epoch(data, state, lrs, batch_size, shuffle, threads=1, lazy=False):
 
 
 def objective(data, params):
-    return _core.objective(data.spec, data.X, data.y, data.sample_weight, data.mean,
-                           data.inv_std, params)
+    return _core.objective(data, params)
 
 
 def column_scaling(X, sample_weight=None):

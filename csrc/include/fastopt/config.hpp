@@ -91,6 +91,8 @@ struct SparseRows {
     const int32_t* indices32 = nullptr;
     const int64_t* indptr64 = nullptr;
     const int64_t* indices64 = nullptr;
+    // Every row's columns strictly increase (so no column appears twice in a row).
+    bool unique_columns = false;
 };
 
 // Rows of X, read-only: dense (X) or sparse (csr.values set, X null). `mean`/`inv_std`
@@ -105,8 +107,8 @@ struct Dataset {
     int64_t n;
     int64_t prefetch_rows = 4;  // rows requested this far ahead of use (dense, or shuffled)
     int64_t prefetch_l2_rows = 0;  // and rows requested into L2 this far ahead (dense X; 0: none)
-    bool row_blocks = false;  // dense single-output X: rows four at a time (models.hpp)
-    int64_t row_chunk = 0;    // dense single-output X, row by row: updates deferred (models.hpp)
+    bool row_blocks = false;  // dense single-output X: rows four at a time (row_loops.hpp)
+    int64_t row_chunk = 0;    // dense single-output X, row by row: updates deferred (row_loops.hpp)
     SparseRows<T> csr = {};
 };
 
@@ -124,7 +126,7 @@ struct Workspace {
     double* scores;                       // n_outputs: one row's scores, then residuals
     double* row;  // standardized_rows(n_features) * n_features: standardised rows
     uint32_t* order;                      // n (shuffled epochs): the rows in visiting order
-    // Sparse standardised X only (see models.hpp): the centring terms of the scores at the
+    // Sparse standardised X only (see rows.hpp): the centring terms of the scores at the
     // current parameters, and the minibatch's residual sums; n_outputs each.
     double* center = nullptr;
     double* residual_sum = nullptr;
