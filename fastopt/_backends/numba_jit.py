@@ -8,7 +8,8 @@ Numba costs ~0.5 s). It exposes the three functions of every backend::
     objective(problem, params) -> (value, float64 gradient)
 
 Numerics. Each kernel is a line-for-line copy of its C++ counterpart (``optimizers.hpp``,
-``models.hpp``, ``epoch.hpp``, ``shuffle.hpp``), and gives the same bits:
+the model headers indexed by ``models.hpp``, ``epoch.hpp``, ``shuffle.hpp``),
+and gives the same bits:
 
 - optimizers: scalars (bias corrections, step sizes) in float64 then cast to the parameters'
   dtype, elementwise arithmetic in that dtype in the same order, torch's two-branch lerp,
@@ -436,7 +437,7 @@ def permutation(n, seed, epoch, positions=None):
  M_FUSED) = range(8)
 (P_ALPHA, P_L1) = range(2)  # alpha and the L1 share of the penalty
 _LOOKAHEAD = 4    # rows prefetched ahead of use (models.hpp sum_rows)
-_L2_AHEAD_BYTES = 48 * 1024  # and rows of this many bytes ahead into L2 (bind_training.cpp)
+_L2_AHEAD_BYTES = 48 * 1024  # and rows of this many bytes ahead into L2 (bindings/dataset.hpp)
 _NO_ORDER = np.empty(0, dtype=np.uint32)  # the visiting order of an epoch in row order
 
 
