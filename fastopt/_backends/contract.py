@@ -74,6 +74,8 @@ def step_count(state):
     int: a whole number >= 0. A float is taken when it is whole (torch keeps its step as a
     float tensor), never truncated: 2.5 is refused."""
     step = state["step"] if isinstance(state, dict) else state
+    if type(step) is int and step >= 0:  # the common case, checked per epoch and step
+        return step
     value = step.item() if isinstance(step, np.ndarray) and step.ndim == 0 else step
     whole = (isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
              or isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
