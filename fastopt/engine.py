@@ -396,9 +396,10 @@ def zero_loss(problem):
         return math.log(2.0)
     if spec.model == "softmax":
         return math.log(spec.n_outputs)
-    w = problem.sample_weight
-    squares = np.square(problem.y)
-    return 0.5 * float(squares.mean() if w is None else w @ squares / len(w)) * problem.loss_scale
+    w, y = problem.sample_weight, problem.y
+    # A dot product: np.square(y).mean() allocated n floats (0.14 ms of a 22 ms W1 fit).
+    squares = float(y @ y if w is None else (w * y) @ y) / len(y)
+    return 0.5 * squares * problem.loss_scale
 
 
 class Monitor:
