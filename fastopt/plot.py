@@ -19,7 +19,11 @@ GAP_FLOOR = 1e-16  # a log scale cannot show an exact zero
 COLORS = {"gd": "tab:blue", "sgd": "tab:orange", "momentum": "tab:green",
           "nesterov": "tab:red", "adagrad": "tab:purple", "rmsprop": "tab:brown",
           "adadelta": "tab:pink", "adam": "tab:olive", "adamw": "tab:cyan", "nadam": "navy",
-          "radam": "magenta", "newton": "black"}
+          "radam": "magenta", "lbfgs": "darkgoldenrod", "newton-cg": "lime",
+          "newton": "black"}
+# The full-batch solvers, whose fast convergence would stretch the y axis of a loss-curve
+# picture down to rounding: their curves go below the view onto its floor.
+SOLVERS = ("lbfgs", "newton-cg", "newton")
 
 
 def _axes(ax):
@@ -41,9 +45,9 @@ def loss_curves(comparison, ax=None, *, x="updates", legend=True):
     result, after each epoch, against ``x`` ("updates" or "seconds"), on a log scale, with the
     target gap as a dashed line and, when ``legend``, a legend.
 
-    The y axis spans the first-order fits and the target. A gap below that (Newton's quadratic
-    convergence, or exactly 0 at the optimum) is drawn on a floor at the bottom of the view,
-    and a triangle marks where the curve first reaches it; a diverged fit (dotted, named in the
+    The y axis spans the first-order fits and the target. A gap below that (the full-batch
+    solvers' fast convergence, or exactly 0 at the optimum) is drawn on a floor at the bottom
+    of the view, and a triangle marks where the curve first reaches it; a diverged fit (dotted, named in the
     legend) runs off the top (3x the starting gap). Every optimizer keeps its colour of
     :data:`COLORS`, and every fit is a solid line (dotted when diverged)."""
     if x not in ("updates", "seconds"):
@@ -53,7 +57,7 @@ def loss_curves(comparison, ax=None, *, x="updates", legend=True):
     curves = {name: curve for name, curve in comparison.curves.items()
               if "gap" in curve and len(curve["gap"])}
     lowest = [float(np.min(curve["gap"])) for name, curve in curves.items()
-              if name != "newton" and name not in diverged]
+              if name not in SOLVERS and name not in diverged]
     target = comparison.settings.get("target_gap")
     if target is not None and target > 0:
         lowest.append(target)
