@@ -139,8 +139,8 @@ def n_iter(estimator):
 
 
 def measure(X, y, repeat, budget=ROUND_BUDGET, log=print):
-    """Run T1 on one problem: ``{label: dict(seconds=[...] or [], note=str, gap=float)}``,
-    fastopt first."""
+    """Run T1 on one problem: ``({label: dict(seconds=[...] or [], note=str, gap=float)},
+    {high-precision solver: its objective})``, fastopt's row first."""
     objective = Objective(X, y)
     best, exact = optimum(X, y, objective)
     log("  L* = " + ", ".join(f"{value:.15g} ({name})" for name, value in exact.items()))
@@ -165,4 +165,4 @@ def measure(X, y, repeat, budget=ROUND_BUDGET, log=print):
         for _ in range(rounds):
             for label, (make, tol, _) in chosen.items():
                 rows[label]["seconds"].append(fit(make, tol, X, y)[0])
-    return rows
+    return rows, exact
