@@ -293,8 +293,8 @@ def compare(X=None, y=None, *, model=None, optimizers=None, epochs=100, batch_si
                 bar.update()
             # A solver at the optimum (to rounding) would go on spending passes that change
             # nothing, and stretch the pictures' axes: it stops there.
-            if name in SOLVERS and exact_losses[-1] - optimum <= AT_OPTIMUM * max(
-                    abs(optimum), TINY):
+            if (name in SOLVERS and math.isfinite(optimum) and exact_losses[-1] - optimum
+                    <= AT_OPTIMUM * max(abs(optimum), TINY)):
                 return False
             return True
 

@@ -62,6 +62,16 @@ def test_full_batch_solvers_count_passes_over_x_to_the_target():
     assert set(STEP_UNITS) == {"lbfgs", "newton-cg", "newton"}
 
 
+def test_solvers_run_on_when_newton_cannot_give_the_optimum(monkeypatch):
+    # Too many parameters for Newton: the optimum is the best fit's loss, found afterwards,
+    # so no solver can be stopped "at the optimum" while it runs.
+    monkeypatch.setattr("fastopt.newton.MAX_PARAMS", 10)
+    result = compare(optimizers=["lbfgs", "adam"], epochs=20, progress=False)
+    assert result.settings["optimum_source"] == "best fit"
+    row = result.rows[0]
+    assert row["epochs"] == 20 and row["gap"] == 0.0 and row["updates"] > 20
+
+
 def test_lr_sweep_refuses_the_solvers_without_a_learning_rate():
     for name in ("lbfgs", "newton-cg", "newton"):
         with pytest.raises(ValueError, match="first-order optimizer"):
