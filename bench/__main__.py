@@ -356,12 +356,20 @@ def run_t1(quick, repeat):
         print(f"  {name}", flush=True)
         rows, exact = optimum_bench.measure(X, y, repeat, budget=3.0 if quick else 30.0,
                                             log=lambda line: print(line, flush=True))
-        base = None
+        base = base_cpu = None
         for label, row in rows.items():
-            made = record(name, label, row["seconds"], base=base, note=row["note"])
-            made["gap"] = row["gap"]
+            # The CPU time (1 thread: the wall time less the waits for a core of a shared
+            # machine) and its ratio, beside the wall-clock columns.
+            cpu = float(np.median(row["cpu"])) if row["cpu"] else None
+            note = row["note"]
+            if cpu is not None:
+                note += f"; CPU {1e3 * cpu:.4g} ms"
+                if base_cpu:
+                    note += f" ({cpu / base_cpu:.2f}x)"
+            made = record(name, label, row["seconds"], base=base, note=note)
+            made["gap"], made["cpu_seconds"] = row["gap"], row["cpu"]
             if base is None:  # the optimum's two solves, with the first (fastopt's) row
-                base = made
+                base, base_cpu = made, cpu
                 made["optimum"] = exact
 
 

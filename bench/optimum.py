@@ -26,7 +26,7 @@ target, its tol is divided by 100, at most twice (``TOL_FACTORS``). The time rep
 of the loosest tol that reaches the target, as a user who tightens tol until the answer is
 right would pay it; a contender that never does is "not reached" with the gap of its tightest
 try. Those tries are the warm-up; the fits at the chosen tol are then timed round-robin
-(median), fewer rounds when a round is long.
+(median of wall and of CPU time), fewer rounds when a round is long.
 """
 
 import time
@@ -102,32 +102,34 @@ class Objective:
 
 
 def fit(make, tol, X, y):
-    """``(seconds, fitted estimator, whether it warned that it did not converge)``."""
+    """``(wall seconds, CPU seconds of this process, fitted estimator, whether it warned that
+    it did not converge)``. On 1 thread the CPU time is the wall time of an idle machine; on a
+    shared one it leaves out the waits for a core."""
     estimator = make(tol)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         estimator.fit(X, y)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     warned = any("Convergence" in type(w.message).__name__ for w in caught)
-    return seconds, estimator, warned
+    return seconds, cpu, estimator, warned
 
 
 def optimum(X, y, objective):
     """``(L*, {solver: its objective})`` from two high-precision solves."""
     n = len(X)
     exact = {}
-    _, est, _ = fit(lambda tol: fastopt.LogisticRegression(
+    _, _, est, _ = fit(lambda tol: fastopt.LogisticRegression(
         optimizer="lbfgs", penalty="l2", alpha=1.0 / n, standardize=False, tol=tol,
         epochs=10_000), 1e-10, X, y)
     exact["fastopt lbfgs tol=1e-10"] = objective(est)
     if objective.problem.spec.n_outputs == 1:
         from sklearn.linear_model import LogisticRegression
-        _, est, _ = fit(lambda tol: LogisticRegression(solver="newton-cholesky", tol=tol,
+        _, _, est, _ = fit(lambda tol: LogisticRegression(solver="newton-cholesky", tol=tol,
                                                        max_iter=1000), 1e-12, X, y)
         exact["sklearn newton-cholesky tol=1e-12"] = objective(est)
     else:  # newton-cholesky's multinomial Hessian is (K (d+1))^2 per row: slow here
-        _, est, _ = fit(lambda tol: fastopt.LogisticRegression(
+        _, _, est, _ = fit(lambda tol: fastopt.LogisticRegression(
             optimizer="newton-cg", penalty="l2", alpha=1.0 / n, standardize=False, tol=tol,
             epochs=1000), 1e-10, X, y)
         exact["fastopt newton-cg tol=1e-10"] = objective(est)
@@ -139,8 +141,9 @@ def n_iter(estimator):
 
 
 def measure(X, y, repeat, budget=ROUND_BUDGET, log=print):
-    """Run T1 on one problem: ``({label: dict(seconds=[...] or [], note=str, gap=float)},
-    {high-precision solver: its objective})``, fastopt's row first."""
+    """Run T1 on one problem: ``({label: dict(seconds=[...] or [], cpu=[...] or [], note=str,
+    gap=float)}, {high-precision solver: its objective})``, fastopt's row first; ``seconds``
+    (wall) and ``cpu`` are empty when the target was not reached."""
     objective = Objective(X, y)
     best, exact = optimum(X, y, objective)
     log("  L* = " + ", ".join(f"{value:.15g} ({name})" for name, value in exact.items()))
@@ -148,21 +151,24 @@ def measure(X, y, repeat, budget=ROUND_BUDGET, log=print):
     for label, make in contenders(len(X)).items():
         for factor in TOL_FACTORS:
             tol = DEFAULT_TOL * factor
-            seconds, estimator, warned = fit(make, tol, X, y)
+            seconds, _, estimator, warned = fit(make, tol, X, y)
             gap = (objective(estimator) - best) / abs(best)
             detail = (f"tol={tol:g}, {n_iter(estimator)} it"
                       + (", ConvergenceWarning" if warned else ""))
             if gap <= TARGET:
                 chosen[label] = (make, tol, seconds)
-                rows[label] = dict(seconds=[], gap=gap, note=f"gap {gap:.1e} at {detail}")
+                rows[label] = dict(seconds=[], cpu=[], gap=gap,
+                                   note=f"gap {gap:.1e} at {detail}")
                 break
         else:
-            rows[label] = dict(seconds=[], gap=gap, note=(
+            rows[label] = dict(seconds=[], cpu=[], gap=gap, note=(
                 f"target not reached: gap {gap:.1e} at {detail}, {seconds:.3g} s"))
     if chosen:
         round_seconds = sum(seconds for _, _, seconds in chosen.values())
         rounds = max(1, min(repeat, int(budget / max(round_seconds, 1e-9))))
         for _ in range(rounds):
             for label, (make, tol, _) in chosen.items():
-                rows[label]["seconds"].append(fit(make, tol, X, y)[0])
+                seconds, cpu, _, _ = fit(make, tol, X, y)
+                rows[label]["seconds"].append(seconds)
+                rows[label]["cpu"].append(cpu)
     return rows, exact
