@@ -65,8 +65,8 @@ from .optim import make_optimizer
 from .engine import DivergenceError, FitResult, from_original_space, prepare
 from .training import fit
 
-__all__ = ["COMPARE_OPTIMIZERS", "STEP_UNITS", "ComparisonResult", "compare", "lr_sweep", "SweepResult",
-           "plot_loss_curves", "load_default_data"]
+__all__ = ["COMPARE_OPTIMIZERS", "STEP_UNITS", "ComparisonResult", "compare", "lr_sweep",
+           "SweepResult", "plot_loss_curves", "load_default_data"]
 
 # name -> (optimizer, hyperparameters, default lr, full batch)
 COMPARE_OPTIMIZERS = {
@@ -90,9 +90,9 @@ COMPARE_OPTIMIZERS = {
 # solvers' history["steps"] counts passes over X (L-BFGS and Newton-CG) or iterations (Newton).
 SOLVERS = ("lbfgs", "newton-cg", "newton")
 STEP_UNITS = {"lbfgs": "passes", "newton-cg": "passes", "newton": "iterations"}
-STEP_NOTE = ("steps to gap: minibatch updates (gd: full-batch updates, one per pass over X); "
+STEP_NOTE = ("steps to gap: minibatch updates (gd: full-batch updates, one per pass over X);\n"
              "passes over X for lbfgs and newton-cg (objective evaluations and Hessian-vector "
-             "products); iterations for newton. ms/epoch: per iteration for the solvers.")
+             "products);\niterations for newton. ms/epoch: per iteration for the solvers.")
 
 TINY = 1e-12          # floor of |L*| in the relative gap
 AT_OPTIMUM = 1e-14    # a solver's relative gap that is rounding: the solver stops there
@@ -138,9 +138,11 @@ def load_default_data():
 class ComparisonResult:
     """What :func:`compare` returns: ``results`` (name -> FitResult, absent for a fit that
     diverged), ``rows`` (one dict per optimizer, in the order run; ``diverged`` is true when
-    the loss became non-finite or ended above the starting loss), ``optimum`` (L*),
-    ``curves`` (name -> dict of per-epoch ``updates``, ``seconds`` (cumulative) and ``gap``),
-    ``settings`` (the arguments, data sizes, ``feature_names`` of a DataFrame X)."""
+    the loss became non-finite or ended above the starting loss; ``counts`` says what its
+    ``updates`` and ``updates_to_target`` count: "updates", "passes" or "iterations"),
+    ``optimum`` (L*), ``curves`` (name -> dict of per-epoch ``updates``, ``seconds``
+    (cumulative) and ``gap``), ``settings`` (the arguments, data sizes, ``feature_names`` of a
+    DataFrame X)."""
 
     model: str
     optimum: float

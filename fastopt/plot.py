@@ -15,7 +15,7 @@ __all__ = ["loss_curves", "lr_sweep", "paths", "schedules"]
 GAP_FLOOR = 1e-16  # a log scale cannot show an exact zero
 
 # One colour per optimizer of fastopt.compare, the same in every picture: matplotlib's cycle
-# has 10, so the 11th and 12th curves would repeat the 1st and 2nd.
+# has 10, so the 11th to 14th curves would repeat the first four.
 COLORS = {"gd": "tab:blue", "sgd": "tab:orange", "momentum": "tab:green",
           "nesterov": "tab:red", "adagrad": "tab:purple", "rmsprop": "tab:brown",
           "adadelta": "tab:pink", "adam": "tab:olive", "adamw": "tab:cyan", "nadam": "navy",
@@ -47,9 +47,10 @@ def loss_curves(comparison, ax=None, *, x="updates", legend=True):
 
     The y axis spans the first-order fits and the target. A gap below that (the full-batch
     solvers' fast convergence, or exactly 0 at the optimum) is drawn on a floor at the bottom
-    of the view, and a triangle marks where the curve first reaches it; a diverged fit (dotted, named in the
-    legend) runs off the top (3x the starting gap). Every optimizer keeps its colour of
-    :data:`COLORS`, and every fit is a solid line (dotted when diverged)."""
+    of the view, and a triangle marks where the curve first reaches it; a diverged fit
+    (dotted, named in the legend) runs off the top (3x the starting gap). Every optimizer
+    keeps its colour of :data:`COLORS`, and every fit is a solid line (dotted when
+    diverged)."""
     if x not in ("updates", "seconds"):
         raise ValueError(f"x must be 'updates' or 'seconds', got {x!r}")
     ax = _axes(ax)
