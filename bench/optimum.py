@@ -15,12 +15,13 @@ every contender minimises the same function of the same data. Problems:
 
 The optimum L* comes first, outside the clock: fastopt's L-BFGS to a gradient max-norm of
 1e-10 and an independent solver (scikit-learn's newton-cholesky at tol=1e-12 for two classes,
-fastopt's Newton-CG to 1e-10 for five), L* the lowest objective seen, every objective evaluated
-by the same compiled function. A fit reaches the target when its relative gap
+fastopt's Newton-CG to 1e-10 for five), L* the lower of the two, every objective evaluated by
+the same compiled function. A fit reaches the target when its relative gap
 ``(L - L*) / L*`` is at most ``TARGET`` (1e-6).
 
-Every contender starts at its default ``tol`` (1e-4 for all five: a gradient max-norm for
-fastopt and scikit-learn's lbfgs, a step or weight-change criterion for the others) and other
+Every contender starts at its default ``tol`` (1e-4 for all five: on the gradient's max-norm
+for fastopt, lbfgs and newton-cholesky, on the relative change of the weights for sag and
+saga) and other
 defaults (scikit-learn: max_iter=100; fastopt: epochs=2000); when the fit ends short of the
 target, its tol is divided by 100, at most twice (``TOL_FACTORS``). The time reported is that
 of the loosest tol that reaches the target, as a user who tightens tol until the answer is
