@@ -9,6 +9,9 @@
 - W5: one Adam step on 1e7 float32 parameters against torch's fused Adam (``optimizer_step.py``).
 - W6: wall time until the training log-loss is within 1e-3 (relative) of the optimum, n=2e5,
   d=50: fastopt.fit with its default hyperparameters against tuned and untuned peers.
+- T1: wall time until the objective of L2-penalised logistic regression (alpha=1/n, C=1) is
+  within 1e-6 (relative) of the optimum: fastopt's LogisticRegression with L-BFGS against
+  scikit-learn's lbfgs, newton-cholesky, sag and saga, on four problems (``optimum.py``).
 - S1 (the scale issue): one epoch of Adam on sparse logistic regression, n=2e5, d=1e5, 50
   entries a row, B=256: lazy and exact updates against scikit-learn's SGDClassifier epoch and
   a SciPy/NumPy loop; and lazy SGD with an L2 penalty (batch 256, and batch 1 as SGDClassifier
@@ -52,6 +55,7 @@ from fastopt.engine import prepare  # noqa: E402
 
 from . import epoch as epoch_bench  # noqa: E402
 from . import optimizer_step as step_bench  # noqa: E402
+from . import optimum as optimum_bench  # noqa: E402
 
 torch, sklearn = epoch_bench.torch, epoch_bench.sklearn
 if sklearn is not None:
@@ -343,6 +347,34 @@ def run_w6(quick, repeat):
 
 
 # ---------------------------------------------------------------------------------------------
+# T1: time to the optimum, full-batch solvers
+
+def run_t1(quick, repeat):
+    if sklearn is None:
+        print("  T1 needs scikit-learn (its problems and peers): skipped")
+        return
+    for name, X, y in optimum_bench.problems(quick):
+        print(f"  {name}", flush=True)
+        rows, exact = optimum_bench.measure(X, y, repeat, budget=3.0 if quick else 30.0,
+                                            log=lambda line: print(line, flush=True))
+        base = base_cpu = None
+        for label, row in rows.items():
+            # The CPU time (1 thread: the wall time less the waits for a core of a shared
+            # machine) and its ratio, beside the wall-clock columns.
+            cpu = float(np.median(row["cpu"])) if row["cpu"] else None
+            note = row["note"]
+            if cpu is not None:
+                note += f"; CPU {1e3 * cpu:.4g} ms"
+                if base_cpu:
+                    note += f" ({cpu / base_cpu:.2f}x)"
+            made = record(name, label, row["seconds"], base=base, note=note)
+            made["gap"], made["cpu_seconds"] = row["gap"], row["cpu"]
+            if base is None:  # the optimum's two solves, with the first (fastopt's) row
+                base, base_cpu = made, cpu
+                made["optimum"] = exact
+
+
+# ---------------------------------------------------------------------------------------------
 # S1: one epoch on sparse X (the scale issue)
 
 def sparse_data(n, d, per_row, seed=0):
@@ -424,7 +456,7 @@ def run_s1(quick, repeat):
 # ---------------------------------------------------------------------------------------------
 
 WORKLOADS = {"W1": run_epochs, "W2": run_epochs, "W3": run_w3, "W5": run_w5, "W6": run_w6,
-             "S1": run_s1}
+             "T1": run_t1, "S1": run_s1}
 
 
 def print_table():
@@ -456,7 +488,8 @@ def print_table():
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="scaled-down workloads (~1 min)")
-    parser.add_argument("--only", help="comma-separated workloads (default W1,W2,W3,W5,W6,S1)")
+    parser.add_argument("--only", help="comma-separated workloads (default "
+                        "W1,W2,W3,W5,W6,T1,S1)")
     parser.add_argument("--repeat", type=int, default=None,
                         help="timed rounds (default 5, 3 with --quick)")
     parser.add_argument("--json", default="bench-results.json", help="where the results go")

@@ -29,9 +29,25 @@ adamw         AdamW(weight_decay=0), the penalty is       0.01         batch_siz
               in the objective
 nadam         NAdam                                       0.01         batch_size
 radam         RAdam                                       0.03         batch_size
+lbfgs         L-BFGS (fastopt.LBFGS), one iteration per   (none)       all rows
+              epoch
+newton-cg     Newton-CG (fastopt.NewtonCG), one outer     (none)       all rows
+              iteration per epoch
 newton        Newton's method (line search), one          (none)       all rows
               iteration per epoch
 ============  ==========================================  ===========  =========
+
+The full-batch solvers (``lbfgs``, ``newton-cg``, ``newton``) run with ``tol=None``: one
+iteration per epoch until ``epochs``, until no step decreases the objective any more, or
+until the relative gap is rounding (``AT_OPTIMUM``, 1e-14), where more iterations change
+nothing.
+
+What ``updates_to_target`` (the table's "steps to gap") and the curves' ``updates`` count
+depends on the kind of optimizer (:data:`STEP_UNITS`): minibatch updates for the first-order
+optimizers (``gd``: one update per pass over X); passes over X for ``lbfgs`` and
+``newton-cg``, i.e. objective evaluations (line-search trials included) plus Hessian-vector
+products, which is what an iteration costs; iterations for ``newton`` (each one a gradient,
+a Hessian and a line search).
 """
 
 from __future__ import annotations
@@ -49,8 +65,8 @@ from .optim import make_optimizer
 from .engine import DivergenceError, FitResult, from_original_space, prepare
 from .training import fit
 
-__all__ = ["COMPARE_OPTIMIZERS", "ComparisonResult", "compare", "lr_sweep", "SweepResult",
-           "plot_loss_curves", "load_default_data"]
+__all__ = ["COMPARE_OPTIMIZERS", "STEP_UNITS", "ComparisonResult", "compare", "lr_sweep",
+           "SweepResult", "plot_loss_curves", "load_default_data"]
 
 # name -> (optimizer, hyperparameters, default lr, full batch)
 COMPARE_OPTIMIZERS = {
@@ -65,10 +81,21 @@ COMPARE_OPTIMIZERS = {
     "adamw": ("adamw", {"weight_decay": 0.0}, 0.01, False),
     "nadam": ("nadam", {}, 0.01, False),
     "radam": ("radam", {}, 0.03, False),
+    "lbfgs": ("lbfgs", {}, None, True),
+    "newton-cg": ("newton-cg", {}, None, True),
     "newton": ("newton", {}, None, True),
 }
 
+# The optimizers without a learning rate, and what their "updates" count: the full-batch
+# solvers' history["steps"] counts passes over X (L-BFGS and Newton-CG) or iterations (Newton).
+SOLVERS = ("lbfgs", "newton-cg", "newton")
+STEP_UNITS = {"lbfgs": "passes", "newton-cg": "passes", "newton": "iterations"}
+STEP_NOTE = ("steps to gap: minibatch updates (gd: full-batch updates, one per pass over X);\n"
+             "passes over X for lbfgs and newton-cg (objective evaluations and Hessian-vector "
+             "products);\niterations for newton. ms/epoch: per iteration for the solvers.")
+
 TINY = 1e-12          # floor of |L*| in the relative gap
+AT_OPTIMUM = 1e-14    # a solver's relative gap that is rounding: the solver stops there
 OPTIMUM_ITERATIONS = 100
 PROGRESS_DELAY = 0.5  # seconds a fit runs before its progress bar appears (short fits: none)
 
@@ -111,9 +138,11 @@ def load_default_data():
 class ComparisonResult:
     """What :func:`compare` returns: ``results`` (name -> FitResult, absent for a fit that
     diverged), ``rows`` (one dict per optimizer, in the order run; ``diverged`` is true when
-    the loss became non-finite or ended above the starting loss), ``optimum`` (L*),
-    ``curves`` (name -> dict of per-epoch ``updates``, ``seconds`` (cumulative) and ``gap``),
-    ``settings`` (the arguments, data sizes, ``feature_names`` of a DataFrame X)."""
+    the loss became non-finite or ended above the starting loss; ``counts`` says what its
+    ``updates`` and ``updates_to_target`` count: "updates", "passes" or "iterations"),
+    ``optimum`` (L*), ``curves`` (name -> dict of per-epoch ``updates``, ``seconds``
+    (cumulative) and ``gap``), ``settings`` (the arguments, data sizes, ``feature_names`` of a
+    DataFrame X)."""
 
     model: str
     optimum: float
@@ -131,11 +160,12 @@ class ComparisonResult:
         return pd.DataFrame(self.rows).set_index("optimizer")
 
     def to_text(self) -> str:
-        """The rows as an aligned text table."""
+        """The rows as an aligned text table, then a line on what "steps to gap" counts
+        for each kind of optimizer."""
         score = "r2" if self.model == "linear" else "accuracy"
         columns = [("optimizer", "optimizer", "s"), ("lr", "lr", "g"),
                    ("final_loss", "final loss", ".6g"), ("gap", "gap", ".2e"),
-                   ("updates_to_target", "updates to gap", "d"),
+                   ("updates_to_target", "steps to gap", "d"),
                    ("seconds_to_target", "s to gap", ".3g"),
                    ("ms_per_epoch", "ms/epoch", ".3g"), (score, score, ".4f")]
         if any(row.get("diverged") for row in self.rows):
@@ -158,6 +188,7 @@ class ComparisonResult:
             parts = [line[0].ljust(widths[0])]
             parts += [cell.rjust(width) for cell, width in zip(line[1:], widths[1:])]
             text.append("  ".join(parts).rstrip())
+        text.append(STEP_NOTE)
         return "\n".join(text)
 
 
@@ -251,7 +282,7 @@ def compare(X=None, y=None, *, model=None, optimizers=None, epochs=100, batch_si
     losses = {}
     for name in names:
         kind, hyper, default_lr, full_batch = COMPARE_OPTIMIZERS[name]
-        rate = None if kind == "newton" else (default_lr if lr is None else lr)
+        rate = None if name in SOLVERS else (default_lr if lr is None else lr)
         bar = _Progress(name, epochs) if progress else None
         exact_losses = []
 
@@ -262,11 +293,17 @@ def compare(X=None, y=None, *, model=None, optimizers=None, epochs=100, batch_si
                 problem.X.dtype))[0]))
             if bar is not None:
                 bar.update()
+            # A solver at the optimum (to rounding) would go on spending passes that change
+            # nothing, and stretch the pictures' axes: it stops there.
+            if (name in SOLVERS and math.isfinite(optimum) and exact_losses[-1] - optimum
+                    <= AT_OPTIMUM * max(abs(optimum), TINY)):
+                return False
+            return True
 
         start = time.perf_counter()
         try:
-            if kind == "newton":
-                result = fit(X, y, optimizer="newton", callback=record, **common)
+            if name in SOLVERS:
+                result = fit(X, y, optimizer=kind, callback=record, **common)
             else:
                 result = fit(X, y, optimizer=make_optimizer(kind, lr=rate, **hyper),
                              batch_size=None if full_batch else batch_size, callback=record,
@@ -294,7 +331,8 @@ def compare(X=None, y=None, *, model=None, optimizers=None, epochs=100, batch_si
         row = {"optimizer": name, "lr": rate,
                "batch_size": None if full_batch else batch_size,
                "epochs": result.n_iter_, "updates": int(history["steps"][-1]) if
-               history["steps"] else 0, "final_loss": losses[name]}
+               history["steps"] else 0, "counts": STEP_UNITS.get(name, "updates"),
+               "final_loss": losses[name]}
         row["ms_per_epoch"] = (1e3 * float(np.mean(history["seconds"]))
                                if history["seconds"] else float("nan"))
         row["seconds"] = wall  # includes the per-epoch exact objective passes
@@ -303,6 +341,10 @@ def compare(X=None, y=None, *, model=None, optimizers=None, epochs=100, batch_si
 
     if optimum_source == "best fit":
         optimum = out.optimum = min(losses.values(), default=math.nan)
+    elif optimum_source == "newton" and losses:
+        # L-BFGS and Newton-CG can end a rounding below Newton's optimum: a negative gap
+        # would say they beat the optimum.
+        optimum = out.optimum = min(optimum, min(losses.values()))
     scale = max(abs(optimum), TINY)
     for row in out.rows:
         name = row["optimizer"]
@@ -340,6 +382,8 @@ def plot_loss_curves(result: ComparisonResult, path) -> str:
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
     loss_curves(result, left, x="updates", legend=False)
     loss_curves(result, right, x="seconds", legend=False)
+    if any(name in STEP_UNITS for name in result.curves):
+        left.set_xlabel("updates (lbfgs, newton-cg: passes over X; newton: iterations)")
     handles, labels = right.get_legend_handles_labels()
     if handles:  # beside the panels, where it hides no curve
         right.legend(handles, labels, fontsize="small", loc="center left",
@@ -370,9 +414,9 @@ class SweepResult:
 def lr_sweep(X=None, y=None, *, optimizer="sgd", lrs=(1e-3, 1e-2, 1e-1, 1.0, 10.0), **options):
     """One optimizer of :data:`COMPARE_OPTIMIZERS` at each learning rate of ``lrs``, on the same
     data, epochs and shuffle (``options`` as for :func:`compare`); the optimum is found once."""
-    if optimizer == "newton" or optimizer not in COMPARE_OPTIMIZERS:
+    if optimizer in SOLVERS or optimizer not in COMPARE_OPTIMIZERS:
         raise ValueError(f"lr_sweep needs a first-order optimizer from "
-                         f"{', '.join(n for n in COMPARE_OPTIMIZERS if n != 'newton')}; got "
+                         f"{', '.join(n for n in COMPARE_OPTIMIZERS if n not in SOLVERS)}; got "
                          f"{optimizer!r}")
     lrs = [float(lr) for lr in lrs]
     if not lrs or any(not lr > 0 or not math.isfinite(lr) for lr in lrs):

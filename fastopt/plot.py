@@ -15,11 +15,15 @@ __all__ = ["loss_curves", "lr_sweep", "paths", "schedules"]
 GAP_FLOOR = 1e-16  # a log scale cannot show an exact zero
 
 # One colour per optimizer of fastopt.compare, the same in every picture: matplotlib's cycle
-# has 10, so the 11th and 12th curves would repeat the 1st and 2nd.
+# has 10, so the 11th to 14th curves would repeat the first four.
 COLORS = {"gd": "tab:blue", "sgd": "tab:orange", "momentum": "tab:green",
           "nesterov": "tab:red", "adagrad": "tab:purple", "rmsprop": "tab:brown",
           "adadelta": "tab:pink", "adam": "tab:olive", "adamw": "tab:cyan", "nadam": "navy",
-          "radam": "magenta", "newton": "black"}
+          "radam": "magenta", "lbfgs": "darkgoldenrod", "newton-cg": "lime",
+          "newton": "black"}
+# The full-batch solvers, whose fast convergence would stretch the y axis of a loss-curve
+# picture down to rounding: their curves go below the view onto its floor.
+SOLVERS = ("lbfgs", "newton-cg", "newton")
 
 
 def _axes(ax):
@@ -41,11 +45,12 @@ def loss_curves(comparison, ax=None, *, x="updates", legend=True):
     result, after each epoch, against ``x`` ("updates" or "seconds"), on a log scale, with the
     target gap as a dashed line and, when ``legend``, a legend.
 
-    The y axis spans the first-order fits and the target. A gap below that (Newton's quadratic
-    convergence, or exactly 0 at the optimum) is drawn on a floor at the bottom of the view,
-    and a triangle marks where the curve first reaches it; a diverged fit (dotted, named in the
-    legend) runs off the top (3x the starting gap). Every optimizer keeps its colour of
-    :data:`COLORS`, and every fit is a solid line (dotted when diverged)."""
+    The y axis spans the first-order fits and the target. A gap below that (the full-batch
+    solvers' fast convergence, or exactly 0 at the optimum) is drawn on a floor at the bottom
+    of the view, and a triangle marks where the curve first reaches it; a diverged fit
+    (dotted, named in the legend) runs off the top (3x the starting gap). Every optimizer
+    keeps its colour of :data:`COLORS`, and every fit is a solid line (dotted when
+    diverged)."""
     if x not in ("updates", "seconds"):
         raise ValueError(f"x must be 'updates' or 'seconds', got {x!r}")
     ax = _axes(ax)
@@ -53,7 +58,7 @@ def loss_curves(comparison, ax=None, *, x="updates", legend=True):
     curves = {name: curve for name, curve in comparison.curves.items()
               if "gap" in curve and len(curve["gap"])}
     lowest = [float(np.min(curve["gap"])) for name, curve in curves.items()
-              if name != "newton" and name not in diverged]
+              if name not in SOLVERS and name not in diverged]
     target = comparison.settings.get("target_gap")
     if target is not None and target > 0:
         lowest.append(target)

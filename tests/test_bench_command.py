@@ -29,6 +29,33 @@ def test_bench_command_writes_the_table_and_json(tmp_path):
     assert bad.returncode == 2 and "W4" in bad.stderr
 
 
+def test_time_to_optimum_workload(tmp_path):
+    """T1: every contender minimises the same objective (the optimum's two independent solves
+    agree), a timed row reached the target gap and one without a time did not."""
+    pytest.importorskip("sklearn")
+    out = tmp_path / "results.json"
+    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "T1",
+                           "--repeat", "1", "--json", str(out)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())["rows"]
+    workloads = list(dict.fromkeys(row["workload"] for row in rows))
+    assert len(workloads) == 4 and all(name.startswith("T1 ") for name in workloads)
+    for name in workloads:
+        mine = [row for row in rows if row["workload"] == name]
+        assert [row["contender"] for row in mine] == [
+            "fastopt lbfgs", "sklearn lbfgs", "sklearn newton-cholesky", "sklearn sag",
+            "sklearn saga"]
+        values = list(mine[0]["optimum"].values())
+        assert len(values) == 2 and max(values) - min(values) <= 1e-12 * min(values), mine[0]
+        for row in mine:
+            assert row["gap"] >= -1e-12
+            if row["median_ms"] is None:
+                assert row["gap"] > 1e-6 and "target not reached" in row["note"]
+            else:
+                assert row["gap"] <= 1e-6 and ("ratio" in row) == (row is not mine[0])
+
+
 def test_threads_bench_runs_and_checks_identical_results(tmp_path):
     out = tmp_path / "threads.json"
     done = subprocess.run([sys.executable, "bench/threads.py", "--quick", "--repeat", "2",

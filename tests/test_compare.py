@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from fastopt.comparison import COMPARE_OPTIMIZERS, compare, plot_loss_curves
+from fastopt.comparison import COMPARE_OPTIMIZERS, compare, lr_sweep, plot_loss_curves
 
 pytest.importorskip("sklearn")
 
@@ -32,6 +32,55 @@ def test_a_row_per_optimizer_with_newton_at_the_optimum(short):
     assert all(name in text for name in COMPARE_OPTIMIZERS)
     table = short.table()
     assert len(table) == len(COMPARE_OPTIMIZERS)
+
+
+def test_full_batch_solvers_count_passes_over_x_to_the_target():
+    """L-BFGS and Newton-CG sit beside Newton; their "updates" are passes over X (the
+    history's steps: objective evaluations and Hessian-vector products), not iterations."""
+    result = compare(optimizers=["lbfgs", "newton-cg", "newton", "gd"], epochs=100,
+                     target_gap=1e-6, progress=False)
+    rows = {row["optimizer"]: row for row in result.rows}
+    assert list(rows) == ["lbfgs", "newton-cg", "newton", "gd"]
+    assert [rows[name]["counts"] for name in rows] == ["passes", "passes", "iterations",
+                                                       "updates"]
+    for name in ("lbfgs", "newton-cg"):
+        row, history = rows[name], result.results[name].history
+        assert row["lr"] is None and row["batch_size"] is None
+        assert 0 <= row["gap"] < 1e-12 and not row["diverged"]
+        hit = int(np.flatnonzero(result.curves[name]["gap"] <= 1e-6)[0])
+        assert row["updates_to_target"] == history["steps"][hit]
+        assert row["seconds_to_target"] == pytest.approx(sum(history["seconds"][:hit + 1]))
+        # Every iteration takes at least one pass (Newton-CG: its products too), and the
+        # solver stops at the optimum instead of spending all 100 epochs there.
+        assert row["updates_to_target"] > hit + 1
+        assert row["epochs"] < 100 and row["updates"] == history["steps"][-1]
+    assert rows["newton"]["updates_to_target"] <= rows["newton"]["epochs"]  # iterations
+    assert rows["gd"]["updates_to_target"] is None  # 100 full-batch steps: far from 1e-6
+    text = result.to_text()
+    assert "steps to gap" in text and "passes over X for lbfgs and newton-cg" in text
+    from fastopt.comparison import STEP_UNITS
+    assert set(STEP_UNITS) == {"lbfgs", "newton-cg", "newton"}
+
+
+def test_solvers_run_on_when_newton_cannot_give_the_optimum(monkeypatch):
+    # Too many parameters for Newton: the optimum is the best fit's loss, found afterwards,
+    # so no solver can be stopped "at the optimum" while it runs.
+    monkeypatch.setattr("fastopt.newton.MAX_PARAMS", 10)
+    result = compare(optimizers=["lbfgs", "adam"], epochs=20, progress=False)
+    assert result.settings["optimum_source"] == "best fit"
+    row = result.rows[0]
+    assert row["epochs"] == 20 and row["gap"] == 0.0 and row["updates"] > 20
+
+
+def test_lr_sweep_refuses_the_solvers_without_a_learning_rate():
+    for name in ("lbfgs", "newton-cg", "newton"):
+        with pytest.raises(ValueError, match="first-order optimizer"):
+            lr_sweep(optimizer=name, lrs=(0.1,))
+
+
+def test_every_optimizer_has_a_colour_of_its_own():
+    from fastopt.plot import COLORS
+    assert len({COLORS[name] for name in COMPARE_OPTIMIZERS}) == len(COMPARE_OPTIMIZERS)
 
 
 def test_adam_gets_close_with_enough_epochs():
