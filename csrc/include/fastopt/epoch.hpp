@@ -14,6 +14,7 @@
 #include "fastopt/config.hpp"
 #include "fastopt/models.hpp"
 #include "fastopt/optimizers.hpp"
+#include "fastopt/portable.hpp"
 #include "fastopt/shuffle.hpp"
 
 namespace fastopt {
@@ -320,7 +321,7 @@ EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const Op
                 if (pos + 2 < first + m) {  // the stamps of a row two ahead: random reads
                     sparse_row_range(data, rows.row(pos + 2), begin, end);
                     for (int64_t q = begin; q < end; ++q)
-                        __builtin_prefetch(slot_of.data() + sparse_column(data, q), 1, 3);
+                        FASTOPT_PREFETCH(slot_of.data() + sparse_column(data, q), 1, 3);
                 }
                 sparse_row_range(data, rows.row(pos), begin, end);
                 for (int64_t q = begin; q < end; ++q) {
@@ -331,9 +332,9 @@ EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const Op
                         active.push_back(j);
                         // The gather below reads these at random: ask for them now.
                         for (int64_t c = 0; c < k; ++c) {
-                            __builtin_prefetch(w + c * d + j, 0, 3);
+                            FASTOPT_PREFETCH(w + c * d + j, 0, 3);
                             for (int t = 0; t < states; ++t)
-                                __builtin_prefetch(opt_state[t] + c * d + j, 0, 3);
+                                FASTOPT_PREFETCH(opt_state[t] + c * d + j, 0, 3);
                         }
                     } else {
                         entry_slot.push_back(int64_t(slot_of[size_t(j)] & 0xFFFFFFFFULL));

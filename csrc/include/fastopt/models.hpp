@@ -15,6 +15,7 @@
 #endif
 
 #include "fastopt/config.hpp"
+#include "fastopt/portable.hpp"
 #include "fastopt/shuffle.hpp"
 
 #ifndef FASTOPT_ISA
@@ -353,9 +354,9 @@ inline void prefetch_row(const T* X, int64_t r, int64_t d, bool into_l2 = false)
     const char* p = reinterpret_cast<const char*>(X + r * d);
     const int64_t bytes = d * int64_t(sizeof(T));
     if (into_l2)
-        for (int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(p + offset, 0, 2);
+        for (int64_t offset = 0; offset < bytes; offset += 64) FASTOPT_PREFETCH(p + offset, 0, 2);
     else
-        for (int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(p + offset, 0, 3);
+        for (int64_t offset = 0; offset < bytes; offset += 64) FASTOPT_PREFETCH(p + offset, 0, 3);
 }
 
 // Rows of an epoch in visiting order: the shuffled order, or 0, 1, ..., n - 1.
@@ -495,18 +496,18 @@ template <class T>
 inline void prefetch_sparse_sample(const Dataset<T>& data, int64_t r) noexcept {
     int64_t begin, end;
     sparse_row_range(data, r, begin, end);
-    __builtin_prefetch(data.csr.values + begin, 0, 3);
-    if (data.csr.indices64) __builtin_prefetch(data.csr.indices64 + begin, 0, 3);
-    else __builtin_prefetch(data.csr.indices32 + begin, 0, 3);
-    __builtin_prefetch(data.y + r, 0, 3);
-    if (data.sample_weight) __builtin_prefetch(data.sample_weight + r, 0, 3);
+    FASTOPT_PREFETCH(data.csr.values + begin, 0, 3);
+    if (data.csr.indices64) FASTOPT_PREFETCH(data.csr.indices64 + begin, 0, 3);
+    else FASTOPT_PREFETCH(data.csr.indices32 + begin, 0, 3);
+    FASTOPT_PREFETCH(data.y + r, 0, 3);
+    if (data.sample_weight) FASTOPT_PREFETCH(data.sample_weight + r, 0, 3);
 }
 
 template <class T>
 inline void prefetch_sample(const Dataset<T>& data, int64_t r, int64_t d) noexcept {
     prefetch_row(data.X, r, d);
-    __builtin_prefetch(data.y + r, 0, 3);
-    if (data.sample_weight) __builtin_prefetch(data.sample_weight + r, 0, 3);
+    FASTOPT_PREFETCH(data.y + r, 0, 3);
+    if (data.sample_weight) FASTOPT_PREFETCH(data.sample_weight + r, 0, 3);
 }
 
 // The gradient mean and penalty of a minibatch of m rows whose sum is in grad (standardised
@@ -610,8 +611,8 @@ double sum_dense_rows_one_output(const ModelSpec& s, const Dataset<T>& data,
             if (at >= 0) {
                 const int64_t r = rows.row(at);
                 prefetch_row(X, r, d);
-                __builtin_prefetch(y + r, 0, 3);
-                if (weights) __builtin_prefetch(weights + r, 0, 3);
+                FASTOPT_PREFETCH(y + r, 0, 3);
+                if (weights) FASTOPT_PREFETCH(weights + r, 0, 3);
             }
         }
         const int64_t r = rows.row(pos);
