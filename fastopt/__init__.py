@@ -22,8 +22,7 @@ from .comparison import ComparisonResult, SweepResult, compare, lr_sweep
 from .paths import PathsResult, optimizer_paths
 from .persistence import load, save
 from .streaming import fit_stream
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 _ESTIMATORS = ("LinearRegression", "LogisticRegression")
 
