@@ -23,7 +23,7 @@ from .reference import optim as _reference_optim
 try:
     from . import _core
 except ImportError as exc:  # a source checkout without a build, or a broken install
-    _core = None
+    _core = None  # type: ignore[assignment]
     _CORE_ERROR = str(exc)
     if not any(p.name.startswith("_core.") for p in Path(__file__).parent.iterdir()):
         _CORE_ERROR = (f"no compiled module next to {Path(__file__).parent}: an unbuilt source "

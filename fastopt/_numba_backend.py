@@ -1289,7 +1289,7 @@ def _require_disjoint(named):
                 raise ValueError(f"{what_a} and {what_b} share memory; pass separate arrays")
 
 
-_SETUPS = {}
+_SETUPS: dict = {}
 
 
 def _optimizer_setup(optimizer):

@@ -256,7 +256,7 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
         value, penalty_grad = penalty_of(spec, params)
         return loss / n + value, grad / n + penalty_grad
 
-    history = {"epoch": [], "loss": [], "lr": [], "seconds": [], "steps": []}
+    history: dict[str, list] = {"epoch": [], "loss": [], "lr": [], "seconds": [], "steps": []}
     if newton:
         if spec.n_params > MAX_PARAMS:
             raise ValueError(f"optimizer='newton' supports up to {MAX_PARAMS} parameters")
@@ -266,7 +266,8 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
             if spec.penalty == "l2" and spec.alpha > 0:
                 H[np.arange(k * d), np.arange(k * d)] += spec.alpha
             return H
-        params, history, _ = newton_fit(Problem(spec, None, None, None), np.zeros(
+        # A Problem without data: newton_fit reads only its spec here.
+        params, history, _ = newton_fit(Problem(spec, None, None, None), np.zeros(  # type: ignore[arg-type]
             spec.n_params, dtype=dtype), max_iter=epochs, tol=1e-15, callback=callback,
             objective=objective, hessian_of=hessian_of)
         state = None
@@ -335,12 +336,14 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
                 break
         state = TrainingState(params, opt, opt_state, updates=updates, epochs=epochs_done,
                               seed=seed)
-    coef, intercept = to_original_space(Problem(spec, None, None, None, mean, inv_std), params)
+    # A Problem without data: to_original_space reads only the spec and the scaling.
+    coef, intercept = to_original_space(Problem(spec, None, None, None, mean, inv_std), params)  # type: ignore[arg-type]
     if model == "linear":
         coef, intercept = coef[0], float(intercept[0])
     result = FitResult(model, coef, intercept, classes if model != "linear" else None,
                        len(history["loss"]), False, history, state)
     if names is not None:
         result.feature_names_in_ = np.asarray(names, dtype=object)
-    result.scaling = (mean, inv_std)  # what the estimators keep to continue from the result
+    # What the estimators keep to continue from the result (not a field of FitResult).
+    result.scaling = (mean, inv_std)  # type: ignore[attr-defined]
     return result

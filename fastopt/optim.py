@@ -76,6 +76,7 @@ class Optimizer(Parameters):
     """
 
     _kind = ""
+    lr: float  # every optimizer has one (set by the subclass's __init__)
 
     def _hyperparameters(self) -> dict:
         raise NotImplementedError
@@ -368,7 +369,7 @@ class AdamW(Adam):
     amsgrad : bool, default False
     """
 
-    _param_names = ("lr", "betas", "eps", "weight_decay", "amsgrad")
+    _param_names: tuple = ("lr", "betas", "eps", "weight_decay", "amsgrad")
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False):

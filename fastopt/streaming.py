@@ -195,7 +195,7 @@ def fit_stream(data, *, model="linear", optimizer="adam", lr=None, schedule=None
     opt = make_optimizer(optimizer, **({} if lr is None else {"lr": lr}))
     state = None
     total_steps = epochs * -(-rows // batch_size)  # exact when chunks are whole batches
-    history = {"epoch": [], "loss": [], "lr": [], "seconds": [], "steps": []}
+    history: dict[str, list] = {"epoch": [], "loss": [], "lr": [], "seconds": [], "steps": []}
     spec = None
     for epoch in range(epochs):
         loss_sum, seconds, seen = 0.0, 0.0, 0
@@ -228,10 +228,13 @@ def fit_stream(data, *, model="linear", optimizer="adam", lr=None, schedule=None
                 bar.update()
         if bar is not None:
             bar.close()
+        assert state is not None and spec is not None  # set by the epoch's first chunk
         for key, value in (("epoch", epoch + 1), ("loss", loss_sum / seen), ("lr", last_lr),
                            ("seconds", seconds), ("steps", state.updates)):
             history[key].append(value)
-    coef, intercept = to_original_space(Problem(spec, None, None, None, mean, inv_std),
+    assert state is not None  # epochs >= 1
+    # A Problem without data: to_original_space reads only the spec and the scaling.
+    coef, intercept = to_original_space(Problem(spec, None, None, None, mean, inv_std),  # type: ignore[arg-type]
                                         state.params)
     if model == "linear":
         coef, intercept = coef[0], float(intercept[0])
