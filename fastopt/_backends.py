@@ -52,7 +52,7 @@ def _numba():
     return _numba_module
 
 
-def backends() -> dict:
+def backends() -> dict[str, str]:
     """Every backend fastopt knows, mapped to ``"available"`` or to why it cannot run here::
 
         >>> fastopt.backends()  # doctest: +SKIP

@@ -87,7 +87,7 @@ class Optimizer(Parameters):
     def _initial_state(self, name, params):
         return np.zeros_like(params, order="C")
 
-    def init(self, params) -> dict:
+    def init(self, params: np.typing.ArrayLike) -> dict:
         """A fresh state for ``params``: zero (or initial) arrays of the same shape and dtype,
         ``"step": 0`` and, for NAdam, ``"mu_product": 1.0``."""
         params = np.asarray(params)
@@ -98,7 +98,8 @@ class Optimizer(Parameters):
             state[name] = self._initial_state(name, params)
         return state
 
-    def step(self, params, grad, state, *, lr=None, backend="auto") -> None:
+    def step(self, params: np.ndarray, grad: np.ndarray, state: dict, *,
+             lr: float | None = None, backend: str = "auto") -> None:
         """One update of ``params`` (in place) from ``grad``, advancing ``state`` (in place).
 
         Parameters
@@ -454,7 +455,7 @@ OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adadelta": Ad
               "adam": Adam, "adamw": AdamW, "nadam": NAdam, "radam": RAdam}
 
 
-def make_optimizer(optimizer, **hyperparameters) -> Optimizer:
+def make_optimizer(optimizer: str | Optimizer, **hyperparameters: object) -> Optimizer:
     """An optimizer from a name (case-insensitive, see ``OPTIMIZERS``) and hyperparameters, or
     ``optimizer`` itself when it already is one."""
     if isinstance(optimizer, Optimizer):

@@ -131,7 +131,7 @@ def _estimator_meta(est, arrays):
     return meta
 
 
-def save(obj, path):
+def save(obj: object, path: str | Path) -> Path:
     """Write ``obj`` (a fastopt estimator, or an optimizer state dict) to ``path`` (``.npz``
     is appended when missing, as ``np.savez`` does). Returns the path written."""
     arrays = {}
@@ -179,7 +179,7 @@ def _read(path):
     return meta, contents
 
 
-def load(path):
+def load(path: str | Path) -> object:
     """Read what :func:`save` wrote: an estimator or an optimizer state dict. A file that is
     not one, is truncated or damaged raises ``ValueError``; one from a newer format version
     says so."""

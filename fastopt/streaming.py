@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _validation as v
-from .optim import make_optimizer
+from .optim import Optimizer, make_optimizer
 from .training import (FitResult, Problem, TrainingState, check_sparse_update, inverse_std,
                        prepare, to_original_space, train)
 
@@ -132,11 +132,15 @@ def _progress(total, description, enabled):
                 delay=0.5)
 
 
-def fit_stream(data, *, model="linear", optimizer="adam", lr=None, schedule=None, epochs=5,
-               batch_size=256, chunk_rows=65_536, shuffle=True, penalty=None, alpha=1e-4,
-               l1_ratio=0.15, fit_intercept=True, standardize=False, classes=None,
-               target=None, random_state=None, backend="auto", n_jobs=None,
-               sparse_update="exact", progress=None) -> FitResult:
+def fit_stream(data, *, model: str = "linear", optimizer: str | Optimizer = "adam",
+               lr: float | None = None, schedule: object = None, epochs: int = 5,
+               batch_size: int = 256, chunk_rows: int = 65_536, shuffle: bool = True,
+               penalty: str | None = None, alpha: float = 1e-4, l1_ratio: float = 0.15,
+               fit_intercept: bool = True, standardize: bool = False,
+               classes=None, target: str | None = None,
+               random_state: int | np.random.Generator | None = None, backend: str = "auto",
+               n_jobs: int | None = None, sparse_update: str = "exact",
+               progress: bool | None = None) -> FitResult:
     """Train on data read chunk by chunk (see the module docstring for the sources).
 
     The options are those of :func:`fastopt.fit`, plus ``chunk_rows`` (rows per chunk for

@@ -137,7 +137,7 @@ class FitResult:
     state: TrainingState | None = field(default=None, repr=False)
     feature_names_in_: np.ndarray | None = None
 
-    def decision_function(self, X):
+    def decision_function(self, X) -> np.ndarray:
         X = v.check_X(X, check_finite=False)
         if X.shape[1] != self.coef_.shape[-1]:
             raise ValueError(f"X has {X.shape[1]} features, but the model was fitted with "
@@ -150,7 +150,7 @@ class FitResult:
             v.assert_all_finite(X)
         return scores.ravel() if self.model != "softmax" else scores
 
-    def predict_proba(self, X):
+    def predict_proba(self, X) -> np.ndarray:
         if self.model == "linear":
             raise AttributeError("predict_proba is only available for classification models")
         scores = self.decision_function(X)
@@ -481,12 +481,16 @@ def split_validation(problem, fraction, seed):
     return problem.subset(np.sort(order[n_val:])), problem.subset(np.sort(order[:n_val]))
 
 
-def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=20,
-        batch_size=256, shuffle=True, penalty=None, alpha=1e-4, l1_ratio=0.15,
-        fit_intercept=True, sample_weight=None, standardize=False, tol=1e-4,
-        n_iter_no_change=5, early_stopping=False, validation_fraction=0.1, random_state=None,
-        backend="auto", callback=None, verbose=0, n_jobs=None,
-        sparse_update="exact") -> FitResult:
+def fit(X: np.typing.ArrayLike, y: np.typing.ArrayLike, model: str = "linear",
+        optimizer: str | Optimizer = "adam", lr: float | None = None, schedule: object = None,
+        epochs: int = 20, batch_size: int | None = 256, shuffle: bool = True,
+        penalty: str | None = None, alpha: float = 1e-4, l1_ratio: float = 0.15,
+        fit_intercept: bool = True, sample_weight: np.typing.ArrayLike | None = None,
+        standardize: bool = False, tol: float | None = 1e-4, n_iter_no_change: int = 5,
+        early_stopping: bool = False, validation_fraction: float = 0.1,
+        random_state: int | np.random.Generator | None = None, backend: str = "auto",
+        callback=None, verbose: int = 0, n_jobs: int | None = None,
+        sparse_update: str = "exact") -> FitResult:
     """Fit a linear, logistic or softmax regression with a first-order optimizer.
 
     Parameters
