@@ -213,7 +213,7 @@ def compare(X=None, y=None, *,
     if progress is None:
         progress = sys.stderr.isatty()
     backend = _backends.resolve(backend)
-    common = dict(model=model, schedule=schedule, epochs=epochs, standardize=standardize,
+    common: dict = dict(model=model, schedule=schedule, epochs=epochs, standardize=standardize,
                   penalty=penalty, alpha=alpha, tol=None, random_state=seed, backend=backend)
 
     problem, _ = prepare(X, y, model=model, penalty=penalty, alpha=alpha, l1_ratio=0.15,

@@ -134,9 +134,9 @@ def _estimator_meta(est, arrays):
 def save(obj: object, path: str | Path) -> Path:
     """Write ``obj`` (a fastopt estimator, or an optimizer state dict) to ``path`` (``.npz``
     is appended when missing, as ``np.savez`` does). Returns the path written."""
-    arrays = {}
+    arrays: dict = {}
     if isinstance(obj, dict):
-        meta = {"kind": "optimizer-state", "scalars": {}}
+        meta: dict = {"kind": "optimizer-state", "scalars": {}}
         for key, value in obj.items():
             if isinstance(value, np.ndarray) and value.ndim > 0:
                 arrays[f"optimizer/{key}"] = value
