@@ -47,7 +47,7 @@ def test_the_licence_is_in_the_installed_metadata():
 
 def test_the_sdist_holds_the_build_inputs_only(tmp_path):
     pytest.importorskip("scikit_build_core.build")
-    if not (ROOT / "csrc").is_dir():
+    if not all((ROOT / name).exists() for name in ("CMakeLists.txt", "csrc", "fastopt")):
         pytest.skip("not a source checkout")
     build = subprocess.run(
         [sys.executable, "-c", "import sys; from scikit_build_core.build import build_sdist; "
