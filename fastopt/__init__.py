@@ -23,8 +23,7 @@ from .comparison import ComparisonResult, SweepResult, compare, lr_sweep
 from .paths import PathsResult, optimizer_paths
 from .persistence import load, save
 from .streaming import fit_stream
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 _ESTIMATORS = ("LinearRegression", "LogisticRegression")
 # Submodules loaded on first attribute access (PEP 562), so that ``fo.plot.loss_curves`` and

@@ -322,7 +322,7 @@ def run_compare(args) -> int:
             os.makedirs(args.out, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"cannot create --out {args.out}: {exc}") from None
-    path = os.path.join(args.out or os.curdir, "fastopt-compare.png")
+    path: str | None = os.path.join(args.out or os.curdir, "fastopt-compare.png")
     try:
         plot_loss_curves(result, path)
     except ImportError:

@@ -5,13 +5,13 @@ from enum import Enum
 import numpy as np
 
 class Optim(Enum):
-    sgd: int
-    adagrad: int
-    rmsprop: int
-    adadelta: int
-    adam: int
-    nadam: int
-    radam: int
+    sgd = 0
+    adagrad = 1
+    rmsprop = 2
+    adadelta = 3
+    adam = 4
+    nadam = 5
+    radam = 6
 
 class OptimConfig:
     kind: Optim
@@ -42,15 +42,15 @@ def cpu_targets() -> list[str]: ...
 def set_cpu_target(name: str) -> None: ...
 
 class Model(Enum):
-    linear: int
-    logistic: int
-    softmax: int
+    linear = 0
+    logistic = 1
+    softmax = 2
 
 class Penalty(Enum):
-    none: int
-    l2: int
-    l1: int
-    elasticnet: int
+    none = 0
+    l2 = 1
+    l1 = 2
+    elasticnet = 3
 
 class ModelSpec:
     model: Model

@@ -202,9 +202,13 @@ def _score(model, result, X, y):
     return float(np.mean(predictions == np.asarray(y)))
 
 
-def compare(X=None, y=None, *, model=None, optimizers=None, epochs=100, batch_size=32, lr=None,
-            schedule=None, backend="auto", standardize=True, penalty="l2", alpha=1e-3, seed=0,
-            target_gap=1e-2, progress=None, optimum=None) -> ComparisonResult:
+def compare(X=None, y=None, *,
+            model: str | None = None, optimizers=None, epochs: int = 100,
+            batch_size: int | None = 32,
+            lr: float | None = None, schedule: object = None, backend: str = "auto",
+            standardize: bool = True, penalty: str | None = "l2", alpha: float = 1e-3,
+            seed: int = 0, target_gap: float = 1e-2, progress: bool | None = None,
+            optimum=None) -> ComparisonResult:
     """Fit the same model with every optimizer and measure each against the optimum.
 
     Parameters
@@ -240,18 +244,18 @@ def compare(X=None, y=None, *, model=None, optimizers=None, epochs=100, batch_si
                          f"choose from {', '.join(COMPARE_OPTIMIZERS)}")
     if progress is None:
         progress = sys.stderr.isatty()
-    backend = _backends.resolve(backend)
-    common = dict(model=model, schedule=schedule, epochs=epochs, standardize=standardize,
+    chosen = _backends.resolve(backend)
+    common: dict = dict(model=model, schedule=schedule, epochs=epochs, standardize=standardize,
                   penalty=penalty, alpha=alpha, tol=None, random_state=seed,
-                  backend=backend.name)
+                  backend=chosen.name)
 
     problem, _ = prepare(X, y, model=model, penalty=penalty, alpha=alpha, l1_ratio=0.15,
                          fit_intercept=True, sample_weight=None, standardize=standardize,
-                         backend=backend, trains=False)
-    data = backend.dataset(problem)
+                         backend=chosen, trains=False)
+    data = chosen.dataset(problem)
 
     def objective(_, params):
-        return backend.objective(data, params)
+        return chosen.objective(data, params)
 
     def full_loss(result: FitResult) -> float:
         if result.state is not None:
@@ -411,7 +415,10 @@ class SweepResult:
         return [lr for lr, run in self.runs.items() if run.rows[0]["diverged"]]
 
 
-def lr_sweep(X=None, y=None, *, optimizer="sgd", lrs=(1e-3, 1e-2, 1e-1, 1.0, 10.0), **options):
+def lr_sweep(X: np.typing.ArrayLike | None = None, y: np.typing.ArrayLike | None = None, *,
+             optimizer: str = "sgd",
+             lrs: tuple[float, ...] | list[float] = (1e-3, 1e-2, 1e-1, 1.0, 10.0),
+             **options):
     """One optimizer of :data:`COMPARE_OPTIMIZERS` at each learning rate of ``lrs``, on the same
     data, epochs and shuffle (``options`` as for :func:`compare`); the optimum is found once."""
     if optimizer in SOLVERS or optimizer not in COMPARE_OPTIMIZERS:

@@ -37,7 +37,7 @@ import numpy as np
 from . import _backends
 from . import _validation as v
 from ._scaling import inverse_std, target_units
-from .engine import (DivergenceError, Monitor, Problem, TrainingState, check_training_options,
+from .engine import (DivergenceError, FitResult, Monitor, Problem, TrainingState, check_training_options,
                      optimizer_from, result, scaled_penalty, train)
 from .newton import MAX_PARAMS, hessian, newton_fit
 from .optim import Optimizer
@@ -419,7 +419,8 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
                 H[np.arange(k * d), np.arange(k * d)] += spec.alpha
             return H
         params, history, converged = newton_fit(
-            Problem(spec, None, None, None), params, max_iter=epochs, tol=tol,
+            # A Problem without data: newton_fit reads only its spec here.
+            Problem(spec, None, None, None), params, max_iter=epochs, tol=tol,  # type: ignore[arg-type]
             callback=callback, verbose=verbose, objective=objective, hessian_of=hessian_of)
         monitor.history = dict(history, loss=[loss * loss_scale for loss in history["loss"]])
         monitor.converged = converged

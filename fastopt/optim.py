@@ -101,6 +101,7 @@ class Optimizer(Parameters):
     """
 
     _kind = ""
+    lr: float  # every optimizer has one (set by the subclass's __init__)
 
     def _hyperparameters(self) -> dict:
         raise NotImplementedError
@@ -111,7 +112,7 @@ class Optimizer(Parameters):
     def _initial_state(self, name, params):
         return np.zeros_like(params, order="C")
 
-    def init(self, params) -> dict:
+    def init(self, params: np.typing.ArrayLike) -> dict:
         """A fresh state for ``params``: zero (or initial) arrays of the same shape and dtype,
         ``"step": 0`` and, for NAdam, ``"mu_product": 1.0``.
 
@@ -128,7 +129,8 @@ class Optimizer(Parameters):
             state[name] = self._initial_state(name, params)
         return state
 
-    def step(self, params, grad, state, *, lr=None, backend="auto") -> None:
+    def step(self, params: np.ndarray, grad: np.ndarray, state: dict, *,
+             lr: float | None = None, backend: str = "auto") -> None:
         """One update of ``params`` (in place) from ``grad``, advancing ``state`` (in place).
 
         Parameters
@@ -387,7 +389,7 @@ class AdamW(Adam):
     amsgrad : bool, default False
     """
 
-    _param_names = ("lr", "betas", "eps", "weight_decay", "amsgrad")
+    _param_names: tuple = ("lr", "betas", "eps", "weight_decay", "amsgrad")
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False):
@@ -472,7 +474,7 @@ OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adadelta": Ad
               "adam": Adam, "adamw": AdamW, "nadam": NAdam, "radam": RAdam}
 
 
-def make_optimizer(optimizer, **hyperparameters) -> Optimizer:
+def make_optimizer(optimizer: str | Optimizer, **hyperparameters: object) -> Optimizer:
     """An optimizer from a name (case-insensitive, see ``OPTIMIZERS``) and hyperparameters, or
     ``optimizer`` itself when it already is one."""
     if isinstance(optimizer, Optimizer):

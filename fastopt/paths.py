@@ -122,8 +122,8 @@ def _surface(name, x, y):
     return surface
 
 
-def optimizer_paths(optimizers=PATH_OPTIMIZERS, *, updates=100, lrs=None, n=200, seed=0,
-                    backend="auto") -> PathsResult:
+def optimizer_paths(optimizers=PATH_OPTIMIZERS, *, updates: int = 100, lrs: dict | None = None,
+                    n: int = 200, seed: int = 0, backend: str = "auto") -> PathsResult:
     """The path of each optimizer on the raw and on the standardized two-parameter problem.
 
     Parameters

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -183,7 +184,7 @@ def _label(path):
     return getattr(path, "name", "the file object") if _is_file_object(path) else path
 
 
-def save(obj, path):
+def save(obj: object, path) -> object:
     """Write ``obj`` to ``path``.
 
     Parameters
@@ -200,7 +201,7 @@ def save(obj, path):
         The path written (``.npz`` included), or the file object given.
     """
     from .training import FitResult
-    arrays = {}
+    arrays: dict[str, Any] = {}
     if isinstance(obj, FitResult):
         meta = _fit_result_meta(obj, arrays)
     elif isinstance(obj, dict):
@@ -215,7 +216,8 @@ def save(obj, path):
     meta.update(format=FORMAT, version=VERSION)
     if not _is_file_object(path):
         path = _file_name(path)
-    np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
     return path
 
 
@@ -254,7 +256,7 @@ def _read(path):
     return meta, contents
 
 
-def load(path):
+def load(path) -> object:
     """Read what :func:`save` wrote: an estimator, a FitResult or an optimizer state dict.
 
     ``path`` is the name given to :func:`save` (``.npz`` appended when missing and a file of

@@ -456,7 +456,8 @@ SCHEDULES = {"constant": Constant, "invsqrt": InverseSqrt, "step": StepDecay,
              "linear": Linear, "warmup_cosine": WarmupCosine, "onecycle": OneCycle}
 
 
-def make_schedule(spec=None, lr=None, total_steps=None) -> Schedule:
+def make_schedule(spec: str | Schedule | object = None, lr: float | None = None,
+                  total_steps: int | None = None) -> Schedule:
     """The schedule that ``spec`` names, resolved with ``lr`` and ``total_steps``.
 
     Parameters

@@ -33,14 +33,16 @@ import collections.abc
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import _backends
 from . import _validation as v
 from ._scaling import Moments, target_units
-from .engine import (DivergenceError, Monitor, check_training_options, new_state, optimizer_from, prepare,
-                     result, train)
+from .engine import (DivergenceError, FitResult, Monitor, check_training_options, new_state,
+                     optimizer_from, prepare, result, train)
+from .optim import Optimizer
 from .schedules import make_schedule
 
 __all__ = ["fit_stream"]
@@ -210,11 +212,15 @@ def _progress(total, description, enabled):
                 delay=0.5)
 
 
-def fit_stream(data, *, model="linear", optimizer="adam", lr=None, schedule=None, epochs=5,
-               batch_size=256, chunk_rows=65_536, shuffle=True, penalty=None, alpha=1e-4,
-               l1_ratio=0.15, fit_intercept=True, standardize=False, classes=None,
-               target=None, random_state=None, backend="auto", n_jobs=None,
-               sparse_update="exact", progress=None, tol=None) -> FitResult:
+def fit_stream(data, *, model: str = "linear", optimizer: str | Optimizer = "adam",
+               lr: float | None = None, schedule: object = None, epochs: int = 5,
+               batch_size: int = 256, chunk_rows: int = 65_536, shuffle: bool | str = True,
+               penalty: str | None = None, alpha: float = 1e-4, l1_ratio: float = 0.15,
+               fit_intercept: bool = True, standardize: bool = False, classes=None,
+               target: str | None = None,
+               random_state: int | np.random.Generator | None = None, backend: str = "auto",
+               n_jobs: int | None = None, sparse_update: str = "exact",
+               progress: bool | None = None, tol: float | None = None) -> FitResult:
     """Train on data read chunk by chunk (see the module docstring for the sources).
 
     The options are those of :func:`fastopt.fit`, plus ``chunk_rows`` (rows per chunk for
@@ -236,7 +242,7 @@ def fit_stream(data, *, model="linear", optimizer="adam", lr=None, schedule=None
     if opt is None:
         raise ValueError("fit_stream trains with first-order optimizers; Newton's method "
                          "needs the whole data set (fastopt.fit)")
-    backend = _backends.resolve(backend)
+    record = _backends.resolve(backend)
     source, count, one_shot = _chunk_source(data, chunk_rows, target)
     if one_shot:
         _check_one_pass(model=model, epochs=epochs, standardize=standardize, classes=classes,
@@ -283,11 +289,11 @@ def fit_stream(data, *, model="linear", optimizer="adam", lr=None, schedule=None
     target_units, start_loss = _target(model, targets, standardize, fit_intercept, classes)
 
     seed = v.seed_from(random_state)
-    state = None
+    state: Any = None  # made at the first chunk
     # exact when chunks are whole batches; unknown (and not needed: _check_one_pass) one-shot
     total_steps = epochs * -(-rows // batch_size) if rows else None
     monitor = Monitor(start_loss=start_loss)
-    spec = None
+    spec: Any = None  # the first chunk's
     for epoch in range(epochs):
         loss_sum, seconds, seen = 0.0, 0.0, 0
         bar = _progress(count, f"fit_stream: epoch {epoch + 1}/{epochs}", progress)
@@ -298,7 +304,7 @@ def fit_stream(data, *, model="linear", optimizer="adam", lr=None, schedule=None
             problem, _ = prepare(X, y, model=model, penalty=penalty, alpha=alpha,
                                  l1_ratio=l1_ratio, fit_intercept=fit_intercept,
                                  sample_weight=weights, weight_mean=mean_weight,
-                                 backend=backend, scaling=(mean, inv_std), target=target_units,
+                                 backend=record, scaling=(mean, inv_std), target=target_units,
                                  trains=True, classes=None if model == "linear" else classes)
             if weights is not None and one_shot:
                 raise ValueError("sample weights from a one-shot iterator: their mean over the "
@@ -314,7 +320,7 @@ def fit_stream(data, *, model="linear", optimizer="adam", lr=None, schedule=None
                 raise ValueError(f"a chunk has {problem.spec.n_features} features, the first "
                                  f"had {spec.n_features}")
             chunk, _ = train(
-                problem, state, backend=backend, schedule=schedule, epochs=1,
+                problem, state, backend=record, schedule=schedule, epochs=1,
                 batch_size=batch_size, shuffle=shuffle, tol=None, n_iter_no_change=1,
                 total_steps=total_steps, n_jobs=n_jobs, sparse_update=sparse_update)
             loss_sum += chunk.history["loss"][0] * problem.n_samples

@@ -11,10 +11,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _backends
 from . import _validation as v
 from .optim import Optimizer
+from .solvers import LBFGS, NewtonCG
 from .engine import (DivergenceError, FitResult, check_training_options, convergence_warning,
                      new_state, not_converged_message, optimizer_from, prepare, result, solve)
 
@@ -27,12 +29,17 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=20,
-        batch_size=256, shuffle=True, penalty=None, alpha=1e-4, l1_ratio=0.15,
-        fit_intercept=True, sample_weight=None, standardize=False, tol=1e-4,
-        n_iter_no_change=5, early_stopping=False, validation_fraction=0.1, random_state=None,
-        backend="auto", callback=None, verbose=0, n_jobs=None,
-        sparse_update="exact", class_weight=None) -> FitResult:
+def fit(X: ArrayLike, y: ArrayLike, model: str = "linear",
+        optimizer: str | Optimizer | LBFGS | NewtonCG = "adam", lr: float | None = None,
+        schedule: object = None, epochs: int = 20, batch_size: int | None = 256,
+        shuffle: bool | str = True, penalty: str | None = None, alpha: float = 1e-4,
+        l1_ratio: float = 0.15, fit_intercept: bool = True,
+        sample_weight: ArrayLike | None = None, standardize: bool = False,
+        tol: float | None = 1e-4, n_iter_no_change: int = 5, early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        random_state: int | np.random.Generator | None = None, backend: str = "auto",
+        callback=None, verbose: int = 0, n_jobs: int | None = None,
+        sparse_update: str = "exact", class_weight: str | dict | None = None) -> FitResult:
     """Fit a linear, logistic or softmax regression with a first-order optimizer.
 
     Parameters
@@ -128,18 +135,18 @@ def fit(X, y, model="linear", optimizer="adam", lr=None, schedule=None, epochs=2
                            validation_fraction=validation_fraction,
                            early_stopping=early_stopping, shuffle=shuffle, n_jobs=n_jobs,
                            sparse_update=sparse_update)
-    backend = _backends.resolve(backend)
+    record = _backends.resolve(backend)
     opt = optimizer_from(optimizer, lr)
     problem, classes = prepare(X, y, model=model, penalty=penalty, alpha=alpha,
                                l1_ratio=l1_ratio, fit_intercept=fit_intercept,
                                sample_weight=sample_weight, standardize=standardize,
-                               backend=backend, trains=isinstance(opt, Optimizer),
+                               backend=record, trains=isinstance(opt, Optimizer),
                                class_weight=class_weight)
     params = np.zeros(problem.spec.n_params, dtype=problem.X.dtype)
     state = (new_state(opt, params, v.seed_from(random_state)) if isinstance(opt, Optimizer)
              else None)
     params, history, converged, state, interrupted, diverged = solve(
-        problem, params, backend=backend, optimizer=opt, state=state, schedule=schedule,
+        problem, params, backend=record, optimizer=opt, state=state, schedule=schedule,
         epochs=epochs, batch_size=batch_size, shuffle=shuffle, tol=tol,
         n_iter_no_change=n_iter_no_change, early_stopping=early_stopping,
         validation_fraction=validation_fraction, callback=callback, verbose=verbose,

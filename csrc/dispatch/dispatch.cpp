@@ -3,6 +3,11 @@
 #include <atomic>
 #include <cstring>
 
+#if FASTOPT_HAVE_AVX2_VARIANT && !(defined(__GNUC__) || defined(__clang__))
+// CMakeLists.txt builds the AVX2 variant only with GCC or clang, whose CPU check this file uses.
+#error "the AVX2 variant of the kernels needs GCC's or clang's __builtin_cpu_supports"
+#endif
+
 namespace fastopt::dispatch {
 namespace {
 

@@ -27,7 +27,7 @@ from .. import _scaling
 try:
     from .. import _core
 except ImportError as exc:  # a source checkout without a build, or a broken install
-    _core = None
+    _core = None  # type: ignore[assignment]
     _CORE_ERROR = str(exc)
     _package = Path(__file__).parent.parent
     if not any(p.name.startswith("_core.") for p in _package.iterdir()):
@@ -112,7 +112,7 @@ def _warn_fallback(chosen, consequence):
                       f"{chosen}. {consequence}", RuntimeWarning, stacklevel=4)
 
 
-def resolve_name(backend: str = "auto") -> str:
+def resolve_name(backend: str | Backend = "auto") -> str:
     """Name of the implementation that ``backend`` stands for; ``ValueError`` if unknown,
     ``ImportError`` if it is named explicitly but cannot run here."""
     if isinstance(backend, Backend):

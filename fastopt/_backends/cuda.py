@@ -515,7 +515,7 @@ def _take_rows_kernel(X, rows, out):
 # ---------------------------------------------------------------------------------------------
 # Host side: launches, device copies, caches
 
-_LAUNCHERS = {}
+_LAUNCHERS: dict = {}
 
 
 def _launch(kernel, grid, block, *args):
@@ -556,7 +556,7 @@ def _as_device(array):
     return cuda.as_cuda_array(array)  # CuPy, PyTorch, ...: a view
 
 
-_DUMMIES = {}
+_DUMMIES: dict = {}
 
 
 def _dummy(dtype, ndim=1):

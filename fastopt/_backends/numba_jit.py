@@ -1277,7 +1277,7 @@ def dataset(problem, fused):
     return Data(problem, fused)
 
 
-_SETUPS = {}
+_SETUPS: dict = {}
 
 
 def _optimizer_setup(optimizer):

@@ -1,6 +1,8 @@
 // Lazy epochs of sparse X: each update touches only the coordinates of its minibatch's columns.
 #pragma once
 
+#include "fastopt/portable.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -121,7 +123,7 @@ EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const Op
                 if (pos + 2 < first + m) {  // the stamps of a row two ahead: random reads
                     sparse_row_range(data, rows.row(pos + 2), begin, end);
                     for (int64_t q = begin; q < end; ++q)
-                        __builtin_prefetch(slot_of.data() + sparse_column(data, q), 1, 3);
+                        FASTOPT_PREFETCH(slot_of.data() + sparse_column(data, q), 1, 3);
                 }
                 sparse_row_range(data, rows.row(pos), begin, end);
                 for (int64_t q = begin; q < end; ++q) {
@@ -132,9 +134,9 @@ EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const Op
                         active.push_back(j);
                         // The gather below reads these at random: ask for them now.
                         for (int64_t c = 0; c < k; ++c) {
-                            __builtin_prefetch(w + c * d + j, 0, 3);
+                            FASTOPT_PREFETCH(w + c * d + j, 0, 3);
                             for (int t = 0; t < states; ++t)
-                                __builtin_prefetch(opt_state[t] + c * d + j, 0, 3);
+                                FASTOPT_PREFETCH(opt_state[t] + c * d + j, 0, 3);
                         }
                     } else {
                         entry_slot.push_back(int64_t(slot_of[size_t(j)] & 0xFFFFFFFFULL));
@@ -270,21 +272,21 @@ EpochOutcome run_epoch_lazy_rows(const ModelSpec& s, const Dataset<T>& data, Opt
         sparse_row_range(data, r, begin, end);
         const char* v = reinterpret_cast<const char*>(values + begin);
         for (int64_t b = 0; b < (end - begin) * int64_t(sizeof(T)); b += 64)
-            __builtin_prefetch(v + b, 0, 3);
+            FASTOPT_PREFETCH(v + b, 0, 3);
         if (data.csr.indices64) {
             const char* c = reinterpret_cast<const char*>(data.csr.indices64 + begin);
-            for (int64_t b = 0; b < (end - begin) * 8; b += 64) __builtin_prefetch(c + b, 0, 3);
+            for (int64_t b = 0; b < (end - begin) * 8; b += 64) FASTOPT_PREFETCH(c + b, 0, 3);
         } else {
             const char* c = reinterpret_cast<const char*>(data.csr.indices32 + begin);
-            for (int64_t b = 0; b < (end - begin) * 4; b += 64) __builtin_prefetch(c + b, 0, 3);
+            for (int64_t b = 0; b < (end - begin) * 4; b += 64) FASTOPT_PREFETCH(c + b, 0, 3);
         }
-        __builtin_prefetch(y + r, 0, 3);
-        if (weights) __builtin_prefetch(weights + r, 0, 3);
+        FASTOPT_PREFETCH(y + r, 0, 3);
+        if (weights) FASTOPT_PREFETCH(weights + r, 0, 3);
     };
     auto request_coefficients = [&](int64_t r) {
         int64_t begin, end;
         sparse_row_range(data, r, begin, end);
-        for (int64_t q = begin; q < end; ++q) __builtin_prefetch(w + sparse_column(data, q), 1, 3);
+        for (int64_t q = begin; q < end; ++q) FASTOPT_PREFETCH(w + sparse_column(data, q), 1, 3);
     };
     for (int64_t step = 0; step < n; ++step) {
         const double lr = e.lrs[step];

@@ -2,6 +2,8 @@
 // case, where an epoch spends its time.
 #pragma once
 
+#include "fastopt/portable.hpp"
+
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -96,8 +98,8 @@ double sum_dense_rows_one_output(const ModelSpec& s, const Dataset<T>& data,
             if (at >= 0) {
                 const int64_t r = rows.row(at);
                 prefetch_row(X, r, d);
-                __builtin_prefetch(y + r, 0, 3);
-                if (weights) __builtin_prefetch(weights + r, 0, 3);
+                FASTOPT_PREFETCH(y + r, 0, 3);
+                if (weights) FASTOPT_PREFETCH(weights + r, 0, 3);
             }
         }
         const int64_t r = rows.row(pos);

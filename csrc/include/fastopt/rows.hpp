@@ -2,6 +2,8 @@
 // visiting order, and one row's contribution to a minibatch gradient by the general loop.
 #pragma once
 
+#include "fastopt/portable.hpp"
+
 #include <cstdint>
 
 #include "fastopt/config.hpp"
@@ -44,9 +46,9 @@ inline void prefetch_row(const T* X, int64_t r, int64_t d, bool into_l2 = false)
     const char* p = reinterpret_cast<const char*>(X + r * d);
     const int64_t bytes = d * int64_t(sizeof(T));
     if (into_l2)
-        for (int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(p + offset, 0, 2);
+        for (int64_t offset = 0; offset < bytes; offset += 64) FASTOPT_PREFETCH(p + offset, 0, 2);
     else
-        for (int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(p + offset, 0, 3);
+        for (int64_t offset = 0; offset < bytes; offset += 64) FASTOPT_PREFETCH(p + offset, 0, 3);
 }
 
 // Rows of an epoch in visiting order: the shuffled order, or 0, 1, ..., n - 1.
@@ -186,18 +188,18 @@ template <class T>
 inline void prefetch_sparse_sample(const Dataset<T>& data, int64_t r) noexcept {
     int64_t begin, end;
     sparse_row_range(data, r, begin, end);
-    __builtin_prefetch(data.csr.values + begin, 0, 3);
-    if (data.csr.indices64) __builtin_prefetch(data.csr.indices64 + begin, 0, 3);
-    else __builtin_prefetch(data.csr.indices32 + begin, 0, 3);
-    __builtin_prefetch(data.y + r, 0, 3);
-    if (data.sample_weight) __builtin_prefetch(data.sample_weight + r, 0, 3);
+    FASTOPT_PREFETCH(data.csr.values + begin, 0, 3);
+    if (data.csr.indices64) FASTOPT_PREFETCH(data.csr.indices64 + begin, 0, 3);
+    else FASTOPT_PREFETCH(data.csr.indices32 + begin, 0, 3);
+    FASTOPT_PREFETCH(data.y + r, 0, 3);
+    if (data.sample_weight) FASTOPT_PREFETCH(data.sample_weight + r, 0, 3);
 }
 
 template <class T>
 inline void prefetch_sample(const Dataset<T>& data, int64_t r, int64_t d) noexcept {
     prefetch_row(data.X, r, d);
-    __builtin_prefetch(data.y + r, 0, 3);
-    if (data.sample_weight) __builtin_prefetch(data.sample_weight + r, 0, 3);
+    FASTOPT_PREFETCH(data.y + r, 0, 3);
+    if (data.sample_weight) FASTOPT_PREFETCH(data.sample_weight + r, 0, 3);
 }
 
 // The gradient mean and penalty of a minibatch of m rows whose sum is in grad (standardised
