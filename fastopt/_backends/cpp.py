@@ -42,11 +42,22 @@ def _optimizer_config(kind, hyper):
     return config
 
 
+_last_setup: tuple = (None, None, None)  # (optimizer, hyperparameters, setup)
+
+
 def _setup(optimizer):
     """The kernel configuration and state names of ``optimizer``, cached by its
-    hyperparameter values."""
-    hyper = tuple(optimizer._hyperparameters().items())
-    return _optimizer_config(optimizer._kind, hyper), optimizer._state_names()
+    hyperparameter values. The last one is kept beside the cache: an epoch of a few rows
+    costs a few microseconds, and hashing the hyperparameters took 1.3 of them."""
+    global _last_setup
+    hyper = optimizer._hyperparameters()
+    last = _last_setup  # one read: other threads may replace it
+    if last[0] is optimizer and last[1] == hyper:
+        return last[2]
+    setup = (_optimizer_config(optimizer._kind, tuple(hyper.items())),
+             optimizer._state_names())
+    _last_setup = (optimizer, hyper, setup)
+    return setup
 
 
 def optimizer_step(optimizer, params, grad, state, lr):
