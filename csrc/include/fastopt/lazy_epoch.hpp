@@ -21,6 +21,19 @@
 namespace fastopt {
 namespace FASTOPT_ISA {
 
+// Scaled SGD keeps the coefficients as w = scale * u: fold `scale` into u (then 1) and recount
+// sq_sum, the sum of squares of u, before scale gets small enough to lose digits.
+template <class T>
+inline void fold_scale(T* w, int64_t count, double& scale, double& sq_sum) noexcept {
+    if (scale == 1.0) return;
+    sq_sum = 0.0;
+    for (int64_t j = 0; j < count; ++j) {
+        w[j] = T(scale * double(w[j]));
+        sq_sum += double(w[j]) * double(w[j]);
+    }
+    scale = 1.0;
+}
+
 // The rows of a shuffled epoch in visiting order, into `order` (n entries).
 inline void epoch_order(uint32_t* order, int64_t n, const EpochSpec& e) noexcept {
     if (e.shuffle_batches)
@@ -90,15 +103,7 @@ EpochOutcome run_epoch_lazy(const ModelSpec& s, const Dataset<T>& data, const Op
         sq_sum += v * v;
     }
     // Scaled SGD: fold `scale` into u (then 1), before it gets small enough to lose digits.
-    auto unscale = [&]() {
-        if (scale == 1.0) return;
-        sq_sum = 0.0;
-        for (int64_t j = 0; j < k * d; ++j) {
-            w[j] = T(scale * double(w[j]));
-            sq_sum += double(w[j]) * double(w[j]);
-        }
-        scale = 1.0;
-    };
+    auto unscale = [&]() { fold_scale(w, k * d, scale, sq_sum); };
     auto stop_at = [&](EpochStatus status, int64_t step) {
         unscale();
         out.status = status;
@@ -250,15 +255,7 @@ EpochOutcome run_epoch_lazy_rows(const ModelSpec& s, const Dataset<T>& data, Opt
         const double v = double(w[j]);
         sq_sum += v * v;
     }
-    auto unscale = [&]() {
-        if (scale == 1.0) return;
-        sq_sum = 0.0;
-        for (int64_t j = 0; j < d; ++j) {
-            w[j] = T(scale * double(w[j]));
-            sq_sum += double(w[j]) * double(w[j]);
-        }
-        scale = 1.0;
-    };
+    auto unscale = [&]() { fold_scale(w, d, scale, sq_sum); };
     auto stop_at = [&](EpochStatus status, int64_t step) {
         unscale();
         out.status = status;
