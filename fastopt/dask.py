@@ -29,7 +29,6 @@ held and the fit completes with the same result (the sums keep their order).
 from __future__ import annotations
 
 import math
-import sys
 import time
 
 import numpy as np

@@ -203,7 +203,7 @@ def test_warm_start_continues_the_previous_fit():
 def test_warm_start_maps_the_coefficients_to_new_data():
     X, y = regression_data()
     est = LinearRegression(optimizer="newton", tol=None, epochs=20).fit(X, y)
-    coef, intercept = est.coef_.copy(), est.intercept_
+    coef = est.coef_.copy()
     est.set_params(warm_start=True, optimizer="adam", epochs=1, lr=0.0, tol=None)  # no move
     moved = X * 3.0 + 1.0
     est.fit(moved, y)  # another standardisation: the same coefficients of the raw features

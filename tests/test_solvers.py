@@ -12,7 +12,7 @@ import pytest
 import scipy.optimize
 import scipy.sparse as sp
 
-from fastopt import _backends, engine as training, solvers
+from fastopt import engine as training, solvers
 
 import backend_calls  # noqa: E402
 from fastopt.newton import hessian
