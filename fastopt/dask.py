@@ -37,7 +37,7 @@ from . import _backends
 from . import _validation as v
 from ._scaling import inverse_std, target_units
 from .engine import (DivergenceError, FitResult, Monitor, Problem, TrainingState, check_training_options,
-                     optimizer_from, result, scaled_penalty, train)
+                     optimizer_from, result, scaled_penalty, stall_tol, train)
 from .newton import MAX_PARAMS, hessian, newton_fit
 from .optim import Optimizer
 from .solvers import LBFGS, NewtonCG
@@ -394,7 +394,7 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
         loss = distributed_sums(params, over=validation)[0]
         return float(loss / n_val + penalty_of(spec, params)[0]) * loss_scale
 
-    monitor = Monitor(tol=tol, n_iter_no_change=n_iter_no_change, callback=callback,
+    monitor = Monitor(tol=stall_tol(tol), n_iter_no_change=n_iter_no_change, callback=callback,
                       verbose=verbose, validation=early_stopping, start_loss=start_loss)
     best = None
 
