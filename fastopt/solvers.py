@@ -410,11 +410,14 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
         f_change = abs(new.f - f)
         x, f, g = new.x, new.f, new.grad
         iteration += 1
-        direction = -_two_loop(g, pairs)
+        estimating = tolerance_gap > 0 and pairs and np.isfinite(flattest)
+        products = _two_loop(g, pairs, (None, 1.0 / flattest) if estimating else (None,))
+        direction = -products[:, 0]
+        gap = (_gap_estimate(g, products[:, 1], f, f_change) if estimating
+               else np.inf if tolerance_gap > 0 else np.nan)
         if not float(g @ direction) < 0:
             pairs.clear()  # rounding made H_k indefinite: restart from steepest descent
             direction = -g
-        gap = _gap_estimate(g, pairs, flattest, f, f_change) if tolerance_gap > 0 else np.nan
         grad_max = float(np.max(np.abs(g), initial=0.0))
         _record(history, f, grad_max, count.calls - evals_before, 0, new.t, started)
         history["gap"].append(gap)
@@ -449,39 +452,37 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
                         message, history)
 
 
-def _gap_estimate(g, pairs, flattest, f, f_change):
+def _gap_estimate(g, flat_product, f, f_change):
     """The relative distance to the optimum that ``tolerance_gap`` tests: the quasi-Newton
     model's ``g^T H g / 2`` (half the squared Newton decrement), with ``H_0`` the inverse of
-    the lowest curvature seen along any step instead of the newest pair's, and at least the
-    last decrease of ``f``. The newest pair's scaling (the direction's) takes the curvature
-    of the directions it has explored, typically the steep ones: on near-collinear features
-    the gradient left in the flat directions then looked 40 times smaller than the gap it
-    stood for, and the fit stopped at a gap of 1.4e-6 on a plateau. The pairs themselves
-    still correct ``H`` in the directions they span."""
-    if not pairs or not np.isfinite(flattest):
-        return np.inf
-    model = 0.5 * float(g @ _two_loop(g, pairs, scale=1.0 / flattest))
+    the lowest curvature seen along any step instead of the newest pair's (``flat_product`` is
+    that ``H g``), and at least the last decrease of ``f``. The newest pair's scaling (the
+    direction's) takes the curvature of the directions it has explored, typically the steep
+    ones: on near-collinear features the gradient left in the flat directions then looked 40
+    times smaller than the gap it stood for, and the fit stopped at a gap of 1.4e-6 on a
+    plateau. The pairs themselves still correct ``H`` in the directions they span."""
+    model = 0.5 * float(g @ flat_product)
     return max(model, f_change) / max(abs(f), np.finfo(float).tiny)
 
 
-def _two_loop(g, pairs, scale=None):
-    """``H_k g`` for the L-BFGS inverse-Hessian estimate built from ``pairs``, with
-    ``H_0 = scale I`` (default: ``s^T y / y^T y`` of the newest pair)."""
+def _two_loop(g, pairs, scales=(None,)):
+    """``H_k g`` for the L-BFGS inverse-Hessian estimate built from ``pairs``, one column per
+    ``H_0 = scale I`` of ``scales`` (None: ``s^T y / y^T y`` of the newest pair). The first loop
+    does not depend on ``H_0``, and the second runs on all columns at once: the gap estimate's
+    product costs little beside the direction's."""
     q = g.copy()
     alphas = []
     for s, y, rho in reversed(pairs):
         a = rho * float(s @ q)
         q -= a * y
         alphas.append(a)
-    if scale is not None:
-        q *= scale
-    elif pairs:
-        s, y, _ = pairs[-1]
-        q *= float(s @ y) / float(y @ y)
+    newest = float(pairs[-1][0] @ pairs[-1][1]) / float(pairs[-1][1] @ pairs[-1][1]) if pairs \
+        else 1.0
+    Q = q[:, None] * np.array([newest if scale is None else scale for scale in scales])
     for (s, y, rho), a in zip(pairs, reversed(alphas)):
-        b = rho * float(y @ q)
-        q += (a - b) * s
-    return q
+        b = rho * (y @ Q)
+        Q += s[:, None] * (a - b)
+    return Q
 
 
 class _Progress:
