@@ -9,7 +9,7 @@ defaults, ``"auto"``. A second row runs the same with ``n_jobs=2``. The peers:
 
 - logistic, l2 (alpha = 1/n, scikit-learn's C=1): ``LogisticRegression`` with lbfgs,
   newton-cholesky, sag and saga;
-- logistic, l1 (alpha = 1/n): ``LogisticRegression(penalty="l1")`` with saga and liblinear
+- logistic, l1 (alpha = 1/n): ``LogisticRegression(l1_ratio=1)`` with saga and liblinear
   (liblinear penalises the intercept too: its objective differs slightly, its gap shows it);
 - linear, l2 (alpha = 1/n, ``Ridge(alpha=1)``: ``||y - Xw||^2 + ||w||^2`` is 2n times ours):
   ``Ridge`` with cholesky (its "auto" on this data), lsqr, sparse_cg, sag and saga.
@@ -133,7 +133,7 @@ def contenders(problem):
         for solver in L1_SOLVERS:
             makers[f"sklearn {solver}"] = (
                 lambda tol, solver=solver: LogisticRegression(
-                    penalty="l1", C=1.0 / (n * problem.alpha), solver=solver, tol=tol,
+                    l1_ratio=1.0, C=1.0 / (n * problem.alpha), solver=solver, tol=tol,
                     random_state=0))
     else:
         for solver in LOGISTIC_SOLVERS:
@@ -187,7 +187,7 @@ def optimum(problem, objective):
             standardize=False, tol=tol, epochs=10_000), 1e-12, X, y)
         exact["fastopt saga tol=1e-12"] = objective(est)
         _, _, est, _ = fit(lambda tol: LogisticRegression(
-            penalty="l1", C=1.0 / (len(y) * alpha), solver="saga", tol=tol, max_iter=10_000),
+            l1_ratio=1.0, C=1.0 / (len(y) * alpha), solver="saga", tol=tol, max_iter=10_000),
             1e-12, X, y)
         exact["sklearn saga tol=1e-12"] = objective(est)
         return min(exact.values()), exact
