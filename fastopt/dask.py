@@ -431,7 +431,10 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
             now = time.perf_counter()
             entry = {"epoch": info["iteration"], "loss": float(info["f"]) * loss_scale,
                      "lr": float(info["step"]), "seconds": now - started[0],
-                     "steps": int(info["n_evals"])}
+                     "steps": int(info["n_evals"]), "grad_max": float(info["grad_max"]),
+                     "gap": float(info["gap"])}
+            for key in ("grad_max", "gap"):
+                monitor.history.setdefault(key, [])
             started[0] = now
             return not monitor.record(entry, info["x"])
 
@@ -506,7 +509,9 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
     fitted = result(params, spec, scaling=(mean, inv_std), target=target,
                     classes=classes if model != "linear" else None, history=monitor.history,
                     converged=monitor.converged, state=state,
-                    feature_names=None if names is None else np.asarray(names, dtype=object))
+                    feature_names=None if names is None else np.asarray(names, dtype=object),
+                    grad_max=(monitor.history["grad_max"][-1]
+                              if monitor.history.get("grad_max") else None))
     # What the estimators keep to continue from the result.
     fitted.scaling, fitted.target = (mean, inv_std), target
     diverged = None if newton else monitor.divergence()

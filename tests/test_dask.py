@@ -266,3 +266,15 @@ def test_lbfgs_on_dask_is_the_in_memory_lbfgs():
     with pytest.raises(ValueError, match="strategy='gradient'"):
         fdask.fit(da.from_array(X, chunks=(150, 5)), da.from_array(y, chunks=150),
                   strategy="average", **options)
+
+
+def test_the_default_estimator_on_dask_is_the_in_memory_optimum():
+    # optimizer="auto" on dask collections: the distributed L-BFGS, stopped by the same
+    # estimate as in memory, on the same objective.
+    X, y, _ = problem("logistic", n=6000, seed=12)
+    dX, dy = blocked(X, y)
+    distributed = fo.LogisticRegression().fit(dX, dy)
+    local = fo.LogisticRegression().fit(X, y)
+    np.testing.assert_allclose(distributed.coef_, local.coef_, rtol=1e-5, atol=1e-7)
+    assert distributed.history_["gap"][-1] <= 1e-7
+    assert distributed.grad_max_ == distributed.history_["grad_max"][-1] < 1e-4
