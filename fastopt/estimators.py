@@ -495,7 +495,7 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
     Parameters
     ----------
     optimizer : str, fastopt.Optimizer or solver options, default="auto"
-        ``"auto"`` (see above; changed from ``"adam"`` in 0.3), a name of
+        ``"auto"`` (see above; ``"adam"`` in fastopt 0.1), a name of
         ``fastopt.OPTIMIZERS`` (``"sgd"``, ``"adagrad"``, ``"rmsprop"``, ``"adadelta"``,
         ``"adam"``, ``"adamw"``, ``"nadam"``, ``"radam"``), an optimizer object such as
         ``fastopt.Adam(lr=0.01, betas=(0.9, 0.99))``, or a full-batch solver: ``"lbfgs"``,
@@ -693,7 +693,7 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
     Parameters
     ----------
     optimizer : str, fastopt.Optimizer or solver options, default="auto"
-        As in :class:`LinearRegression` (changed from ``"adam"`` in 0.3).
+        As in :class:`LinearRegression` (``"adam"`` in fastopt 0.1).
     lr : float, default=None
         As in :class:`LinearRegression` (None: 0.01 for ``"adam"``).
     schedule : None, str, fastopt.schedules.Schedule or callable, default=None
