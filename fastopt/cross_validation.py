@@ -9,8 +9,9 @@ How the grid is trained
 - The exact solvers (``optimizer="lbfgs"``, ``"newton-cg"``, ``"newton"``) follow a
   *regularisation path* in each fold: the fold's data are checked, encoded and standardised
   once (one :class:`~fastopt.engine.Problem` per fold), and the penalties are solved from the
-  strongest to the weakest, each solve starting from the previous solution (a warm start:
-  neighbouring optima are close, so each one takes a few iterations).
+  strongest to the weakest, each solve starting from the previous solution, and L-BFGS from
+  the previous solve's correction pairs too (a warm start: neighbouring optima are close and
+  the curvature changes little).
 - The first-order optimizers (``"adam"``, ...) run one fit per (fold, penalty) from zero
   coefficients, as separate estimators would, on the fold's one Problem.
   ``fastopt.fit_many`` (a multi-configuration epoch, issue 19) is meant to replace that loop
