@@ -112,7 +112,9 @@ def _check_flag(name, value):
 
 def _with_alpha(problem, alpha):
     """``problem`` with the penalty strength ``alpha`` (fastopt's units, original target),
-    re-expressed for a standardised linear target as :func:`fastopt.engine.prepare` does."""
+    re-expressed for a standardised linear target as :func:`fastopt.engine.prepare` does.
+    ``problem`` comes from ``prepare`` with ``alpha=0``, which leaves ``l1_ratio`` as given
+    (with a penalty, ``prepare`` would have re-expressed it already)."""
     spec = problem.spec
     l1_ratio = spec.l1_ratio
     if problem.target != (0.0, 1.0):
@@ -376,7 +378,8 @@ class _CrossValidatedModel(BaseEstimator):
                exact, backend, seed, init):
         """Coefficients on all rows at ``alpha``, from the folds' mean solution (exact
         solvers) or from zero (first-order optimizers)."""
-        problem, _ = prepare(X, y, model=model, penalty=self.penalty, alpha=alpha,
+        # alpha=0 here: _with_alpha sets the penalty, re-expressed once for a scaled target.
+        problem, _ = prepare(X, y, model=model, penalty=self.penalty, alpha=0.0,
                              l1_ratio=self.l1_ratio, fit_intercept=self.fit_intercept,
                              sample_weight=sample_weight, backend=backend,
                              standardize=self.standardize, classes=classes, X_checked=True,

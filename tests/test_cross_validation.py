@@ -172,11 +172,12 @@ def test_lbfgs_starts_from_initial_pairs():
 ], ids=["logistic", "linear"])
 def test_first_order_grid_equals_separate_estimators(make):
     """A first-order optimizer: each (fold, alpha) is the fit of the fastopt estimator with the
-    same options on the fold's rows (an L1 penalty on a standardised target re-expressed as
-    the estimator does)."""
+    same options on the fold's rows, and the refit that estimator on all rows (an elastic net
+    on a standardised target re-expressed as the estimator does, once)."""
     cv_class, single_class, (X, y) = make()
     folds = list(KFold(3, shuffle=True, random_state=0).split(X, y))
-    options = dict(optimizer="adam", lr=0.05, epochs=15, tol=None, penalty="l1",
+    options = dict(optimizer="adam", lr=0.05, epochs=15, tol=None, penalty="elasticnet",
+                   l1_ratio=0.5,
                    random_state=7)
     alphas = [0.1, 1e-3]
     cv = cv_class(alphas=alphas, cv=folds, **options).fit(X, y)
@@ -187,6 +188,9 @@ def test_first_order_grid_equals_separate_estimators(make):
             np.testing.assert_array_equal(cv.coefs_paths_[f, a, ..., :-1],
                                           coef[0] if cv_class is LinearRegressionCV else coef)
     assert (cv.n_iter_ == 15).all()
+    refit = single_class(alpha=cv.alpha_, **options).fit(X, y)
+    np.testing.assert_array_equal(cv.coef_, refit.coef_)
+    np.testing.assert_array_equal(cv.intercept_, refit.intercept_)
 
 
 def test_folds_in_threads_give_the_same_results():
