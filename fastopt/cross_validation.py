@@ -400,6 +400,9 @@ class _CrossValidatedModel(BaseEstimator):
     def _scorer(self):
         """The ``scoring`` scorer; None means accuracy (classifier) or R^2 (regressor), named
         explicitly: scikit-learn's default scorer would call ``score``, which is this one."""
+        if isinstance(self.scoring, (list, tuple, set, dict)):
+            raise ValueError(f"The 'scoring' parameter must be None, a scorer name or a "
+                             f"callable: one score chooses the penalty. Got {self.scoring!r}.")
         return check_scoring(self, scoring=self.scoring if self.scoring is not None
                              else self._default_scoring)
 

@@ -252,6 +252,7 @@ def test_sklearn_estimator_checks(estimator, check):
     (LinearRegressionCV, "alphas", -3),
     (LogisticRegressionCV, "cv", "five"),
     (LogisticRegressionCV, "scoring", "accuracy_please"),
+    (LinearRegressionCV, "scoring", ["r2", "neg_mean_squared_error"]),
     (LinearRegressionCV, "refit", "yes"),
     (LinearRegressionCV, "penalty", None),
     (LogisticRegressionCV, "penalty", "l1"),  # with L-BFGS
