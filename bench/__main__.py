@@ -1,6 +1,6 @@
 """``python -m bench``: the performance issue's workloads W1-W6, side by side, in one table.
 
-    python -m bench [--quick] [--only W1,W3,...] [--repeat N] [--json PATH]
+    python -m bench [--quick] [--only W1,W3,CV1,...] [--repeat N] [--json PATH]
 
 - W1, W2: one shuffled epoch of minibatch Adam (B=256) on linear (n=1e6) and logistic (n=5e5)
   regression, d=100, float64 and float32: the contenders and floors of ``bench/epoch.py``.
@@ -12,6 +12,10 @@
 - T1: wall time until the objective is within 1e-6 (relative) of the optimum: fastopt's
   default estimators (only the penalty set) against scikit-learn's solvers, on the problems of
   ``optimum.py`` (logistic, softmax, ridge, sparse, ill-conditioned, l1).
+- CV1: ``LogisticRegressionCV`` on make_classification n=2e5, d=50, 10 values of C, 5 folds
+  (tol=1e-6): fastopt (1 thread, and folds in 2 threads) against scikit-learn's
+  ``LogisticRegressionCV`` (lbfgs, 1 thread) on the same folds; the same C and fold scores
+  within 1e-4 are checked first (``cv.py``).
 - S1 (the scale issue): one epoch of Adam on sparse logistic regression, n=2e5, d=1e5, 50
   entries a row, B=256: lazy and exact updates against scikit-learn's SGDClassifier epoch and
   a SciPy/NumPy loop; and lazy SGD with an L2 penalty (batch 256, and batch 1 as SGDClassifier
@@ -53,6 +57,7 @@ import fastopt  # noqa: E402
 from fastopt import _backends  # noqa: E402
 from fastopt.engine import prepare  # noqa: E402
 
+from . import cv as cv_bench  # noqa: E402
 from . import epoch as epoch_bench  # noqa: E402
 from . import optimizer_step as step_bench  # noqa: E402
 from . import optimum as optimum_bench  # noqa: E402
@@ -382,6 +387,33 @@ def run_t1(quick, repeat):
 
 
 # ---------------------------------------------------------------------------------------------
+# CV1: cross-validated logistic regression against scikit-learn's LogisticRegressionCV
+
+def run_cv1(quick, repeat):
+    if sklearn is None:
+        print("  CV1 needs scikit-learn (its folds, data and peer): skipped")
+        return
+    name, X, y, folds = cv_bench.problem(quick)
+    print(f"  {name}", flush=True)
+    rows = cv_bench.measure(X, y, folds, repeat, budget=5.0 if quick else 300.0,
+                            log=lambda line: print(line, flush=True))
+    base = base_cpu = None
+    for label, row in rows.items():
+        cpu = float(np.median(row["cpu"]))
+        note = row["note"] + f"; CPU {1e3 * cpu:.4g} ms"
+        if base_cpu:
+            note += f" ({cpu / base_cpu:.2f}x)"
+        if not row["same"]:
+            note += "; NOT the same C and scores as scikit-learn's"
+        goal = ((">=", 3.0, "the issue's >= 3x") if label.startswith("sklearn") else None)
+        made = record(name, label, row["seconds"], base=base, goal=goal, note=note)
+        made.update(C=row["C"], score_gap=row["score_gap"], same=row["same"],
+                    cpu_seconds=row["cpu"])
+        if base is None:
+            base, base_cpu = made, cpu
+
+
+# ---------------------------------------------------------------------------------------------
 # S1: one epoch on sparse X (the scale issue)
 
 def sparse_data(n, d, per_row, seed=0):
@@ -463,7 +495,7 @@ def run_s1(quick, repeat):
 # ---------------------------------------------------------------------------------------------
 
 WORKLOADS = {"W1": run_epochs, "W2": run_epochs, "W3": run_w3, "W5": run_w5, "W6": run_w6,
-             "T1": run_t1, "S1": run_s1}
+             "T1": run_t1, "CV1": run_cv1, "S1": run_s1}
 
 
 def print_table():
@@ -496,7 +528,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="scaled-down workloads (~1 min)")
     parser.add_argument("--only", help="comma-separated workloads (default "
-                        "W1,W2,W3,W5,W6,T1,S1)")
+                        "W1,W2,W3,W5,W6,T1,CV1,S1)")
     parser.add_argument("--repeat", type=int, default=None,
                         help="timed rounds (default 5, 3 with --quick)")
     parser.add_argument("--json", default="bench-results.json", help="where the results go")

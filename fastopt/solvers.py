@@ -82,6 +82,9 @@ class SolverResult:
     n_hvp : int
         Calls of ``hvp`` (Newton-CG; each one pass over the data). Passes over the data in all:
         ``n_evals + n_hvp``.
+    pairs : list of (s, y)
+        L-BFGS: the correction pairs it ended with, oldest first (``initial_pairs`` of a warm
+        start on a neighbouring problem).
     """
 
     x: np.ndarray
@@ -94,6 +97,7 @@ class SolverResult:
     message: str
     history: dict = field(default_factory=dict)
     n_hvp: int = 0
+    pairs: list = field(default_factory=list)
 
 
 class _Counter:
@@ -317,7 +321,7 @@ def _nonfinite_start(x, count):
 
 def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
           tolerance_change=1e-9, tolerance_gap=0.0, max_eval=None, line_search="strong_wolfe",
-          callback=None, should_stop=None):
+          callback=None, should_stop=None, initial_pairs=()):
     r"""Minimise ``objective`` with L-BFGS and a strong-Wolfe line search.
 
     Each iteration takes the direction ``d = -H_k g`` of the two-loop recursion (Nocedal &
@@ -357,9 +361,14 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
     line_search : {"strong_wolfe"}
     callback : callable, optional
         ``callback(info)`` after every iteration with a dict ``iteration, x, f, grad, grad_max,
-        gap (L-BFGS: the estimate of ``tolerance_gap``), step, n_evals``; returning False stops the solver (status "stopped").
+        gap (the estimate of ``tolerance_gap``), step, n_evals``; returning False stops the
+        solver (status "stopped").
     should_stop : callable, optional
         Polled before every iteration; True stops the solver (status "stopped").
+    initial_pairs : iterable of (s, y), optional
+        Correction pairs to start from instead of none (then the first step is 1, not
+        ``1 / |g|_2``): a warm start's curvature, e.g. the ``pairs`` of a solve of a nearby
+        objective; those that fail the ``s^T y`` test above are left out.
 
     Returns
     -------
@@ -380,19 +389,25 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
     history = dict(_new_history(), gap=[])
     progress = _Progress(x)
     pairs = deque(maxlen=history_size)  # (s, y, 1 / s.y)
+    flattest = np.inf  # the lowest curvature s^T y / s^T s seen along a step
+    for s, y in initial_pairs:
+        flattest = min(flattest, _add_pair(pairs, np.asarray(s, dtype=np.float64),
+                                           np.asarray(y, dtype=np.float64)))
     status, message = "max_iter", f"reached max_iter={max_iter}"
     iteration = 0
     if np.max(np.abs(g), initial=0.0) <= tolerance_grad:
         status, message = "converged", _grad_message(g, tolerance_grad)
         max_iter = 0
-    direction = -g
-    flattest = np.inf  # the lowest curvature s^T y / s^T s seen along a step
+    direction = -_two_loop(g, pairs)[:, 0]
+    if not float(g @ direction) < 0:
+        pairs.clear()  # rounding made H_k indefinite: restart from steepest descent
+        direction = -g
     while iteration < max_iter:
         if should_stop is not None and should_stop():
             status, message = "stopped", "should_stop() returned True"
             break
         started, evals_before = time.perf_counter(), count.calls
-        t0 = 1.0 if iteration > 0 else 1.0 / float(np.linalg.norm(g))
+        t0 = 1.0 if iteration > 0 or pairs else 1.0 / float(np.linalg.norm(g))
         search = strong_wolfe(count, x, f, g, direction, t0, tolerance_change=tolerance_change)
         if search.status == "small_step":  # as torch.optim.LBFGS: a converged step size
             status, message = "converged", search.message
@@ -402,11 +417,7 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
             break
         new = search.point
         s = new.x.astype(np.float64) - x
-        y = new.grad - g
-        sy = float(s @ y)
-        if sy > 1e-10 * np.linalg.norm(s) * np.linalg.norm(y):
-            pairs.append((s, y, 1.0 / sy))
-            flattest = min(flattest, sy / float(s @ s))
+        flattest = min(flattest, _add_pair(pairs, s, new.grad - g))
         f_change = abs(new.f - f)
         x, f, g = new.x, new.f, new.grad
         iteration += 1
@@ -449,7 +460,17 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
             status, message = "max_eval", f"reached max_eval={max_eval} objective calls"
             break
     return SolverResult(x, f, g, iteration, count.calls, status == "converged", status,
-                        message, history)
+                        message, history, pairs=[(s, y) for s, y, _ in pairs])
+
+
+def _add_pair(pairs, s, y):
+    """Keep the pair unless ``s^T y`` is too small for a positive definite ``H``; returns its
+    curvature ``s^T y / s^T s`` (inf when left out)."""
+    sy = float(s @ y)
+    if sy > 1e-10 * np.linalg.norm(s) * np.linalg.norm(y):
+        pairs.append((s, y, 1.0 / sy))
+        return sy / float(s @ s)
+    return np.inf
 
 
 def _gap_estimate(g, flat_product, f, f_change):

@@ -59,6 +59,24 @@ def test_time_to_optimum_workload(tmp_path):
                 assert row["gap"] <= 1e-6 and ("ratio" in row) == (row is not mine[0])
 
 
+def test_cross_validation_workload(tmp_path):
+    """CV1: fastopt's LogisticRegressionCV (1 and 2 threads) and scikit-learn's on the same
+    folds, the same C and fold scores checked before the timing."""
+    pytest.importorskip("sklearn")
+    out = tmp_path / "results.json"
+    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "CV1",
+                           "--repeat", "1", "--json", str(out)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["contender"] for row in rows] == [
+        "fastopt LogisticRegressionCV", "fastopt LogisticRegressionCV, 2 threads",
+        "sklearn LogisticRegressionCV lbfgs"]
+    assert all(row["same"] and row["score_gap"] <= 1e-4 for row in rows), rows
+    assert len({row["C"] for row in rows}) == 1
+    assert rows[0]["median_ms"] > 0 and "ratio" in rows[2] and "goal" in rows[2]
+
+
 def test_threads_bench_runs_and_checks_identical_results(tmp_path):
     out = tmp_path / "threads.json"
     done = subprocess.run([sys.executable, "bench/threads.py", "--quick", "--repeat", "2",
