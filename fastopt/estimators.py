@@ -314,7 +314,8 @@ class _FastoptLinearModel(BaseEstimator):
             shuffle=self.shuffle, tol=tol, n_iter_no_change=self.n_iter_no_change,
             early_stopping=self.early_stopping and not partial,
             validation_fraction=self.validation_fraction, verbose=self.verbose,
-            total_steps=total_steps, n_jobs=self.n_jobs, sparse_update=self.sparse_update)
+            total_steps=total_steps, n_jobs=self.n_jobs, sparse_update=self.sparse_update,
+            seed=v.seed_from(self.random_state))
         if diverged:
             raise DivergenceError(diverged)  # _fit restores the estimator as it was
         updates = (state.updates if state is not None

@@ -143,14 +143,14 @@ def fit(X: ArrayLike, y: ArrayLike, model: str = "linear",
                                backend=record, trains=isinstance(opt, Optimizer),
                                class_weight=class_weight)
     params = np.zeros(problem.spec.n_params, dtype=problem.X.dtype)
-    state = (new_state(opt, params, v.seed_from(random_state)) if isinstance(opt, Optimizer)
-             else None)
+    seed = v.seed_from(random_state)
+    state = new_state(opt, params, seed) if isinstance(opt, Optimizer) else None
     params, history, converged, state, interrupted, diverged = solve(
         problem, params, backend=record, optimizer=opt, state=state, schedule=schedule,
         epochs=epochs, batch_size=batch_size, shuffle=shuffle, tol=tol,
         n_iter_no_change=n_iter_no_change, early_stopping=early_stopping,
         validation_fraction=validation_fraction, callback=callback, verbose=verbose,
-        n_jobs=n_jobs, sparse_update=sparse_update)
+        n_jobs=n_jobs, sparse_update=sparse_update, seed=seed)
     fitted = result(params, problem.spec, scaling=problem.scaling, target=problem.target,
                     classes=classes, history=history, converged=converged, state=state,
                     feature_names=v.feature_names(X))
