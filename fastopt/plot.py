@@ -20,10 +20,10 @@ COLORS = {"gd": "tab:blue", "sgd": "tab:orange", "momentum": "tab:green",
           "nesterov": "tab:red", "adagrad": "tab:purple", "rmsprop": "tab:brown",
           "adadelta": "tab:pink", "adam": "tab:olive", "adamw": "tab:cyan", "nadam": "navy",
           "radam": "magenta", "lbfgs": "darkgoldenrod", "newton-cg": "lime",
-          "newton": "black"}
+          "newton": "black", "saga": "teal"}
 # The full-batch solvers, whose fast convergence would stretch the y axis of a loss-curve
 # picture down to rounding: their curves go below the view onto its floor.
-SOLVERS = ("lbfgs", "newton-cg", "newton")
+SOLVERS = ("lbfgs", "newton-cg", "newton", "saga")
 
 
 def _axes(ax):

@@ -186,7 +186,7 @@ def _record(name):
     from . import reference
     return Backend("numpy", reference.optimizer_step, reference.dataset, reference.epoch,
                    reference.objective, _column_scaling(), _scaling.take_rows,
-                   checks_finite=False)
+                   checks_finite=False, saga_epoch=reference.saga_epoch)
 
 
 _host_fma = None
