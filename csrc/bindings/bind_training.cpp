@@ -191,10 +191,14 @@ py::tuple saga_epoch(const CheckedDataset& ds, const py::handle& w_obj,
     std::vector<uint32_t> order(size_t(ds.n));
     std::vector<double> row(size_t(ds.spec.n_features)), scores(size_t(ds.spec.n_outputs));
     std::vector<int64_t> last(size_t(ds.spec.n_features));
+    // Sparse X with an L2 part: the columns' decay over each possible wait, once an epoch.
+    const bool decays = ds.sparse && !ds.standardized() && ds.spec.penalty != Penalty::none &&
+                        ds.spec.alpha * (1.0 - l1_share(ds.spec)) != 0.0;
+    std::vector<double> decay(decays ? size_t(ds.n) + 1 : 0);
     SagaArrays arrays{static_cast<double*>(w.mutable_data()),
                       static_cast<double*>(table.mutable_data()),
                       static_cast<double*>(sums.mutable_data()), order.data(), row.data(),
-                      last.data(), scores.data()};
+                      last.data(), scores.data(), decays ? decay.data() : nullptr};
     const SagaSpec e{step, seed, epoch};
     const EpochOutcome out = ds.f32 ? saga_impl<float>(ds, arrays, e)
                                     : saga_impl<double>(ds, arrays, e);

@@ -184,6 +184,9 @@ struct SagaArrays {
     double* row;     // n_features: a standardised (or densified) row
     int64_t* last;   // n_features (sparse X): the step up to which each column's updates are done
     double* scores;  // n_outputs
+    // n + 1, or null (sparse X with an L2 part only): expm1(k log(1 - step l2)), k = 0..n,
+    // the decay of a column that waited k rows, computed once an epoch instead of per wait.
+    double* decay = nullptr;
 };
 
 }  // namespace fastopt

@@ -26,6 +26,7 @@ struct SagaStep {
     double step, l1, l2;
     double inv_n;
     double log_q;  // log(q), for q^m = 1 + expm1(m log_q)
+    const double* decay;  // expm1(k log_q) for k = 0..n, or null
 };
 
 // sign(v) max(|v| - t, 0), without branches: v minus v clamped to [-t, t].
@@ -38,7 +39,8 @@ inline double soft_threshold(double v, double t) noexcept {
 inline double affine_steps(double a, double drift, int64_t k, const SagaStep& c) noexcept {
     if (c.l2 == 0.0) return a + double(k) * drift;
     const double fixed = drift / (c.step * c.l2);
-    return a + std::expm1(double(k) * c.log_q) * (a - fixed);
+    const double decay = c.decay ? c.decay[k] : std::expm1(double(k) * c.log_q);
+    return a + decay * (a - fixed);
 }
 
 // m updates of a coordinate whose row term is zero (g = sums / n fixed):
@@ -206,10 +208,15 @@ EpochOutcome saga_epoch(const ModelSpec& s, const Dataset<T>& data, const SagaSp
     const int64_t n = data.n, d = s.n_features, k = s.n_outputs;
     const double l1 = s.penalty == Penalty::none ? 0.0 : s.alpha * l1_share(s);
     const double l2 = s.penalty == Penalty::none ? 0.0 : s.alpha * (1.0 - l1_share(s));
-    const SagaStep c{e.step, l1, l2, 1.0 / double(n), std::log1p(-e.step * l2)};
     const bool sparse = is_sparse(data), lazy = sparse && data.mean == nullptr;
+    const double log_q = std::log1p(-e.step * l2);
+    const bool tabled = lazy && l2 != 0.0 && a.decay != nullptr;
+    if (tabled)
+        for (int64_t k = 0; k <= n; ++k) a.decay[k] = std::expm1(double(k) * log_q);
+    const SagaStep c{e.step, l1, l2, 1.0 / double(n), log_q, tabled ? a.decay : nullptr};
     shuffled_order(a.order, uint64_t(n), e.seed, e.epoch);
     if (lazy) std::fill(a.last, a.last + d, int64_t(0));
+    const int64_t ahead = std::max<int64_t>(data.prefetch_rows, 1);
     EpochOutcome out;
     auto finish = [&](int64_t t) {  // the deferred updates of steps < t
         if (lazy)
@@ -217,8 +224,9 @@ EpochOutcome saga_epoch(const ModelSpec& s, const Dataset<T>& data, const SagaSp
     };
     for (int64_t t = 0; t < n; ++t) {
         const int64_t r = int64_t(a.order[t]);
-        if (t + 1 < n) {
-            const int64_t next = int64_t(a.order[t + 1]);
+        if (t + ahead < n) {  // rows are random reads: ask for one `ahead` rows early
+            const int64_t next = int64_t(a.order[t + ahead]);
+            FASTOPT_PREFETCH(a.table + next * k, 1, 3);
             if (sparse) prefetch_sparse_sample(data, next);
             else prefetch_sample(data, next, d);
         }
