@@ -312,3 +312,14 @@ def test_ctrl_c_interrupts_a_saga_epoch_quickly(tmp_path):
     assert out.strip() == "refit 2"
     # Polled every ~4M multiply-adds (a few ms); room for a loaded 2-core machine.
     assert latency < 2.0, f"interrupt took {latency * 1e3:.0f} ms"
+
+
+def test_streaming_and_dask_refuse_saga():
+    X, y = data("linear")
+    for optimizer in ("saga", fo.SAGA(), "lbfgs"):
+        with pytest.raises(ValueError, match="first-order optimizers; optimizer=.* whole data"):
+            fo.fit_stream((X, y), optimizer=optimizer, tol=None)
+    dask_array = pytest.importorskip("dask.array")
+    with pytest.raises(ValueError, match="'saga' is not available on dask collections"):
+        fo.dask.fit(dask_array.from_array(X, chunks=100), dask_array.from_array(y, chunks=100),
+                    optimizer="saga")
