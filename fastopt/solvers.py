@@ -713,9 +713,9 @@ class SAGA:
     iterates as updating every column at every row, up to rounding). ``standardize=True``
     with CSR X makes every column non-zero: its rows then cost O(n_features) each.
     Specification: :mod:`fastopt.reference.saga`. ``epochs`` is the limit of epochs; one
-    epoch is one pass over X (history ``steps``). Runs on the ``cpp`` and ``numpy`` backends,
-    on one thread (``n_jobs`` does not apply); ``batch_size``, ``lr`` and ``schedule`` do not
-    apply either.
+    epoch is one pass over X (history ``steps``). Runs on the ``cpp``, ``numba`` and ``numpy``
+    backends (not ``cuda``), on one thread (``n_jobs`` does not apply); ``batch_size``, ``lr``
+    and ``schedule`` do not apply either.
 
     Parameters
     ----------

@@ -247,11 +247,31 @@ def test_bad_options_are_refused():
 
 
 def test_backends_without_a_saga_kernel_say_so():
+    X, y = data("linear")
+    without = _backends.resolve("numpy")._replace(name="cuda", saga_epoch=None)
+    with pytest.raises(ValueError, match="no kernel on backend 'cuda'"):
+        fo.fit(X, y, optimizer="saga", backend=without)
+
+
+@needs_cpp
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+@pytest.mark.parametrize("penalty", ["l2", "elasticnet"])
+@pytest.mark.parametrize("model", MODELS)
+def test_the_numba_kernel_follows_the_compiled_one(model, penalty, layout):
+    """Numba's copy of the kernel: the same iterates (the same operations, to rounding)."""
     if _backends._numba() is None:
         pytest.skip("Numba unavailable")
-    X, y = data("linear")
-    with pytest.raises(ValueError, match="no kernel on backend 'numba'"):
-        fo.fit(X, y, optimizer="saga", backend="numba")
+    X, y = data(model, n=150, density=0.3 if layout == "csr" else 1.0)
+    if layout == "csr":
+        X = sparse.csr_matrix(X.astype(np.float32))
+    for standardize in (False, True):
+        fits = [fit_saga(X, y, model, penalty, alpha=0.1, standardize=standardize,
+                         backend=backend, epochs=3) for backend in ("cpp", "numba")]
+        scale = np.abs(fits[0].coef_).max()
+        np.testing.assert_allclose(fits[1].coef_, fits[0].coef_, rtol=1e-12,
+                                   atol=1e-12 * scale)
+        np.testing.assert_allclose(fits[1].history["loss"], fits[0].history["loss"],
+                                   rtol=1e-12)
 
 
 def test_the_auto_step_follows_sklearns_rule():

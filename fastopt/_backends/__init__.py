@@ -176,7 +176,7 @@ def _record(name):
         return Backend("numba", jit.optimizer_step,
                        lambda problem: jit.dataset(problem, fused_multiply_add()),
                        jit.epoch, jit.objective, _column_scaling(), _scaling.take_rows,
-                       checks_finite=True)
+                       checks_finite=True, saga_epoch=jit.saga_epoch)
     if name == "cuda":
         gpu = _cuda()
         return Backend("cuda", gpu.optimizer_step, gpu.dataset, gpu.epoch, gpu.objective,
