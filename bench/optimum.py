@@ -1,8 +1,9 @@
 """T1: wall time to the optimum of L2-penalised logistic regression, 1 thread.
 
 fastopt's ``LogisticRegression(optimizer="lbfgs", penalty="l2", alpha=1/n,
-standardize=False)`` (and the same with ``optimizer="saga"``) against scikit-learn's ``LogisticRegression`` (C=1, which is the same
-objective: mean log-loss + 1/(2n) ||W||^2, intercept not penalised) with the solvers lbfgs,
+standardize=False)`` (and the same with ``optimizer="saga"``) against scikit-learn's
+``LogisticRegression`` (C=1, which is the same objective: mean log-loss + 1/(2n) ||W||^2,
+intercept not penalised) with the solvers lbfgs,
 newton-cholesky, sag and saga, on features standardised once before any clock starts, so that
 every contender minimises the same function of the same data. Problems:
 
@@ -75,6 +76,7 @@ def contenders(n):
     def ours(tol):
         return fastopt.LogisticRegression(optimizer="lbfgs", penalty="l2", alpha=1.0 / n,
                                           standardize=False, tol=tol)
+
     def our_saga(tol):  # tol: the relative change of the parameters, as scikit-learn's saga
         return fastopt.LogisticRegression(optimizer="saga", penalty="l2", alpha=1.0 / n,
                                           standardize=False, tol=tol, random_state=0)

@@ -39,6 +39,7 @@ numbers. A ``KeyboardInterrupt`` raised inside ``objective`` or ``hvp`` propagat
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import time
@@ -678,8 +679,8 @@ class NewtonCG:
 def available_memory():
     """Bytes of memory available to a new allocation now (psutil's "available", else the free
     physical pages), or None when neither can tell."""
-    try:
-        import psutil
+    try:  # optional, and without type stubs: imported by name
+        psutil = importlib.import_module("psutil")
     except ImportError:
         psutil = None
     if psutil is not None:
