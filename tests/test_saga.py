@@ -285,6 +285,24 @@ def test_the_auto_step_follows_sklearns_rule():
     assert step == pytest.approx(expected, rel=1e-12)
 
 
+
+def test_the_auto_step_is_the_same_for_dense_and_sparse_rows():
+    """CSR rows' norms are taken without densifying them, standardised ones included."""
+    X, y = data("softmax", density=0.4)
+    weights = np.linspace(0.5, 2.0, len(y))
+    steps = []
+    for layout in (X, sparse.csr_matrix(X)):
+        problem, _ = prepare(layout, y, model="softmax", penalty="elasticnet", alpha=0.01,
+                             l1_ratio=0.5, fit_intercept=True, sample_weight=weights,
+                             backend="numpy", standardize=True)
+        steps.append(reference.auto_step_size(problem.spec, problem.X, problem.sample_weight,
+                                              problem.mean, problem.inv_std))
+    dense = (X - problem.mean) * problem.inv_std
+    L = 0.5 * np.max(problem.sample_weight * (np.sum(dense * dense, axis=1) + 1.0)) + 0.005
+    assert steps[0] == pytest.approx(1.0 / (2 * L + min(2 * len(y) * 0.005, L)), rel=1e-12)
+    assert steps[1] == pytest.approx(steps[0], rel=1e-12)
+
+
 @needs_cpp
 def test_compare_counts_saga_in_passes():
     # The default problem (breast cancer, alpha=1e-3) is ill-conditioned for SAGA: a few

@@ -88,34 +88,46 @@ def new_state(spec, n_samples, params):
                      np.zeros((n_samples, spec.n_outputs)), np.zeros(spec.n_params))
 
 
-def _rows_of(X, mean, inv_std, start, stop):
-    """Rows ``start:stop`` of X (dense or CSR) as a float64 dense block, standardised."""
+def _squared_norms(X, mean, inv_std, start, stop):
+    """``|x~_i|^2`` of rows ``start:stop`` of X (dense or CSR) in float64. CSR rows stay
+    sparse: with ``u = x * inv_std`` and ``c = mean * inv_std``,
+    ``|x~|^2 = |u|^2 - 2 u.c + |c|^2``."""
     block = X[start:stop]
-    block = np.asarray(block.toarray() if hasattr(block, "toarray") else block,
-                       dtype=np.float64)
-    return block if mean is None else (block - mean) * inv_std
+    if hasattr(block, "toarray"):
+        if mean is not None:
+            block = block.multiply(inv_std[None, :]).tocsr()
+        norms = np.asarray(block.multiply(block).sum(axis=1), dtype=np.float64).ravel()
+        if mean is not None:
+            shift = mean * inv_std
+            norms = np.maximum(norms - 2.0 * np.asarray(block @ shift).ravel()
+                               + shift @ shift, 0.0)
+        return norms
+    rows = np.asarray(block, dtype=np.float64)
+    if mean is not None:
+        rows = (rows - mean) * inv_std
+    return np.einsum("ij,ij->i", rows, rows)
 
 
-def lipschitz_bound(spec, X, sample_weight, mean, inv_std, chunk=4096):
+def lipschitz_bound(spec, X, sample_weight, mean, inv_std):
     """``max_i s_i c (|x~_i|^2 + fit_intercept) + lambda_2``: the largest Lipschitz constant of
-    a row's gradient of F, with ``c`` the loss's :data:`CURVATURE`."""
+    a row's gradient of F, with ``c`` the loss's :data:`CURVATURE`. Dense X is read in blocks
+    of about 2**22 values."""
     n = X.shape[0]
+    chunk = max(1, (1 << 22) // max(X.shape[1], 1))
     largest = 0.0
     for start in range(0, n, chunk):
-        rows = _rows_of(X, mean, inv_std, start, min(start + chunk, n))
-        norms = np.einsum("ij,ij->i", rows, rows) + float(spec.fit_intercept)
+        stop = min(start + chunk, n)
+        norms = _squared_norms(X, mean, inv_std, start, stop) + float(spec.fit_intercept)
         if sample_weight is not None:
-            norms = norms * sample_weight[start:start + len(rows)]
+            norms = norms * sample_weight[start:stop]
         largest = max(largest, float(norms.max()))
-    l2 = spec.alpha * (1.0 - l1_share(spec)) if spec.penalty is not None else 0.0
-    return CURVATURE[spec.model] * largest + l2
+    return CURVATURE[spec.model] * largest + penalties(spec)[1]
 
 
 def auto_step_size(spec, X, sample_weight, mean, inv_std):
     """scikit-learn's SAGA step, ``1 / (2 L + min(2 n lambda_2, L))`` (module docstring)."""
     L = lipschitz_bound(spec, X, sample_weight, mean, inv_std)
-    l2 = spec.alpha * (1.0 - l1_share(spec)) if spec.penalty is not None else 0.0
-    return 1.0 / (2.0 * L + min(2.0 * X.shape[0] * l2, L))
+    return 1.0 / (2.0 * L + min(2.0 * X.shape[0] * penalties(spec)[1], L))
 
 
 def soft_threshold(v, t):
