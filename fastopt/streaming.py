@@ -240,8 +240,9 @@ def fit_stream(data, *, model: str = "linear", optimizer: str | Optimizer = "ada
                          f"not tol={tol!r}")
     opt = optimizer_from(optimizer, lr)
     if not isinstance(opt, Optimizer):  # Newton, L-BFGS, Newton-CG, SAGA
-        raise ValueError(f"fit_stream trains with first-order optimizers; "
-                         f"optimizer={optimizer!r} needs the whole data set (fastopt.fit)")
+        what = "Newton's method" if opt is None else f"optimizer={optimizer!r}"
+        raise ValueError(f"fit_stream trains with first-order optimizers; {what} needs the "
+                         "whole data set (fastopt.fit)")
     record = _backends.resolve(backend)
     source, count, one_shot = _chunk_source(data, chunk_rows, target)
     if one_shot:
