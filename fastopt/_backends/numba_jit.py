@@ -1478,6 +1478,18 @@ def _catch_up(w, g, m, step, l1, l2, log_q, decay):
 
 
 @_jit
+def _catch_up_column(w, sums, last, j, t, d, k, inv_n, step, l1, l2, log_q, decay):
+    """Column j of every output brought up to step t (saga.hpp ``catch_up_column``)."""
+    m = t - last[j]
+    if m <= 0:
+        return
+    for c in range(k):
+        idx = c * d + j
+        w[idx] = _catch_up(w[idx], sums[idx] * inv_n, m, step, l1, l2, log_q, decay)
+    last[j] = t
+
+
+@_jit
 def _saga_kernel(X, y, sw, mean, inv_std, mi, w, table, sums, order, xs, last, f, decay,
                  step, l1, l2, cursor, loss, budget, csr):
     """Rows of a SAGA epoch from position ``cursor[G_POS]`` until about ``budget``
@@ -1499,14 +1511,8 @@ def _saga_kernel(X, y, sw, mean, inv_std, mi, w, table, sums, order, xs, last, f
         if lazy:
             begin, end = indptr[r], indptr[r + 1]
             for e in range(begin, end):
-                j = indices[e]
-                m = t - last[j]
-                if m > 0:
-                    for c in range(k):
-                        idx = c * d + j
-                        w[idx] = _catch_up(w[idx], sums[idx] * inv_n, m, step, l1, l2, log_q,
-                                           decay)
-                    last[j] = t
+                _catch_up_column(w, sums, last, indices[e], t, d, k, inv_n, step, l1, l2, log_q,
+                                 decay)
             for c in range(k):
                 score = 0.0
                 for e in range(begin, end):
@@ -1573,13 +1579,7 @@ def _saga_kernel(X, y, sw, mean, inv_std, mi, w, table, sums, order, xs, last, f
         return False
     if lazy:  # every waiting column up to the last row done
         for j in range(d):
-            m = t - last[j]
-            if m > 0:
-                for c in range(k):
-                    idx = c * d + j
-                    w[idx] = _catch_up(w[idx], sums[idx] * inv_n, m, step, l1, l2, log_q,
-                                       decay)
-                last[j] = t
+            _catch_up_column(w, sums, last, j, t, d, k, inv_n, step, l1, l2, log_q, decay)
         if cursor[G_STATUS] == 0 and not _all_finite(w):
             cursor[G_STATUS] = 1
             cursor[G_FAILED] = n - 1
