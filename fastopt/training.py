@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike
 from . import _backends
 from . import _validation as v
 from .optim import Optimizer
-from .solvers import LBFGS, NewtonCG
+from .solvers import LBFGS, SAGA, NewtonCG
 from .engine import (DivergenceError, FitResult, check_training_options, convergence_warning,
                      new_state, not_converged_message, optimizer_from, prepare, result, solve)
 
@@ -30,7 +30,7 @@ def __getattr__(name):
 
 
 def fit(X: ArrayLike, y: ArrayLike, model: str = "linear",
-        optimizer: str | Optimizer | LBFGS | NewtonCG = "adam", lr: float | None = None,
+        optimizer: str | Optimizer | LBFGS | NewtonCG | SAGA = "adam", lr: float | None = None,
         schedule: object = None, epochs: int = 20, batch_size: int | None = 256,
         shuffle: bool | str = True, penalty: str | None = None, alpha: float = 1e-4,
         l1_ratio: float = 0.15, fit_intercept: bool = True,
@@ -51,7 +51,8 @@ def fit(X: ArrayLike, y: ArrayLike, model: str = "linear",
     y : array-like (n_samples,): targets (linear) or class labels of any type.
     model : {"linear", "logistic", "softmax"}
     optimizer : str or Optimizer. A name of ``fastopt.OPTIMIZERS`` (with ``lr``), an optimizer
-        object, or ``"newton"`` (full-batch Newton's method; ``epochs`` = iterations).
+        object, or ``"newton"`` (full-batch Newton's method; ``epochs`` = iterations); a solver
+        ``"lbfgs"``, ``"newton-cg"`` or ``"saga"`` (``fastopt.SAGA``: ``epochs`` = passes).
     lr : float, optional. The learning rate; default: the optimizer's own.
     schedule : None, str, Schedule or callable ``f(t_array) -> lr_array``; t counts updates.
     epochs : int, passes over the data.
