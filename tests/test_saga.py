@@ -75,6 +75,22 @@ def test_compiled_epochs_follow_the_reference(model, penalty, dtype, layout, sta
 
 
 @needs_cpp
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+@pytest.mark.parametrize("model", MODELS)
+def test_without_intercept_and_on_one_row(model, layout):
+    """No intercept (no intercept coordinates in w, sums or the update), and a single row."""
+    X, y = data(model, n=90, density=0.4 if layout == "csr" else 1.0)
+    X = sparse.csr_matrix(X) if layout == "csr" else X
+    for rows in (slice(None), slice(0, 1)):
+        if model != "linear" and rows.stop == 1:
+            continue  # one row is one class
+        fits = [fit_saga(X[rows], y[rows], model, "elasticnet", alpha=0.1, fit_intercept=False,
+                         backend=backend, epochs=3) for backend in ("cpp", "numpy")]
+        np.testing.assert_allclose(fits[0].coef_, fits[1].coef_, rtol=1e-12, atol=1e-14)
+        assert np.all(fits[0].intercept_ == 0.0)
+
+
+@needs_cpp
 @pytest.mark.parametrize("penalty, alpha, g, start", [
     ("l1", 0.1, 0.2, 0.5),            # crosses zero and goes on to the other side
     ("l1", 0.1, -0.05, -0.3),         # reaches zero and stays: |g| <= lambda_1
