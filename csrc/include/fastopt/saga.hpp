@@ -27,6 +27,7 @@ struct SagaStep {
     double inv_n;
     double log_q;  // log(q), for q^m = 1 + expm1(m log_q)
     const double* decay;  // expm1(k log_q) for k = 0..n, or null
+    double inv_step_l2;   // 1 / (step l2), or 0 without an L2 part
 };
 
 // sign(v) max(|v| - t, 0), without branches: v minus v clamped to [-t, t].
@@ -38,7 +39,7 @@ inline double soft_threshold(double v, double t) noexcept {
 // point drift / (1 - q)): a + (q^k - 1) (a - fixed).
 inline double affine_steps(double a, double drift, int64_t k, const SagaStep& c) noexcept {
     if (c.l2 == 0.0) return a + double(k) * drift;
-    const double fixed = drift / (c.step * c.l2);
+    const double fixed = drift * c.inv_step_l2;
     const double decay = c.decay ? c.decay[k] : std::expm1(double(k) * c.log_q);
     return a + decay * (a - fixed);
 }
@@ -160,15 +161,15 @@ inline double sparse_saga_row(const ModelSpec& s, const Dataset<T>& data, int64_
     int64_t begin, end;
     sparse_row_range(data, r, begin, end);
     const T* values = data.csr.values;
-    for (int64_t e = begin; e < end; ++e) catch_up_column(s, sparse_column(data, e), t, a, c);
     double* f = a.scores;
-    for (int64_t ci = 0; ci < k; ++ci) {
-        const double* w = a.w + ci * d;
-        double score = 0.0;
-        for (int64_t e = begin; e < end; ++e)
-            score = madd(w[sparse_column(data, e)], double(values[e]), score);
-        f[ci] = s.fit_intercept ? score + a.w[k * d + ci] : score;
+    std::fill(f, f + k, 0.0);
+    for (int64_t e = begin; e < end; ++e) {  // each column caught up, then read
+        const int64_t j = sparse_column(data, e);
+        catch_up_column(s, j, t, a, c);
+        for (int64_t ci = 0; ci < k; ++ci) f[ci] = madd(a.w[ci * d + j], double(values[e]), f[ci]);
     }
+    if (s.fit_intercept)
+        for (int64_t ci = 0; ci < k; ++ci) f[ci] += a.w[k * d + ci];
     const double loss = row_delta(s, data, r, f, a.table);
     for (int64_t e = begin; e < end; ++e) {
         const int64_t j = sparse_column(data, e);
@@ -213,7 +214,8 @@ EpochOutcome saga_epoch(const ModelSpec& s, const Dataset<T>& data, const SagaSp
     const bool tabled = lazy && l2 != 0.0 && a.decay != nullptr;
     if (tabled)
         for (int64_t k = 0; k <= n; ++k) a.decay[k] = std::expm1(double(k) * log_q);
-    const SagaStep c{e.step, l1, l2, 1.0 / double(n), log_q, tabled ? a.decay : nullptr};
+    const SagaStep c{e.step, l1, l2, 1.0 / double(n), log_q, tabled ? a.decay : nullptr,
+                     l2 != 0.0 ? 1.0 / (e.step * l2) : 0.0};
     shuffled_order(a.order, uint64_t(n), e.seed, e.epoch);
     if (lazy) std::fill(a.last, a.last + d, int64_t(0));
     const int64_t ahead = std::max<int64_t>(data.prefetch_rows, 1);
