@@ -726,7 +726,7 @@ def _solve_saga(problem, params, *, backend, solver, max_iter, tol, callback, ve
     or parameter is a DivergenceError; Ctrl-C propagates as KeyboardInterrupt."""
     if backend.saga_epoch is None:
         raise ValueError(f"optimizer='saga' has no kernel on backend {backend.name!r}; use "
-                         "backend='cpp' (or the slow 'numpy' reference), or optimizer='lbfgs'")
+                         "backend='cpp', 'numba' or 'numpy', or optimizer='lbfgs'")
     problem.check_finite_now()
     spec, n = problem.spec, problem.n_samples
     solver.check_memory(n, spec.n_outputs)
