@@ -298,6 +298,15 @@ def test_the_auto_step_follows_sklearns_rule():
 
 
 
+def test_one_standardised_row_has_a_flat_objective_and_a_step():
+    """One row, standardised: every feature is 0 and a linear model trains no intercept, so
+    the Lipschitz bound is 0 (scikit-learn's check_fit2d_1sample found the division by it)."""
+    X, y = data("linear", n=1)
+    fitted = fo.fit(X, y, model="linear", optimizer="saga", standardize=True, epochs=2,
+                    tol=None)
+    assert np.all(fitted.coef_ == 0.0) and fitted.intercept_ == pytest.approx(y[0])
+
+
 def test_the_auto_step_is_the_same_for_dense_and_sparse_rows():
     """CSR rows' norms are taken without densifying them, standardised ones included."""
     X, y = data("softmax", density=0.4)

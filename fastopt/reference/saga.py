@@ -125,8 +125,11 @@ def lipschitz_bound(spec, X, sample_weight, mean, inv_std):
 
 
 def auto_step_size(spec, X, sample_weight, mean, inv_std):
-    """scikit-learn's SAGA step, ``1 / (2 L + min(2 n lambda_2, L))`` (module docstring)."""
+    """scikit-learn's SAGA step, ``1 / (2 L + min(2 n lambda_2, L))`` (module docstring); 1
+    when ``L`` is 0."""
     L = lipschitz_bound(spec, X, sample_weight, mean, inv_std)
+    if L == 0.0:  # every row zero, no intercept, no L2: the smooth part is flat, any step goes
+        return 1.0
     return 1.0 / (2.0 * L + min(2.0 * X.shape[0] * penalties(spec)[1], L))
 
 
