@@ -17,7 +17,7 @@ from .optim import (OPTIMIZERS, SGD, Adadelta, Adagrad, Adam, AdamW, NAdam, Opti
                     RMSprop, make_optimizer)
 from .schedules import (SCHEDULES, Constant, Cosine, Exponential, InverseSqrt, Linear, OneCycle,
                         Polynomial, StepDecay, WarmupCosine, make_schedule)
-from .solvers import LBFGS, NewtonCG
+from .solvers import LBFGS, SAGA, NewtonCG
 from .training import DivergenceError, FitResult, fit
 from .comparison import ComparisonResult, SweepResult, compare, lr_sweep
 from .paths import PathsResult, optimizer_paths
@@ -60,6 +60,6 @@ __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW"
            "InverseSqrt", "StepDecay", "Exponential", "Polynomial", "Cosine", "Linear",
            "WarmupCosine", "OneCycle", "make_schedule", "fit", "FitResult", "DivergenceError",
            "ConvergenceWarning", "compare", "lr_sweep", "ComparisonResult", "SweepResult",
-           "optimizer_paths", "LBFGS", "NewtonCG", "PathsResult", "fit_stream", "save", "load", "LinearRegression",
+           "optimizer_paths", "LBFGS", "NewtonCG", "SAGA", "PathsResult", "fit_stream", "save", "load", "LinearRegression",
            "LogisticRegression", "LinearRegressionCV", "LogisticRegressionCV", "backends",
            "__version__"]

@@ -33,12 +33,14 @@ lbfgs         L-BFGS (fastopt.LBFGS), one iteration per   (none)       all rows
               epoch
 newton-cg     Newton-CG (fastopt.NewtonCG), one outer     (none)       all rows
               iteration per epoch
+saga          SAGA (fastopt.SAGA), automatic step, one    (none)       one row
+              pass over X per epoch
 newton        Newton's method (line search), one          (none)       all rows
               iteration per epoch
 ============  ==========================================  ===========  =========
 
-The full-batch solvers (``lbfgs``, ``newton-cg``, ``newton``) run with ``tol=None``: one
-iteration per epoch until ``epochs``, until no step decreases the objective any more, or
+The solvers (``lbfgs``, ``newton-cg``, ``newton``, ``saga``) run with ``tol=None``: one
+iteration (saga: one epoch) per epoch until ``epochs``, until no step decreases the objective any more, or
 until the relative gap is rounding (``AT_OPTIMUM``, 1e-14), where more iterations change
 nothing.
 
@@ -46,7 +48,8 @@ What ``updates_to_target`` (the table's "steps to gap") and the curves' ``update
 depends on the kind of optimizer (:data:`STEP_UNITS`): minibatch updates for the first-order
 optimizers (``gd``: one update per pass over X); passes over X for ``lbfgs`` and
 ``newton-cg``, i.e. objective evaluations (line-search trials included) plus Hessian-vector
-products, which is what an iteration costs; iterations for ``newton`` (each one a gradient,
+products, which is what an iteration costs, and for ``saga`` (one per epoch: its n row
+updates cost about one pass, not n minibatch updates); iterations for ``newton`` (each one a gradient,
 a Hessian and a line search).
 """
 
@@ -83,16 +86,18 @@ COMPARE_OPTIMIZERS = {
     "radam": ("radam", {}, 0.03, False),
     "lbfgs": ("lbfgs", {}, None, True),
     "newton-cg": ("newton-cg", {}, None, True),
+    "saga": ("saga", {}, None, True),
     "newton": ("newton", {}, None, True),
 }
 
 # The optimizers without a learning rate, and what their "updates" count: the full-batch
 # solvers' history["steps"] counts passes over X (L-BFGS and Newton-CG) or iterations (Newton).
-SOLVERS = ("lbfgs", "newton-cg", "newton")
-STEP_UNITS = {"lbfgs": "passes", "newton-cg": "passes", "newton": "iterations"}
+SOLVERS = ("lbfgs", "newton-cg", "newton", "saga")
+STEP_UNITS = {"lbfgs": "passes", "newton-cg": "passes", "newton": "iterations",
+              "saga": "passes"}
 STEP_NOTE = ("steps to gap: minibatch updates (gd: full-batch updates, one per pass over X);\n"
              "passes over X for lbfgs and newton-cg (objective evaluations and Hessian-vector "
-             "products);\niterations for newton. ms/epoch: per iteration for the solvers.")
+             "products) and saga (one per epoch);\niterations for newton. ms/epoch: per iteration for the solvers.")
 
 TINY = 1e-12          # floor of |L*| in the relative gap
 AT_OPTIMUM = 1e-14    # a solver's relative gap that is rounding: the solver stops there
@@ -387,7 +392,7 @@ def plot_loss_curves(result: ComparisonResult, path) -> str:
     loss_curves(result, left, x="updates", legend=False)
     loss_curves(result, right, x="seconds", legend=False)
     if any(name in STEP_UNITS for name in result.curves):
-        left.set_xlabel("updates (lbfgs, newton-cg: passes over X; newton: iterations)")
+        left.set_xlabel("updates (lbfgs, newton-cg, saga: passes over X; newton: iterations)")
     handles, labels = right.get_legend_handles_labels()
     if handles:  # beside the panels, where it hides no curve
         right.legend(handles, labels, fontsize="small", loc="center left",

@@ -40,7 +40,7 @@ from .engine import (DivergenceError, FitResult, Monitor, Problem, TrainingState
                      optimizer_from, result, scaled_penalty, stall_tol, train)
 from .newton import MAX_PARAMS, hessian, newton_fit
 from .optim import Optimizer
-from .solvers import LBFGS, NewtonCG
+from .solvers import LBFGS, SAGA, NewtonCG
 from .reference.models import ModelSpec
 from .reference.models import penalty as penalty_of
 from .schedules import make_schedule
@@ -325,6 +325,9 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
     opt = optimizer_from(optimizer, lr)
     newton = opt is None
     quasi = isinstance(opt, LBFGS)  # a distributed L-BFGS on the summed objective
+    if isinstance(opt, SAGA):
+        raise ValueError("optimizer='saga' is not available on dask collections (its table "
+                         "of per-row gradients is not distributed); use 'lbfgs'")
     if isinstance(opt, NewtonCG):
         raise ValueError("optimizer='newton-cg' is not available on dask collections (its "
                          "Hessian-vector products are not distributed); use 'lbfgs'")

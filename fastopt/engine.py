@@ -31,7 +31,9 @@ from .optim import Optimizer, make_optimizer
 from .reference.hvp import hessian_operator
 from .reference.models import MODELS, PENALTIES, ModelSpec
 from .schedules import make_schedule
-from .solvers import AUTO_GAP, SOLVERS, LBFGS, NewtonCG
+from .reference import saga as _saga
+from .reference.models import penalty as _penalty
+from .solvers import AUTO_GAP, SAGA_AUTO_TOL, SOLVERS, LBFGS, NewtonCG, SAGA
 
 __all__ = ["Problem", "TrainingState", "FitResult", "DivergenceError", "prepare", "train",
            "solve", "result", "Monitor"]
@@ -58,6 +60,12 @@ def not_converged_message(epochs, tol, n_iter_no_change, history=None):
     the fit got when its ``history`` is given."""
     history = history or {}
     losses = history.get("loss", [])
+    if history.get("change"):  # SAGA: tol is the relative change of the parameters
+        return (f"Maximum number of epochs ({epochs}) reached before the parameters' largest "
+                f"change in an epoch, relative to the largest parameter, fell to "
+                f"tol={SAGA_AUTO_TOL if tol == 'auto' else tol}: it is "
+                f"{history['change'][-1]:.3g}, the loss {losses[-1]:.6g}; consider "
+                "increasing epochs.")
     if tol == "auto" and history.get("gap"):
         return (f"Maximum number of epochs ({epochs}) reached before the estimated relative "
                 f"distance to the optimum fell to {AUTO_GAP:g}: it is "
@@ -666,9 +674,9 @@ def choose_solver(problem):
 
 
 def is_full_batch(optimizer):
-    """Whether ``optimizer`` (as given to a fit) is a full-batch solver: Newton's method,
-    L-BFGS or Newton-CG (no minibatches, no ``partial_fit``)."""
-    return (is_newton(optimizer) or isinstance(optimizer, (LBFGS, NewtonCG))
+    """Whether ``optimizer`` (as given to a fit) is a solver of the whole data set: Newton's
+    method, L-BFGS, Newton-CG or SAGA (no minibatches, no ``partial_fit``)."""
+    return (is_newton(optimizer) or isinstance(optimizer, (LBFGS, NewtonCG, SAGA))
             or isinstance(optimizer, str) and optimizer.lower() in SOLVERS)
 
 
@@ -696,8 +704,9 @@ class Solved(NamedTuple):
 def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epochs,
           batch_size, shuffle=True, tol, n_iter_no_change=5, early_stopping=False,
           validation_fraction=0.1, callback=None, verbose=0, total_steps=None, n_jobs=None,
-          sparse_update="exact"):
-    """A whole fit from ``params``: Newton's method (``optimizer`` is None), or first-order
+          sparse_update="exact", seed=0):
+    """A whole fit from ``params``: Newton's method (``optimizer`` is None), a solver of
+    :mod:`fastopt.solvers` (SAGA shuffles with ``seed``), or first-order
     epochs on ``state`` (made from ``params`` when None), on a held-out split with
     ``early_stopping`` (then the best parameters are kept, in ``state`` too), or
     ``optimizer="auto"`` (:func:`choose_solver`). Returns a :class:`Solved`; its ``grad_max``
@@ -715,6 +724,9 @@ def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epo
         return Solved(params, history, converged, None, False, None,
                       history["grad_max"][-1] if history["grad_max"]
                       else _gradient_max(problem, data, params, backend))
+    if isinstance(optimizer, SAGA):
+        return _solve_saga(problem, params, backend=backend, solver=optimizer, max_iter=epochs,
+                           tol=tol, callback=callback, verbose=verbose, seed=seed)
     if isinstance(optimizer, (LBFGS, NewtonCG)):
         return _solve_full_batch(problem, params, backend=backend, solver=optimizer,
                                  max_iter=epochs, tol=tol, callback=callback, verbose=verbose,
@@ -829,10 +841,60 @@ def _newton_finish(problem, data, backend, x, monitor, passes):
     return params, grad_max, converged or len(history["loss"]) < FINISH_STEPS
 
 
+def _solve_saga(problem, params, *, backend, solver, max_iter, tol, callback, verbose, seed):
+    """SAGA epochs (:mod:`fastopt.reference.saga`) from ``params`` until the relative change
+    of the parameters in an epoch is at most the tolerance (:class:`~fastopt.solvers.SAGA`):
+    one history entry per epoch, ``loss`` the mean row loss during the epoch plus the penalty
+    at its end, ``steps`` the passes over X, ``change`` the relative change. A non-finite loss
+    or parameter is a DivergenceError; Ctrl-C propagates as KeyboardInterrupt."""
+    if backend.saga_epoch is None:
+        raise ValueError(f"optimizer='saga' has no kernel on backend {backend.name!r}; use "
+                         "backend='cpp', 'numba' or 'numpy', or optimizer='lbfgs'")
+    problem.check_finite_now()
+    spec, n = problem.spec, problem.n_samples
+    solver.check_memory(n, spec.n_outputs)
+    step = solver.step_size or _saga.auto_step_size(spec, problem.X, problem.sample_weight,
+                                                    problem.mean, problem.inv_std)
+    if step * _saga.penalties(spec)[1] >= 1.0:
+        raise ValueError(f"SAGA's step_size={step:g} times the L2 strength "
+                         f"{_saga.penalties(spec)[1]:g} must be < 1; use a smaller step_size "
+                         "(None picks one)")
+    data = backend.dataset(problem)
+    state = _saga.new_state(spec, n, params)
+    tol = (solver.tol if solver.tol is not None else SAGA_AUTO_TOL if tol == "auto"
+           else (tol or 0.0))
+    monitor = Monitor(callback=callback, verbose=verbose)
+    monitor.history["change"] = []
+    converged = False
+    for epoch in range(max_iter):
+        before = state.w.copy()
+        start = time.perf_counter()
+        loss_sum, ok, failed = backend.saga_epoch(data, state, step, seed, epoch)
+        seconds = time.perf_counter() - start
+        if not ok:
+            raise DivergenceError(
+                f"SAGA: the loss or the parameters became non-finite at epoch {epoch + 1}, row "
+                f"{failed + 1} of {n} (step size {step:.3g}). Try standardize=True, or a "
+                "smaller step_size.")
+        largest = float(np.max(np.abs(state.w), initial=0.0))
+        change = float(np.max(np.abs(state.w - before), initial=0.0)) / max(largest, 1e-300)
+        loss = loss_sum / n + _penalty(spec, state.w)[0]
+        entry = {"epoch": epoch + 1, "loss": loss * problem.loss_scale, "lr": step,
+                 "seconds": seconds, "steps": epoch + 1, "change": change}
+        stop = monitor.record(entry, state.w)
+        if change <= tol:
+            converged = True
+            break
+        if stop:
+            break
+    return Solved(state.w.astype(params.dtype), monitor.history, converged, None,
+                  monitor.interrupted, None, None)
+
+
 def optimizer_from(optimizer, lr, default_lr=None, stochastic=False):
     """The optimizer object of ``optimizer`` (a name or an object) with ``lr`` (or, for a
-    name, ``default_lr(name)`` when given), a full-batch solver's options (``"lbfgs"``,
-    ``"newton-cg"`` or their objects), None for Newton's method, or ``"auto"`` (resolved by
+    name, ``default_lr(name)`` when given), a solver's options (``"lbfgs"``, ``"newton-cg"``,
+    ``"saga"`` or their objects), None for Newton's method, or ``"auto"`` (resolved by
     :func:`solve` once the problem is known; with ``stochastic``, for ``partial_fit`` and early
     stopping, it is Adam)."""
     if is_auto(optimizer):
@@ -841,7 +903,7 @@ def optimizer_from(optimizer, lr, default_lr=None, stochastic=False):
         optimizer = "adam"
     if is_newton(optimizer):
         return None
-    if isinstance(optimizer, (LBFGS, NewtonCG)):
+    if isinstance(optimizer, (LBFGS, NewtonCG, SAGA)):
         return optimizer
     if isinstance(optimizer, str) and optimizer.lower() in SOLVERS:
         return SOLVERS[optimizer.lower()]()

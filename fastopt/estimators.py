@@ -302,12 +302,12 @@ class _FastoptLinearModel(BaseEstimator):
         if continuing:
             self._check_continuation(problem, classes, partial)
         dtype = problem.X.dtype
+        seed = v.seed_from(self.random_state)  # one draw per fit: the shuffle's (or SAGA's)
         if continuing:
             params, state = self._continued_state(problem, optimizer, dtype)
         else:
             params = np.zeros(problem.spec.n_params, dtype=dtype)
-            state = None if full_batch else new_state(optimizer, params,
-                                                  v.seed_from(self.random_state))
+            state = None if full_batch else new_state(optimizer, params, seed)
         epochs, tol = (1, None) if partial else (self.epochs, self.tol)
         total_steps = None  # the fit's own updates, as in fastopt.fit
         if partial or continuing:
@@ -325,7 +325,8 @@ class _FastoptLinearModel(BaseEstimator):
             shuffle=self.shuffle, tol=tol, n_iter_no_change=self.n_iter_no_change,
             early_stopping=self.early_stopping and not partial,
             validation_fraction=self.validation_fraction, verbose=self.verbose,
-            total_steps=total_steps, n_jobs=self.n_jobs, sparse_update=self.sparse_update)
+            total_steps=total_steps, n_jobs=self.n_jobs, sparse_update=self.sparse_update,
+            seed=seed)
         if diverged:
             raise DivergenceError(diverged)  # _fit restores the estimator as it was
         updates = (state.updates if state is not None

@@ -15,15 +15,15 @@ __all__ = ["loss_curves", "lr_sweep", "paths", "schedules"]
 GAP_FLOOR = 1e-16  # a log scale cannot show an exact zero
 
 # One colour per optimizer of fastopt.compare, the same in every picture: matplotlib's cycle
-# has 10, so the 11th to 14th curves would repeat the first four.
+# has 10, so the 11th to 15th curves would repeat the first five.
 COLORS = {"gd": "tab:blue", "sgd": "tab:orange", "momentum": "tab:green",
           "nesterov": "tab:red", "adagrad": "tab:purple", "rmsprop": "tab:brown",
           "adadelta": "tab:pink", "adam": "tab:olive", "adamw": "tab:cyan", "nadam": "navy",
           "radam": "magenta", "lbfgs": "darkgoldenrod", "newton-cg": "lime",
-          "newton": "black"}
+          "newton": "black", "saga": "teal"}
 # The full-batch solvers, whose fast convergence would stretch the y axis of a loss-curve
 # picture down to rounding: their curves go below the view onto its floor.
-SOLVERS = ("lbfgs", "newton-cg", "newton")
+SOLVERS = ("lbfgs", "newton-cg", "newton", "saga")
 
 
 def _axes(ax):

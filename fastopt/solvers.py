@@ -39,6 +39,9 @@ numbers. A ``KeyboardInterrupt`` raised inside ``objective`` or ``hvp`` propagat
 
 from __future__ import annotations
 
+import importlib
+import math
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -751,6 +754,89 @@ class NewtonCG:
                          callback=callback)
 
 
+def available_memory():
+    """Bytes of memory available to a new allocation now (psutil's "available", else the free
+    physical pages), or None when neither can tell."""
+    try:  # optional, and without type stubs: imported by name
+        psutil = importlib.import_module("psutil")
+    except ImportError:
+        psutil = None
+    if psutil is not None:
+        return int(psutil.virtual_memory().available)
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        return None
+
+
+@dataclass(frozen=True)
+class SAGA:
+    r"""SAGA as a fit option (``optimizer="saga"`` with the defaults): a variance-reduced
+    incremental solver, proximal for the L1 term, for every model, penalty (l1 and elasticnet
+    included), dense or CSR X, float32 or float64 (the iterate and SAGA's memory are float64).
+
+    One epoch visits every row once in a shuffled order, the same as fastopt's other epochs
+    (:mod:`fastopt.reference.shuffle`, seeded by ``random_state``); at row ``i``, with
+    ``r_i = s_i dl/df`` its gradient scalars and ``T`` the table of each row's ``r`` at its
+    last visit (zeros at the start),
+
+    .. math::
+        W \leftarrow \operatorname{soft}\Big(W - \eta \big((r_i - T_i)\, \tilde x_i^T
+        + \tfrac1n \textstyle\sum_j T_j \tilde x_j^T + \lambda_2 W\big),\
+        \eta \lambda_1\Big), \qquad T_i \leftarrow r_i
+
+    (intercepts alike, unpenalised and without the threshold): the table costs
+    ``8 * n_samples * K`` bytes (K = 1, or the number of classes for softmax), and a fit that
+    would need more than half of the memory available is refused. On CSR X a row updates only
+    its own columns; the others catch up in closed form when a row needs them (the same
+    iterates as updating every column at every row, up to rounding). ``standardize=True``
+    with CSR X makes every column non-zero: its rows then cost O(n_features) each.
+    Specification: :mod:`fastopt.reference.saga`. ``epochs`` is the limit of epochs; one
+    epoch is one pass over X (history ``steps``). Runs on the ``cpp``, ``numba`` and ``numpy``
+    backends (not ``cuda``), on one thread (``n_jobs`` does not apply); ``batch_size``, ``lr``
+    and ``schedule`` do not apply either.
+
+    Parameters
+    ----------
+    step_size : float or None, default=None
+        The step ``eta``; None: scikit-learn's rule for SAGA, ``1 / (2 L + min(2 n lambda_2,
+        L))`` with ``L`` the largest Lipschitz constant of a row's gradient
+        (:func:`fastopt.reference.saga.auto_step_size`). Must keep ``eta * lambda_2 < 1``.
+    tol : float or None, default=None
+        Stop after the first epoch whose largest change of a parameter, relative to the
+        largest parameter, ``max|w_new - w_old| / max|w_new|``, is at most ``tol``
+        (scikit-learn's test); None: the fit's ``tol`` (:data:`SAGA_AUTO_TOL` for ``"auto"``;
+        0, every epoch, for None).
+        The result's history has this ratio per epoch as ``change``.
+    """
+
+    step_size: float | None = None
+    tol: float | None = None
+
+    def __post_init__(self):
+        if self.step_size is not None and not (isinstance(self.step_size, (int, float))
+                                               and math.isfinite(self.step_size)
+                                               and self.step_size > 0):
+            raise ValueError(f"step_size must be None or a positive number, got "
+                             f"{self.step_size!r}")
+        if self.tol is not None and not (isinstance(self.tol, (int, float)) and self.tol >= 0):
+            raise ValueError(f"tol must be None or a number >= 0, got {self.tol!r}")
+
+    @staticmethod
+    def check_memory(n_samples, n_outputs, available=None):
+        """ValueError when SAGA's table (``8 * n_samples * n_outputs`` bytes) would take more
+        than half of the available memory (:func:`available_memory` when not given)."""
+        need = 8 * int(n_samples) * int(n_outputs)
+        available = available_memory() if available is None else available
+        if available is not None and need > available // 2:
+            raise ValueError(
+                f"optimizer='saga' needs a table of {need} bytes ({need / 2**30:.2f} GiB: one "
+                f"float64 per row{' and class' if n_outputs > 1 else ''}), more than half of "
+                f"the {available} bytes of memory available; use optimizer='lbfgs', which "
+                "keeps no per-row state")
+
+
+
 AUTO_GAP = 1e-7
 """The stop of ``tol="auto"``: an estimated relative distance to the optimum 10 times below
 the 1e-6 that the defaults promise (the estimate can be optimistic, see ``lbfgs``)."""
@@ -766,4 +852,11 @@ def _tolerances(grad, gap, tol):
     return (grad if grad is not None else (0.0 if tol is None else tol)), (gap or 0.0)
 
 
-SOLVERS = {"lbfgs": LBFGS, "newton-cg": NewtonCG}
+SAGA_AUTO_TOL = 1e-5
+"""SAGA's ``tol`` under the fit's ``tol="auto"``: the relative change of the parameters in an
+epoch (SAGA has no estimate of the gap). On eight l1 and elasticnet problems (logistic,
+softmax, linear; n=5000, alpha = 1/n and 10/n) it ended at relative gaps of 2e-10 to 7e-8,
+where 1e-4 ended at up to 9e-6; 1e-6 cost up to 30% more epochs for gaps below 1e-9."""
+
+
+SOLVERS = {"lbfgs": LBFGS, "newton-cg": NewtonCG, "saga": SAGA}

@@ -239,9 +239,10 @@ def fit_stream(data, *, model: str = "linear", optimizer: str | Optimizer = "ada
         raise ValueError(f"fit_stream runs all epochs and has no stopping rule: pass tol=None, "
                          f"not tol={tol!r}")
     opt = optimizer_from(optimizer, lr)
-    if opt is None:
-        raise ValueError("fit_stream trains with first-order optimizers; Newton's method "
-                         "needs the whole data set (fastopt.fit)")
+    if not isinstance(opt, Optimizer):  # Newton, L-BFGS, Newton-CG, SAGA
+        what = "Newton's method" if opt is None else f"optimizer={optimizer!r}"
+        raise ValueError(f"fit_stream trains with first-order optimizers; {what} needs the "
+                         "whole data set (fastopt.fit)")
     record = _backends.resolve(backend)
     source, count, one_shot = _chunk_source(data, chunk_rows, target)
     if one_shot:

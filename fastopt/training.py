@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike
 from . import _backends
 from . import _validation as v
 from .optim import Optimizer
-from .solvers import LBFGS, NewtonCG
+from .solvers import LBFGS, SAGA, NewtonCG
 from .engine import (DivergenceError, FitResult, check_training_options, convergence_warning,
                      new_state, not_converged_message, optimizer_from, prepare, result, solve)
 
@@ -30,7 +30,7 @@ def __getattr__(name):
 
 
 def fit(X: ArrayLike, y: ArrayLike, model: str = "linear",
-        optimizer: str | Optimizer | LBFGS | NewtonCG = "adam", lr: float | None = None,
+        optimizer: str | Optimizer | LBFGS | NewtonCG | SAGA = "adam", lr: float | None = None,
         schedule: object = None, epochs: int = 20, batch_size: int | None = 256,
         shuffle: bool | str = True, penalty: str | None = None, alpha: float = 1e-4,
         l1_ratio: float = 0.15, fit_intercept: bool = True,
@@ -149,14 +149,14 @@ def fit(X: ArrayLike, y: ArrayLike, model: str = "linear",
                                backend=record, trains=opt is not None,
                                class_weight=class_weight)
     params = np.zeros(problem.spec.n_params, dtype=problem.X.dtype)
-    state = (new_state(opt, params, v.seed_from(random_state)) if isinstance(opt, Optimizer)
-             else None)
+    seed = v.seed_from(random_state)
+    state = new_state(opt, params, seed) if isinstance(opt, Optimizer) else None
     params, history, converged, state, interrupted, diverged, grad_max = solve(
         problem, params, backend=record, optimizer=opt, state=state, schedule=schedule,
         epochs=epochs, batch_size=batch_size, shuffle=shuffle, tol=tol,
         n_iter_no_change=n_iter_no_change, early_stopping=early_stopping,
         validation_fraction=validation_fraction, callback=callback, verbose=verbose,
-        n_jobs=n_jobs, sparse_update=sparse_update)
+        n_jobs=n_jobs, sparse_update=sparse_update, seed=seed)
     fitted = result(params, problem.spec, scaling=problem.scaling, target=problem.target,
                     classes=classes, history=history, converged=converged, state=state,
                     feature_names=v.feature_names(X), grad_max=grad_max)

@@ -59,7 +59,7 @@ def test_full_batch_solvers_count_passes_over_x_to_the_target():
     text = result.to_text()
     assert "steps to gap" in text and "passes over X for lbfgs and newton-cg" in text
     from fastopt.comparison import STEP_UNITS
-    assert set(STEP_UNITS) == {"lbfgs", "newton-cg", "newton"}
+    assert set(STEP_UNITS) == {"lbfgs", "newton-cg", "newton", "saga"}
 
 
 def test_solvers_run_on_when_newton_cannot_give_the_optimum(monkeypatch):

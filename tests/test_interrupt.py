@@ -14,12 +14,12 @@ CHILD = textwrap.dedent("""
     import numpy as np
     import fastopt as fo
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((40000, 100))
+    X = rng.standard_normal((int(sys.argv[4]), 100))
     y = rng.integers(0, 100, len(X))
     print("ready", flush=True)
     try:
         fo.fit(X, y, model="softmax", epochs=1000, tol=None, batch_size=None,
-               backend=sys.argv[1], n_jobs=int(sys.argv[2]))
+               backend=sys.argv[1], n_jobs=int(sys.argv[2]), optimizer=sys.argv[3])
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         small = fo.fit(X[:200, :5], y[:200] % 2, model="logistic", epochs=2, tol=None)
@@ -28,9 +28,16 @@ CHILD = textwrap.dedent("""
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
-@pytest.mark.parametrize("backend, n_jobs, budget", [("cpp", 1, 2.0), ("cpp", 2, 2.0)])
-def test_ctrl_c_interrupts_a_compiled_epoch_quickly(backend, n_jobs, budget, tmp_path):
-    with subprocess.Popen([sys.executable, "-c", CHILD, backend, str(n_jobs)],
+@pytest.mark.parametrize("backend, n_jobs, budget, method, rows", [
+    ("cpp", 1, 2.0, "adam", 40000), ("cpp", 2, 2.0, "adam", 40000),
+    # SAGA: epochs of ~2.5 s (120,000 rows x 100 classes x 100 features), so that a kernel
+    # that did not poll would miss the budget by far.
+    ("cpp", 1, 0.5, "saga", 120000),
+])
+def test_ctrl_c_interrupts_a_compiled_epoch_quickly(backend, n_jobs, budget, method, rows,
+                                                    tmp_path):
+    with subprocess.Popen([sys.executable, "-c", CHILD, backend, str(n_jobs), method,
+                           str(rows)],
                           stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, cwd=tmp_path) as child:
         assert child.stdout.readline().strip() == "ready"

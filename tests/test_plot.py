@@ -114,15 +114,15 @@ def comparison_of_every_optimizer():
     return compare(X, y, model="logistic", epochs=3, progress=False)
 
 
-def test_loss_curves_give_each_of_the_fourteen_fits_its_own_colour_and_a_legend(ax):
+def test_loss_curves_give_each_of_the_fifteen_fits_its_own_colour_and_a_legend(ax):
     from matplotlib.colors import to_rgba
 
     result = comparison_of_every_optimizer()
-    assert len(result.curves) == 14
+    assert len(result.curves) == 15
     plot.loss_curves(result, ax)
     fits = [line for line in ax.get_lines() if line.get_label() != "target gap"]
     assert [line.get_label() for line in fits] == list(result.curves)
-    assert len({to_rgba(line.get_color()) for line in fits}) == 14
+    assert len({to_rgba(line.get_color()) for line in fits}) == 15
     # Dashes mean the target gap only; every (converged) fit is solid.
     assert all(line.get_linestyle() == "-" for line in fits)
     target = next(line for line in ax.get_lines() if line.get_label() == "target gap")

@@ -140,6 +140,72 @@ py::tuple objective(const CheckedDataset& ds, const py::handle& params_obj) {
     return py::make_tuple(value, grad);
 }
 
+// A float64 array of `size` elements, C-contiguous and writeable: SAGA's state, written in
+// place.
+py::array saga_array(const py::handle& obj, const std::string& what, int64_t size) {
+    py::array a = as_ndarray(obj, what);
+    if (!a.dtype().equal(py::dtype::of<double>()))
+        throw py::type_error(what + " must have dtype float64, got " + dtype_name(a));
+    if (a.size() != size)
+        throw py::value_error(what + " must have " + std::to_string(size) + " elements, got " +
+                              shape_str(a));
+    require_c_contiguous(a, what);
+    require_writeable(a, what);
+    return a;
+}
+
+template <class T>
+EpochOutcome saga_impl(const CheckedDataset& ds, SagaArrays& arrays, const SagaSpec& e) {
+    const Dataset<T> data = ds.view<T>();
+    StopCheck stop;
+    stop.poll = &poll_signals;
+    const auto kernel = dispatch::kernels().of<T>().saga_epoch;
+    EpochOutcome out;
+    {
+        py::gil_scoped_release release;
+        out = kernel(ds.spec, data, e, arrays, stop);
+    }
+    if (out.status == EpochStatus::interrupted) {
+        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        throw py::error_already_set();
+    }
+    return out;
+}
+
+// Only O(1) checks, plus the epoch's scratch (the visiting order, a row, the columns' steps).
+py::tuple saga_epoch(const CheckedDataset& ds, const py::handle& w_obj,
+                     const py::handle& table_obj, const py::handle& sums_obj, double step,
+                     uint64_t seed, uint64_t epoch) {
+    const int64_t p = n_params(ds.spec);
+    py::array w = saga_array(w_obj, "w", p);
+    py::array table = saga_array(table_obj, "table", ds.n * ds.spec.n_outputs);
+    py::array sums = saga_array(sums_obj, "sums", p);
+    require_disjoint({span_of(w, "w"), span_of(table, "table"), span_of(sums, "sums")});
+    if (!(step > 0.0) || !std::isfinite(step))
+        throw py::value_error("step must be a positive finite number");
+    if (ds.n > int64_t(0xFFFFFFFF))
+        throw py::value_error("SAGA's shuffle handles up to 2**32 - 1 rows");
+    if (ds.sparse && !ds.unique_columns)
+        throw py::value_error("SAGA needs CSR X with sorted, unique column indices in every "
+                              "row (X.sum_duplicates(); X.sort_indices())");
+    std::vector<uint32_t> order(size_t(ds.n));
+    std::vector<double> row(size_t(ds.spec.n_features)), scores(size_t(ds.spec.n_outputs));
+    std::vector<int64_t> last(size_t(ds.spec.n_features));
+    // Sparse X with an L2 part: the columns' decay over each possible wait, once an epoch.
+    const bool decays = ds.sparse && !ds.standardized() && ds.spec.penalty != Penalty::none &&
+                        ds.spec.alpha * (1.0 - l1_share(ds.spec)) != 0.0;
+    std::vector<double> decay(decays ? size_t(ds.n) + 1 : 0);
+    SagaArrays arrays{static_cast<double*>(w.mutable_data()),
+                      static_cast<double*>(table.mutable_data()),
+                      static_cast<double*>(sums.mutable_data()), order.data(), row.data(),
+                      last.data(), scores.data(), decays ? decay.data() : nullptr};
+    const SagaSpec e{step, seed, epoch};
+    const EpochOutcome out = ds.f32 ? saga_impl<float>(ds, arrays, e)
+                                    : saga_impl<double>(ds, arrays, e);
+    return py::make_tuple(out.loss_sum, out.steps, static_cast<int>(out.status),
+                          out.failed_step);
+}
+
 py::array_t<uint32_t> shuffled_order(int64_t n, uint64_t seed, uint64_t epoch,
                                      int64_t batch_size) {
     if (n < 0 || n > int64_t(0xFFFFFFFF))
@@ -272,6 +338,12 @@ void register_training(py::module_& m) {
           "shuffled order instead of shuffled rows. Returns (loss_sum, steps, status, "
           "failed_step, step, mu_product); status 0 ok, 1 non-finite loss or parameters at "
           "failed_step.");
+    m.def("saga_epoch", &saga_epoch, py::arg("data"), py::arg("w"), py::arg("table"),
+          py::arg("sums"), py::arg("step"), py::arg("seed"), py::arg("epoch"),
+          "One SAGA epoch (fastopt/reference/saga.py) on a Dataset: float64 w (n_params), table "
+          "(n * n_outputs) and sums (n_params) updated in place, rows in shuffled_order(n, "
+          "seed, epoch). Returns (loss_sum, steps, status, failed_step); status 0 ok, 1 "
+          "non-finite loss or parameters at failed_step.");
     m.def("shuffled_order", &shuffled_order, py::arg("n"), py::arg("seed"), py::arg("epoch"),
           py::arg("batch_size") = 0,
           "The rows of a shuffled epoch in visiting order (fastopt/reference/shuffle.py); with "

@@ -21,10 +21,15 @@ using Objective = double (*)(const ModelSpec&, const Dataset<T>&, const T*, Work
                              StopCheck&) noexcept;
 
 template <class T>
+using SagaEpoch = EpochOutcome (*)(const ModelSpec&, const Dataset<T>&, const SagaSpec&,
+                                   SagaArrays&, StopCheck&) noexcept;
+
+template <class T>
 struct TypedKernels {
     OptimizerStep<T> optimizer_step;
     RunEpoch<T> run_epoch;
     Objective<T> objective;
+    SagaEpoch<T> saga_epoch;
 };
 
 struct KernelTable {

@@ -65,6 +65,9 @@ class Backend(NamedTuple):
     checks_finite: bool
     #: ``(X, name) -> X`` for X in GPU memory, or None: this backend trains on host memory only.
     check_device_X: Callable | None = None
+    #: ``(data, state, step, seed, epoch) -> (loss sum, ok, failed row position or -1)``: one
+    #: SAGA epoch on a :class:`fastopt.reference.saga.SagaState`, in place; None: no SAGA here.
+    saga_epoch: Callable | None = None
 
 
 _warned_fallback = False
@@ -166,13 +169,14 @@ def _record(name):
     if name == "cpp":
         from . import cpp
         return Backend("cpp", cpp.optimizer_step, cpp.dataset, cpp.epoch, cpp.objective,
-                       cpp.column_scaling, _scaling.take_rows, checks_finite=True)
+                       cpp.column_scaling, _scaling.take_rows, checks_finite=True,
+                       saga_epoch=cpp.saga_epoch)
     if name == "numba":
         jit = _numba()
         return Backend("numba", jit.optimizer_step,
                        lambda problem: jit.dataset(problem, fused_multiply_add()),
                        jit.epoch, jit.objective, _column_scaling(), _scaling.take_rows,
-                       checks_finite=True)
+                       checks_finite=True, saga_epoch=jit.saga_epoch)
     if name == "cuda":
         gpu = _cuda()
         return Backend("cuda", gpu.optimizer_step, gpu.dataset, gpu.epoch, gpu.objective,
@@ -182,7 +186,7 @@ def _record(name):
     from . import reference
     return Backend("numpy", reference.optimizer_step, reference.dataset, reference.epoch,
                    reference.objective, _column_scaling(), _scaling.take_rows,
-                   checks_finite=False)
+                   checks_finite=False, saga_epoch=reference.saga_epoch)
 
 
 _host_fma = None

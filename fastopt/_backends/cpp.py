@@ -88,5 +88,11 @@ def objective(data, params):
     return _core.objective(data, params)
 
 
+def saga_epoch(data, state, step, seed, epoch):
+    loss_sum, _, status, failed = _core.saga_epoch(data, state.w, state.table, state.sums, step,
+                                                   seed, epoch)
+    return loss_sum, status == 0, failed
+
+
 def column_scaling(X, sample_weight=None):
     return _scaling.column_scaling(X, sample_weight, moments=_core.column_moments)

@@ -57,7 +57,8 @@ from numba.extending import intrinsic
 from ..reference.models import l1_share
 from .contract import MODEL_CODES, OPTIMIZER_CODES, PENALTY_CODES, check_step
 
-__all__ = ["optimizer_step", "epoch", "objective", "permutation", "compile_cache_enabled"]
+__all__ = ["optimizer_step", "epoch", "objective", "permutation", "compile_cache_enabled",
+           "saga_epoch"]
 
 
 # error_model="numpy": x / 0.0 gives inf or nan as in C++, not Python's ZeroDivisionError
@@ -1415,3 +1416,202 @@ def objective(data, params):
                                 data.csr, rsum):
         pass
     return float(sums[S_EPOCH]), grad
+
+
+# ---------------------------------------------------------------------------------------------
+# SAGA (saga.hpp; the algorithm: fastopt/reference/saga.py). The iterate and SAGA's memory are
+# float64; a call runs rows until its budget is spent, so that Ctrl-C lands between calls.
+
+# cursor: the next position in the epoch, status (0 ok, 1 non-finite), failed position
+G_POS, G_STATUS, G_FAILED = range(3)
+
+
+@_jit
+def _soft_threshold(v, t):
+    return v - min(max(v, -t), t)
+
+
+@_jit
+def _affine_steps(a, drift, k, step, l2, log_q, decay):
+    if l2 == 0.0:
+        return a + np.float64(k) * drift
+    fixed = drift / (step * l2)
+    factor = decay[k] if decay.size else math.expm1(np.float64(k) * log_q)
+    return a + factor * (a - fixed)
+
+
+@_jit
+def _catch_up(w, g, m, step, l1, l2, log_q, decay):
+    """saga.hpp ``catch_up``: m updates of a coordinate whose row term is zero."""
+    if m <= 0:
+        return w
+    if l1 == 0.0:
+        return _affine_steps(w, -step * g, m, step, l2, log_q, decay)
+    for _ in range(4):
+        if m <= 0:
+            break
+        if w == 0.0:
+            if abs(g) <= l1:
+                return 0.0
+            w = _soft_threshold(-step * g, step * l1)
+            m -= 1
+            continue
+        side = 1.0 if w > 0 else -1.0
+        drift = -step * (g + side * l1)
+        end = _affine_steps(w, drift, m, step, l2, log_q, decay)
+        if side * end > 0:
+            return end
+        low, high = 0, m
+        while high - low > 1:
+            mid = low + (high - low) // 2
+            if side * _affine_steps(w, drift, mid, step, l2, log_q, decay) > 0:
+                low = mid
+            else:
+                high = mid
+        before = _affine_steps(w, drift, low, step, l2, log_q, decay)
+        w = _soft_threshold((1.0 - step * l2) * before - step * g, step * l1)
+        m -= high
+    while m > 0:
+        w = _soft_threshold((1.0 - step * l2) * w - step * g, step * l1)
+        m -= 1
+    return w
+
+
+@_jit
+def _catch_up_column(w, sums, last, j, t, d, k, inv_n, step, l1, l2, log_q, decay):
+    """Column j of every output brought up to step t (saga.hpp ``catch_up_column``)."""
+    m = t - last[j]
+    if m <= 0:
+        return
+    for c in range(k):
+        idx = c * d + j
+        w[idx] = _catch_up(w[idx], sums[idx] * inv_n, m, step, l1, l2, log_q, decay)
+    last[j] = t
+
+
+@_jit
+def _saga_kernel(X, y, sw, mean, inv_std, mi, w, table, sums, order, xs, last, f, decay,
+                 step, l1, l2, cursor, loss, budget, csr):
+    """Rows of a SAGA epoch from position ``cursor[G_POS]`` until about ``budget``
+    multiply-adds are done; True when the epoch is over (the waiting columns caught up)."""
+    n = y.size
+    d, k = mi[M_FEATURES], mi[M_OUTPUTS]
+    fused = mi[M_FUSED] != 0
+    intercept = mi[M_INTERCEPT] != 0
+    standardize = mi[M_STANDARDIZE] != 0
+    values, indptr, indices = csr[0], csr[1], csr[2]
+    sparse = indptr.size > 0
+    lazy = sparse and not standardize
+    inv_n = 1.0 / np.float64(n)
+    log_q = math.log1p(-step * l2)
+    t = cursor[G_POS]
+    done = 0
+    while t < n and done < budget:
+        r = np.int64(order[t])
+        if lazy:
+            begin, end = indptr[r], indptr[r + 1]
+            for e in range(begin, end):
+                _catch_up_column(w, sums, last, indices[e], t, d, k, inv_n, step, l1, l2, log_q,
+                                 decay)
+            for c in range(k):
+                score = 0.0
+                for e in range(begin, end):
+                    score = _madd(w[c * d + indices[e]], np.float64(values[e]), score, fused)
+                f[c] = score + w[k * d + c] if intercept else score
+            done += 4 * k * max(end - begin, 1)
+        else:
+            if sparse:
+                for j in range(d):
+                    xs[j] = -mean[j] * inv_std[j]
+                for e in range(indptr[r], indptr[r + 1]):
+                    j = indices[e]
+                    xs[j] = (np.float64(values[e]) - mean[j]) * inv_std[j]
+            elif standardize:
+                for j in range(d):
+                    xs[j] = (np.float64(X[r, j]) - mean[j]) * inv_std[j]
+            else:
+                for j in range(d):
+                    xs[j] = np.float64(X[r, j])
+            for c in range(k):
+                score = _dot(w, c * d, xs, 0, d, fused)
+                f[c] = score + w[k * d + c] if intercept else score
+            done += 4 * k * d
+        row_loss = _loss_and_residual(mi[M_MODEL], f, k, y[r])
+        weight = sw[r] if sw.size else 1.0
+        for c in range(k):
+            value = f[c] * weight
+            f[c] = value - table[r * k + c]
+            table[r * k + c] = value
+        bad = False
+        if lazy:
+            for e in range(indptr[r], indptr[r + 1]):
+                j = indices[e]
+                x = np.float64(values[e])
+                for c in range(k):
+                    idx = c * d + j
+                    delta_x = f[c] * x
+                    g = delta_x + sums[idx] * inv_n + l2 * w[idx]
+                    sums[idx] += delta_x
+                    w[idx] = _soft_threshold(w[idx] - step * g, step * l1)
+                    bad |= not math.isfinite(w[idx])
+                last[j] = t + 1
+        else:
+            for c in range(k):
+                for j in range(d):
+                    idx = c * d + j
+                    delta_x = f[c] * xs[j]
+                    g = delta_x + sums[idx] * inv_n + l2 * w[idx]
+                    sums[idx] += delta_x
+                    w[idx] = _soft_threshold(w[idx] - step * g, step * l1)
+                    bad |= not math.isfinite(w[idx])
+        if intercept:
+            for c in range(k):
+                w[k * d + c] -= step * (f[c] + sums[k * d + c] * inv_n)
+                sums[k * d + c] += f[c]
+        loss[0] += weight * row_loss
+        t += 1
+        if bad or not math.isfinite(loss[0]):
+            cursor[G_STATUS] = 1
+            cursor[G_FAILED] = t - 1
+            break
+    cursor[G_POS] = t
+    if t < n and cursor[G_STATUS] == 0:
+        return False
+    if lazy:  # every waiting column up to the last row done
+        for j in range(d):
+            _catch_up_column(w, sums, last, j, t, d, k, inv_n, step, l1, l2, log_q, decay)
+        if cursor[G_STATUS] == 0 and not _all_finite(w):
+            cursor[G_STATUS] = 1
+            cursor[G_FAILED] = n - 1
+    return True
+
+
+def saga_epoch(data, state, step, seed, epoch):
+    """One SAGA epoch on a ``fastopt.reference.saga.SagaState`` (in place), rows in the
+    shuffled order of ``(seed, epoch)``. Returns ``(loss sum, ok, failed position or -1)``, as
+    the C++ backend."""
+    spec, n = data.spec, data.n_samples
+    if n > _MAX_ROWS:
+        raise ValueError("SAGA's shuffle handles up to 2**32 - 1 rows")
+    for name, a, size in (("w", state.w, spec.n_params), ("table", state.table,
+                                                           n * spec.n_outputs),
+                          ("sums", state.sums, spec.n_params)):
+        if a.dtype != np.float64 or a.size != size or not a.flags.c_contiguous:
+            raise ValueError(f"{name} must be a C-contiguous float64 array of {size} elements")
+    lam = 0.0 if spec.penalty is None else spec.alpha
+    l1, l2 = lam * l1_share(spec), lam * (1.0 - l1_share(spec))
+    lazy = data.csr[1].size > 0 and not data.standardized
+    decay = _EMPTY[np.dtype(np.float64)]
+    if lazy and l2 != 0.0:  # the decay over each possible wait, once an epoch
+        decay = np.expm1(np.arange(n + 1) * math.log1p(-step * l2))
+    order = shuffled_order(n, seed, epoch)
+    xs, f = np.empty(spec.n_features), np.empty(spec.n_outputs)
+    last = np.zeros(spec.n_features, dtype=np.int64)
+    cursor, loss = np.zeros(3, dtype=np.int64), np.zeros(1)
+    budget = max(1, int(_WORK_PER_CALL))
+    while not _saga_kernel(data.X, data.y, data.sw, data.mean, data.inv_std, data.mi,
+                           state.w, state.table.reshape(-1), state.sums, order, xs, last, f,
+                           decay, float(step), l1, l2, cursor, loss, budget, data.csr):
+        pass  # Ctrl-C is raised here, between calls
+    ok = cursor[G_STATUS] == 0
+    return float(loss[0]), bool(ok), -1 if ok else int(cursor[G_FAILED])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..reference import models as _models
 from ..reference import optim as _optim
+from ..reference import saga as _saga
 from .contract import check_step
 
 
@@ -32,3 +33,8 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):
 def objective(problem, params):
     return _models.objective(problem.spec, problem.X, problem.y, problem.sample_weight,
                              problem.mean, problem.inv_std, params)
+
+
+def saga_epoch(problem, state, step, seed, epoch):
+    return _saga.saga_epoch(problem.spec, problem.X, problem.y, problem.sample_weight,
+                            problem.mean, problem.inv_std, state, step, seed, epoch)

@@ -168,4 +168,25 @@ struct EpochOutcome {
     int64_t failed_step = -1;
 };
 
+// SAGA (saga.hpp, fastopt/reference/saga.py): one epoch's constants, and its arrays, all
+// float64 whatever X's type. The caller allocates them; the kernel allocates nothing.
+struct SagaSpec {
+    double step;  // the step size eta
+    uint64_t seed;
+    uint64_t epoch;  // the epoch's rows: shuffled_order(n, seed, epoch)
+};
+
+struct SagaArrays {
+    double* w;       // n_params: the iterate
+    double* table;   // n * n_outputs: each row's s_i dl/df at its last visit
+    double* sums;    // n_params: sum over rows of table_i x~_i, then of table_i (intercepts)
+    uint32_t* order;  // n: the visiting order
+    double* row;     // n_features: a standardised (or densified) row
+    int64_t* last;   // n_features (sparse X): the step up to which each column's updates are done
+    double* scores;  // n_outputs
+    // n + 1, or null (sparse X with an L2 part only): expm1(k log(1 - step l2)), k = 0..n,
+    // the decay of a column that waited k rows, computed once an epoch instead of per wait.
+    double* decay = nullptr;
+};
+
 }  // namespace fastopt
