@@ -27,7 +27,6 @@ from . import _scaling
 from ._scaling import target_units
 from .newton import newton_fit
 from .optim import Optimizer, make_optimizer
-from .reference.hvp import hessian_operator
 from .reference.models import MODELS, PENALTIES, ModelSpec
 from .schedules import make_schedule
 from .solvers import SOLVERS, LBFGS, NewtonCG
@@ -646,7 +645,8 @@ def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epo
         return params, history, converged, None, False, None
     if isinstance(optimizer, (LBFGS, NewtonCG)):
         return _solve_full_batch(problem, params, backend=backend, solver=optimizer,
-                                 max_iter=epochs, tol=tol, callback=callback, verbose=verbose)
+                                 max_iter=epochs, tol=tol, callback=callback, verbose=verbose,
+                                 threads=v.check_n_jobs(n_jobs))
     if state is None:
         state = new_state(optimizer, params, 0)
     start_loss = None if state.params.any() else zero_loss(problem)
@@ -665,11 +665,13 @@ def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epo
             monitor.divergence())
 
 
-def _solve_full_batch(problem, params, *, backend, solver, max_iter, tol, callback, verbose):
+def _solve_full_batch(problem, params, *, backend, solver, max_iter, tol, callback, verbose,
+                      threads=1):
     """L-BFGS or Newton-CG from ``params``: one history entry per iteration (``steps`` counts
     the passes over X, ``grad_max`` the gradient's largest entry), the solver's stopping
     reason in ``message``; a line search that finds no decrease or a non-finite objective is a
-    DivergenceError with the solver's words."""
+    DivergenceError with the solver's words. ``threads``: the objective's and the
+    Hessian-vector products' threads (the same result for any number)."""
     problem.check_finite_now()
     data = backend.dataset(problem)
     monitor = Monitor(callback=callback, verbose=verbose)
@@ -677,11 +679,11 @@ def _solve_full_batch(problem, params, *, backend, solver, max_iter, tol, callba
     started = [time.perf_counter()]
 
     def objective(x):
-        return backend.objective(data, x)
+        return backend.objective(data, x, threads)
 
     def hvp(x, vector):
         if hvp.at is not x:  # one operator per outer iteration (the solver keeps x)
-            hvp.at, hvp.apply = x, hessian_operator(problem, np.asarray(x, dtype=np.float64))
+            hvp.at, hvp.apply = x, backend.hvp(problem, data, x, threads)
         return hvp.apply(vector)
     hvp.at = None
 

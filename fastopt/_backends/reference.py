@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from ..reference import hvp as _hvp
 from ..reference import models as _models
 from ..reference import optim as _optim
 from .contract import check_step
@@ -29,6 +32,12 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):
     return result.loss, result.steps, result.status == "ok", result.failed_step
 
 
-def objective(problem, params):
+def objective(problem, params, threads=1):
+    # One matrix product per pass: ``threads`` changes nothing here.
     return _models.objective(problem.spec, problem.X, problem.y, problem.sample_weight,
                              problem.mean, problem.inv_std, params)
+
+
+def hvp(problem, data, params, threads=1):
+    """``v -> H(params) v``: the NumPy reference (also the CUDA backend's)."""
+    return _hvp.hessian_operator(problem, np.asarray(params, dtype=np.float64))

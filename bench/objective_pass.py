@@ -1,0 +1,93 @@
+"""T2: one fused loss+gradient pass (``_core.objective``) against the fastest single-thread read
+of the same bytes, and ``n_jobs=2`` against 1 for a whole L-BFGS fit (issue 18).
+
+Problems as bench/optimum.py's T1 (``make_classification``, float64, standardised): binary
+n=200,000 d=50 and 5 classes n=300,000 d=100. Contenders run interleaved, one call each per
+round, ``--rounds`` rounds (default 7); the medians are reported with the load average. BLAS
+runs on 1 thread (threadpoolctl).
+
+    python bench/objective_pass.py [--rounds 7] [--fits 3] [--quick]
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+import fastopt
+from fastopt import _backends
+from fastopt.engine import prepare
+
+
+def problems(quick):
+    from sklearn.datasets import make_classification
+    out = []
+    for n, d, classes in ((200_000, 50, 2), (300_000, 100, 5)):
+        n = n // 20 if quick else n
+        X, y = make_classification(n_samples=n, n_features=d, n_informative=d // 2,
+                                   n_redundant=d // 10, n_classes=classes, random_state=0)
+        X = (X - X.mean(axis=0)) / X.std(axis=0)
+        out.append((f"K={classes} {n:,}x{d}", np.ascontiguousarray(X), y))
+    return out
+
+
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--fits", type=int, default=3)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    backend = _backends.resolve("cpp")
+    print(f"backend {_backends.describe('cpp')}, load average {os.getloadavg()}")
+    for name, X, y in problems(args.quick):
+        n = X.shape[0]
+        est = fastopt.LogisticRegression(optimizer="lbfgs", penalty="l2", alpha=1.0 / n,
+                                         standardize=False)
+        problem = prepare(X, y, model="logistic" if len(np.unique(y)) == 2 else "softmax",
+                          penalty="l2", alpha=1.0 / n, l1_ratio=0.15, fit_intercept=True,
+                          sample_weight=None, backend=backend)[0]
+        data = backend.dataset(problem)
+        params = np.zeros(problem.spec.n_params)
+        flat, ones = X.ravel(), np.ones(X.size)
+        v = np.ones(X.shape[1])
+        contenders = {
+            "objective pass, 1 thread": lambda: backend.objective(data, params),
+            "objective pass, 2 threads": lambda: backend.objective(data, params, 2),
+            "read: np.dot(X.ravel(), ones)": lambda: np.dot(flat, ones),
+            "read: X @ v": lambda: X @ v,
+        }
+        times = {key: [] for key in contenders}
+        with threadpool_limits(1):
+            for fn in contenders.values():
+                fn()
+            for _ in range(args.rounds):
+                for key, fn in contenders.items():
+                    times[key].append(timed(fn))
+        med = {key: statistics.median(t) for key, t in times.items()}
+        floor = min(med["read: np.dot(X.ravel(), ones)"], med["read: X @ v"])
+        print(f"{name}: {X.nbytes / 1e6:.0f} MB, load average {os.getloadavg()}")
+        for key, t in med.items():
+            print(f"  {key:34s} {t * 1e3:8.2f} ms  {t / floor:5.2f}x the read")
+        fits = {1: [], 2: []}
+        with threadpool_limits(1):
+            for _ in range(args.fits):
+                for jobs in fits:
+                    est.set_params(n_jobs=jobs)
+                    fits[jobs].append(timed(lambda: est.fit(X, y)))
+        one, two = statistics.median(fits[1]), statistics.median(fits[2])
+        print(f"  L-BFGS fit: n_jobs=1 {one * 1e3:.0f} ms, n_jobs=2 {two * 1e3:.0f} ms, "
+              f"speed-up {one / two:.2f}x ({est.n_iter_} iterations), "
+              f"load average {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

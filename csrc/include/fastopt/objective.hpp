@@ -1,0 +1,282 @@
+// Full passes over all rows for the full-batch solvers (L-BFGS, Newton-CG): the objective with
+// its gradient, and Hessian-vector products.
+//
+// The rows are cut into blocks of objective_block_rows() rows, a size that depends on the data
+// and never on the thread count. Each block's loss and gradient are summed from zero on their
+// own, then added to the total in block order; threads take blocks as they come free, but the
+// additions keep that order, so the result is the same to the bit for any number of threads
+// (one included: it runs the same blocks). References: fastopt/reference/models.py
+// (objective), fastopt/reference/hvp.py (Hessian-vector products).
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <thread>
+#include <vector>  // the threads
+
+#include "fastopt/config.hpp"
+#include "fastopt/row_sums.hpp"
+#include "fastopt/rows.hpp"
+#include "fastopt/simd.hpp"
+
+#ifndef FASTOPT_ISA
+#define FASTOPT_ISA baseline
+#endif
+
+namespace fastopt {
+namespace FASTOPT_ISA {
+
+// Rows per block: at least 2048, and enough that a block's multiply-adds (about
+// 2 k entries a row) outnumber the 2 p it costs to clear and add its partial gradient ~64 to 1
+// (sparse X with many columns). `entries`: stored entries of X (n d when dense).
+// fastopt/_backends/numba_jit.py (_block_rows) computes the same number.
+inline int64_t objective_block_rows(int64_t n, int64_t p, int64_t k, int64_t entries) noexcept {
+    const int64_t per_row = std::max<int64_t>(1, (entries + n - 1) / std::max<int64_t>(n, 1));
+    const int64_t rows = (64 * p + k * per_row - 1) / (k * per_row);
+    return std::max<int64_t>(2048, rows);
+}
+
+// Doubles of one thread's scratch: its block's partial gradient (p) and residual sums (k)
+// first (the part added to the totals), then one row's scores (k) and standardised rows. The
+// passes below take lanes + 1 of these: the last holds the totals.
+inline int64_t lane_doubles(const ModelSpec& s) noexcept {
+    return n_params(s) + 2 * s.n_outputs + standardized_rows(s.n_features) * s.n_features;
+}
+
+template <class T>
+inline int64_t stored_entries(const Dataset<T>& data, int64_t d) noexcept {
+    if (!is_sparse(data)) return data.n * d;
+    return data.csr.indptr64 ? data.csr.indptr64[data.n] : int64_t(data.csr.indptr32[data.n]);
+}
+
+// Rows [0, n) in blocks of `block`, block b by body(lo, hi, lane, stop) -> loss on `lanes`
+// threads (the caller's among them; the others are started here, and where none can be, the
+// caller does all). Before each block the first `reduce` doubles of the thread's lane
+// (`lane_size` doubles at lane_memory + t * lane_size) are cleared; after it they are added to
+// total[0 .. reduce) and its loss to `loss`, in block order. Only the caller's thread polls
+// `stop`; when it stops, the others finish their block and quit. Returns false when stopped.
+template <class Body>
+bool ordered_blocks(int64_t n, int64_t block, int64_t lanes, double* lane_memory,
+                    int64_t lane_size, int64_t reduce, double* __restrict total, double& loss,
+                    StopCheck& stop, Body&& body) noexcept {
+    const int64_t blocks = (n + block - 1) / block;
+    for (int64_t j = 0; j < reduce; ++j) total[j] = 0.0;
+    loss = 0.0;
+    std::atomic<int64_t> next{0}, added{0};
+    std::atomic<bool> quit{false};
+    auto work = [&](int64_t t) {
+        double* lane = lane_memory + t * lane_size;
+        StopCheck* poll = t == 0 ? &stop : nullptr;
+        for (int64_t b; (b = next.fetch_add(1, std::memory_order_relaxed)) < blocks;) {
+            for (int64_t j = 0; j < reduce; ++j) lane[j] = 0.0;
+            const int64_t lo = b * block, hi = std::min(n, lo + block);
+            const double part = body(lo, hi, lane, poll);
+            if (poll && poll->stopped) quit.store(true, std::memory_order_release);
+            // Blocks before b are held by threads that wait for nothing later: this ends.
+            for (int64_t spins = 0; added.load(std::memory_order_acquire) != b; ++spins) {
+                if (quit.load(std::memory_order_acquire)) return;
+                if (spins % 64 == 63) std::this_thread::yield();
+            }
+            if (quit.load(std::memory_order_acquire)) return;
+            loss += part;
+            for (int64_t j = 0; j < reduce; ++j) total[j] += lane[j];
+            added.store(b + 1, std::memory_order_release);
+        }
+    };
+    std::vector<std::thread> team;
+    try {
+        team.reserve(size_t(std::max<int64_t>(lanes - 1, 0)));
+        for (int64_t t = 1; t < lanes; ++t) team.emplace_back(work, t);
+    } catch (...) {  // no (more) threads to be had: those started and the caller share the rest
+    }
+    work(0);
+    for (auto& th : team) th.join();
+    return !stop.stopped;
+}
+
+// The full objective L(w) over all rows and its gradient, into ws.grad (ws.params: w as
+// double). `lanes` threads, each with lane_doubles(s) doubles of scratch at lane_memory.
+template <class T>
+double full_objective(const ModelSpec& s, const Dataset<T>& data, const T* w, Workspace<T>& ws,
+                      double* lane_memory, int64_t lanes, StopCheck& stop) noexcept {
+    const int64_t p = n_params(s), k = s.n_outputs, n = data.n, size = lane_doubles(s);
+    const int64_t block = objective_block_rows(n, p, k, stored_entries(data, s.n_features));
+    for (int64_t j = 0; j < p; ++j) ws.params[j] = double(w[j]);
+    sparse_centering(s, data, ws.params, ws.center);
+    const RowStream rows(nullptr, n);
+    // The residual sums follow the gradient in each lane, so both are reduced together.
+    double* total = lane_memory + lanes * size;
+    double loss_sum;
+    const bool done = ordered_blocks(
+        n, block, lanes, lane_memory, size, p + k, total, loss_sum, stop,
+        [&](int64_t lo, int64_t hi, double* lane, StopCheck* poll) {
+            double *grad = lane, *rsum = lane + p, *f = lane + p + k, *row = lane + p + 2 * k;
+            return is_sparse(data)
+                       ? sum_rows<T, true>(s, data, rows, lo, hi, hi, n, ws.params, grad, f, row,
+                                           ws.center, rsum, poll)
+                       : sum_rows<T, false>(s, data, rows, lo, hi, hi, n, ws.params, grad, f,
+                                            row, ws.center, rsum, poll);
+        });
+    if (!done) return 0.0;
+    std::copy(total, total + p, ws.grad);
+    finish_gradient(s, data, ws.params, ws.grad, total + p, n);
+    return loss_sum / double(n) + penalty_value(s, ws.params);
+}
+
+// The scores x~ . W_c (+ b_c) of row r into f; for dense X returns the row as the sums read it
+// (its standardised copy in `row` when standardising), null for sparse X.
+template <class T>
+inline const void* row_scores(const ModelSpec& s, const Dataset<T>& data, int64_t r,
+                              const double* w, bool intercept, const double* center, double* f,
+                              double* row) noexcept {
+    const int64_t d = s.n_features, k = s.n_outputs;
+    if (is_sparse(data)) {
+        const bool standardize = data.mean != nullptr;
+        int64_t begin, end;
+        sparse_row_range(data, r, begin, end);
+        for (int64_t c = 0; c < k; ++c) {
+            double score = 0.0;
+            for (int64_t e = begin; e < end; ++e) {
+                const int64_t j = sparse_column(data, e);
+                const double x = standardize ? double(data.csr.values[e]) * data.inv_std[j]
+                                             : double(data.csr.values[e]);
+                score = madd(w[c * d + j], x, score);
+            }
+            if (standardize) score = score - center[c];
+            f[c] = intercept ? score + w[k * d + c] : score;
+        }
+        return nullptr;
+    }
+    const T* x = data.X + r * d;
+    const double* xs = standardize_row(data, x, d, row);
+    for (int64_t c = 0; c < k; ++c) {
+        const double score = xs ? dot<double>(w + c * d, xs, d) : dot<T>(w + c * d, x, d);
+        f[c] = intercept ? score + w[k * d + c] : score;
+    }
+    return xs ? static_cast<const void*>(xs) : static_cast<const void*>(x);
+}
+
+// Values per row that Hessian-vector products at w keep: 0 (linear: the curvature is the
+// sample weight), 1 (logistic: s_i p_i (1 - p_i)), k (softmax: the probabilities p_i).
+inline int64_t curvature_width(const ModelSpec& s) noexcept {
+    return s.model == Model::linear ? 0 : s.model == Model::logistic ? 1 : s.n_outputs;
+}
+
+// The curvature of every row at w (curvature_width(s) values a row) into `curvature`: one pass
+// over X, rows split among `lanes` threads (no sums, so the order does not matter).
+template <class T>
+bool hessian_curvature(const ModelSpec& s, const Dataset<T>& data, const T* w, double* params,
+                       double* center, double* curvature, double* lane_memory, int64_t lanes,
+                       StopCheck& stop) noexcept {
+    const int64_t p = n_params(s), k = s.n_outputs, n = data.n, size = lane_doubles(s);
+    const int64_t width = curvature_width(s);
+    if (width == 0) return true;
+    for (int64_t j = 0; j < p; ++j) params[j] = double(w[j]);
+    sparse_centering(s, data, params, center);
+    const int64_t block = objective_block_rows(n, p, k, stored_entries(data, s.n_features));
+    double unused;
+    return ordered_blocks(
+        n, block, lanes, lane_memory, size, 0, nullptr, unused, stop,
+        [&](int64_t lo, int64_t hi, double* lane, StopCheck* poll) {
+            double *f = lane + p + k, *row = lane + p + 2 * k;
+            for (int64_t r = lo; r < hi; ++r) {
+                row_scores(s, data, r, params, s.fit_intercept, center, f, row);
+                double* out = curvature + r * width;
+                const double weight = data.sample_weight ? data.sample_weight[r] : 1.0;
+                if (s.model == Model::logistic) {
+                    const double e = std::exp(-std::fabs(f[0]));
+                    const double prob = f[0] >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+                    out[0] = weight * (prob * (1.0 - prob));
+                } else {
+                    double top = f[0], total = 0.0;
+                    for (int64_t c = 1; c < k; ++c) top = std::max(top, f[c]);
+                    for (int64_t c = 0; c < k; ++c) {
+                        out[c] = std::exp(f[c] - top);
+                        total += out[c];
+                    }
+                    for (int64_t c = 0; c < k; ++c) out[c] = out[c] / total;
+                }
+                if (poll && (r - lo + 1) % 512 == 0 && tick(*poll, 512 * s.n_features * k))
+                    return 0.0;
+            }
+            return 0.0;
+        });
+}
+
+// H v at the point whose curvature hessian_curvature() left in `curvature`, into `out`
+// (n_params(s) values): dF_i = x~_i V^T + c, D_i = curvature applied to dF_i, then
+// H v = [D^T X~ / n + alpha V (l2), sum_i D_i / n]. One pass over X in ordered blocks.
+template <class T>
+bool hessian_product(const ModelSpec& s, const Dataset<T>& data, const double* curvature,
+                     const double* v, double* out, double* center, double* lane_memory,
+                     int64_t lanes, StopCheck& stop) noexcept {
+    const int64_t p = n_params(s), k = s.n_outputs, d = s.n_features, n = data.n;
+    const int64_t size = lane_doubles(s), width = curvature_width(s);
+    const bool sparse = is_sparse(data), standardize = data.mean != nullptr;
+    const int64_t block = objective_block_rows(n, p, k, stored_entries(data, d));
+    sparse_centering(s, data, v, center);
+    double* total = lane_memory + lanes * size;
+    double unused;
+    const bool done = ordered_blocks(
+        n, block, lanes, lane_memory, size, p + k, total, unused, stop,
+        [&](int64_t lo, int64_t hi, double* lane, StopCheck* poll) {
+            double *grad = lane, *rsum = lane + p, *f = lane + p + k, *row = lane + p + 2 * k;
+            for (int64_t r = lo; r < hi; ++r) {
+                const void* x = row_scores(s, data, r, v, s.fit_intercept, center, f, row);
+                const double weight = data.sample_weight ? data.sample_weight[r] : 1.0;
+                if (s.model == Model::linear) {
+                    f[0] = weight * f[0];
+                } else if (s.model == Model::logistic) {
+                    f[0] = curvature[r] * f[0];
+                } else {
+                    const double* prob = curvature + r * width;
+                    double mixed = 0.0;
+                    for (int64_t c = 0; c < k; ++c) mixed += prob[c] * f[c];
+                    for (int64_t c = 0; c < k; ++c) f[c] = weight * (prob[c] * (f[c] - mixed));
+                }
+                if (sparse) {
+                    int64_t begin, end;
+                    sparse_row_range(data, r, begin, end);
+                    for (int64_t c = 0; c < k; ++c) {
+                        double* __restrict g = grad + c * d;
+                        for (int64_t e = begin; e < end; ++e) {
+                            const int64_t j = sparse_column(data, e);
+                            const double xj = standardize
+                                                  ? double(data.csr.values[e]) * data.inv_std[j]
+                                                  : double(data.csr.values[e]);
+                            g[j] = madd(f[c], xj, g[j]);
+                        }
+                    }
+                } else {
+                    for (int64_t c = 0; c < k; ++c) {
+                        if (standardize) axpy<double>(f[c], static_cast<const double*>(x), grad + c * d, d);
+                        else axpy<T>(f[c], static_cast<const T*>(x), grad + c * d, d);
+                    }
+                }
+                for (int64_t c = 0; c < k; ++c) {
+                    if (s.fit_intercept) grad[k * d + c] += f[c];
+                    rsum[c] += f[c];
+                }
+                if (poll && (r - lo + 1) % 512 == 0 && tick(*poll, 512 * d * 2 * k))
+                    return 0.0;
+            }
+            return 0.0;
+        });
+    if (!done) return false;
+    std::copy(total, total + p, out);
+    const double* rsum = total + p;
+    if (sparse && standardize)
+        for (int64_t c = 0; c < k; ++c)
+            for (int64_t j = 0; j < d; ++j)
+                out[c * d + j] = out[c * d + j] - data.mean[j] * data.inv_std[j] * rsum[c];
+    const double alpha = s.penalty == Penalty::l2 ? s.alpha : 0.0;
+    for (int64_t j = 0; j < p; ++j) out[j] = out[j] / double(n);
+    if (alpha != 0.0)
+        for (int64_t j = 0; j < k * d; ++j) out[j] = madd(alpha, v[j], out[j]);
+    return true;
+}
+
+}  // namespace FASTOPT_ISA
+}  // namespace fastopt
