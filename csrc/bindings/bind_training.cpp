@@ -111,19 +111,21 @@ py::tuple run_epoch(const CheckedDataset& ds, const py::handle& params_obj,
                           out.failed_step, scalars.step, scalars.mu_product);
 }
 
+baseline::PassLayout pass_layout(const CheckedDataset& ds) {
+    const int64_t entries = ds.sparse ? ds.X.shape(0) : ds.n * ds.spec.n_features;
+    return baseline::pass_layout(ds.spec, ds.n, entries);
+}
+
 // Threads of a full pass: 1..256, no more than the pass has blocks.
 int64_t checked_threads(const CheckedDataset& ds, int64_t threads) {
     if (threads < 1 || threads > 256) throw py::value_error("threads must be in [1, 256]");
-    const ModelSpec& s = ds.spec;
-    const int64_t entries = ds.sparse ? ds.X.shape(0) : ds.n * s.n_features;
-    const int64_t block = baseline::objective_block_rows(ds.n, n_params(s), s.n_outputs, entries);
-    return std::min(threads, (ds.n + block - 1) / block);
+    return std::min(threads, pass_layout(ds).blocks);
 }
 
-// Per-thread scratch of the full passes and their totals (objective.hpp lane_doubles),
-// allocated here, where a failure is a MemoryError, not inside the GIL-free kernels.
-std::vector<double> lane_memory(const ModelSpec& s, int64_t threads) {
-    return std::vector<double>(size_t((threads + 1) * baseline::lane_doubles(s)));
+// The memory of a full pass on `threads` threads (objective.hpp PassLayout), allocated here,
+// where a failure is a MemoryError, not inside the GIL-free kernels.
+std::vector<double> pass_memory(const CheckedDataset& ds, int64_t threads) {
+    return std::vector<double>(size_t(pass_layout(ds).doubles(threads)));
 }
 
 void raise_if_stopped(bool stopped) {
@@ -136,7 +138,7 @@ template <class T>
 double objective_impl(const CheckedDataset& ds, const py::array& params,
                       py::array_t<double>& grad, int64_t threads) {
     Scratch<T> scratch(ds.spec);
-    std::vector<double> lanes = lane_memory(ds.spec, threads);
+    std::vector<double> lanes = pass_memory(ds, threads);
     const Dataset<T> data = ds.view<T>();
     StopCheck stop;
     stop.poll = &poll_signals;
@@ -173,7 +175,7 @@ class HessianOperator {
                                   "not l1 or elasticnet");
         py::array params = checked_params(ds_, params_obj);
         threads_ = checked_threads(ds_, threads);
-        lanes_ = lane_memory(s, threads_);
+        lanes_ = pass_memory(ds_, threads_);
         center_.resize(size_t(s.n_outputs));
         std::vector<double> w(size_t(n_params(s)));
         curvature_.resize(size_t(ds_.n * baseline::curvature_width(s)));

@@ -14,7 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <thread>
-#include <vector>  // the threads
+#include <vector>
 
 #include "fastopt/config.hpp"
 #include "fastopt/row_sums.hpp"
@@ -38,51 +38,65 @@ inline int64_t objective_block_rows(int64_t n, int64_t p, int64_t k, int64_t ent
     return std::max<int64_t>(2048, rows);
 }
 
-// Doubles of one thread's scratch: its block's partial gradient (p) and residual sums (k)
-// first (the part added to the totals), then one row's scores (k) and standardised rows. The
-// passes below take lanes + 1 of these: the last holds the totals.
-inline int64_t lane_doubles(const ModelSpec& s) noexcept {
-    return n_params(s) + 2 * s.n_outputs + standardized_rows(s.n_features) * s.n_features;
-}
-
 template <class T>
 inline int64_t stored_entries(const Dataset<T>& data, int64_t d) noexcept {
     if (!is_sparse(data)) return data.n * d;
     return data.csr.indptr64 ? data.csr.indptr64[data.n] : int64_t(data.csr.indptr32[data.n]);
 }
 
-// Rows [0, n) in blocks of `block`, block b by body(lo, hi, lane, stop) -> loss on `lanes`
-// threads (the caller's among them; the others are started here, and where none can be, the
-// caller does all). Before each block the first `reduce` doubles of the thread's lane
-// (`lane_size` doubles at lane_memory + t * lane_size) are cleared; after it they are added to
-// total[0 .. reduce) and its loss to `loss`, in block order. Only the caller's thread polls
-// `stop`; when it stops, the others finish their block and quit. Returns false when stopped.
+// The memory of a full pass, in doubles, carved by the kernels below and allocated by the
+// caller (bindings/bind_training.cpp), where a failure is a MemoryError:
+//   per block:  its partial sums, `reduce` = p + k doubles (gradient, residual sums), and loss;
+//   per thread: the sums of the block at hand (reduce; copied to the block's when it is done,
+//               so that no two threads write one cache line), one row's scores (k) and
+//               standardised rows (as Workspace::row);
+//   the totals: p + k.
+// Blocks keep their partial sums until every block is done, and the caller adds them in block
+// order: no thread ever waits for another (on a busy machine a waiting thread was a thread
+// descheduled). At most ~k nnz / 64 doubles for the partials (objective_block_rows).
+struct PassLayout {
+    int64_t blocks, block, reduce, lane;
+
+    int64_t doubles(int64_t lanes) const noexcept {
+        return blocks * (reduce + 1) + lanes * lane + reduce;
+    }
+};
+
+inline PassLayout pass_layout(const ModelSpec& s, int64_t n, int64_t entries) noexcept {
+    const int64_t p = n_params(s), k = s.n_outputs;
+    const int64_t block = objective_block_rows(n, p, k, entries);
+    return {(n + block - 1) / block, block, p + k,
+            p + 2 * k + standardized_rows(s.n_features) * s.n_features};
+}
+
+// Rows [0, n) in blocks: block b by body(lo, hi, sums, lane, stop) -> loss, where `sums`
+// (layout.reduce doubles, cleared first) receives its sums and `lane` is the thread's scratch,
+// on `lanes` threads (the caller's among them; the others are started here, and where none can
+// be, the caller does all). Then the partials are added into `total` and the losses into `loss`
+// in block order. Only the caller's thread polls `stop`; when it stops, the others take no
+// further block. Returns false when stopped.
 template <class Body>
-bool ordered_blocks(int64_t n, int64_t block, int64_t lanes, double* lane_memory,
-                    int64_t lane_size, int64_t reduce, double* __restrict total, double& loss,
-                    StopCheck& stop, Body&& body) noexcept {
-    const int64_t blocks = (n + block - 1) / block;
-    for (int64_t j = 0; j < reduce; ++j) total[j] = 0.0;
-    loss = 0.0;
-    std::atomic<int64_t> next{0}, added{0};
+bool ordered_blocks(int64_t n, const PassLayout& layout, int64_t lanes, double* memory,
+                    double*& total, double& loss, StopCheck& stop,
+                    Body&& body) noexcept {
+    const int64_t blocks = layout.blocks, reduce = layout.reduce;
+    double* partials = memory;
+    double* losses = partials + blocks * reduce;
+    double* lane_memory = losses + blocks;
+    total = lane_memory + lanes * layout.lane;
+    std::atomic<int64_t> next{0};
     std::atomic<bool> quit{false};
     auto work = [&](int64_t t) {
-        double* lane = lane_memory + t * lane_size;
+        double* sums = lane_memory + t * layout.lane;
+        double* lane = sums + reduce;
         StopCheck* poll = t == 0 ? &stop : nullptr;
-        for (int64_t b; (b = next.fetch_add(1, std::memory_order_relaxed)) < blocks;) {
-            for (int64_t j = 0; j < reduce; ++j) lane[j] = 0.0;
-            const int64_t lo = b * block, hi = std::min(n, lo + block);
-            const double part = body(lo, hi, lane, poll);
-            if (poll && poll->stopped) quit.store(true, std::memory_order_release);
-            // Blocks before b are held by threads that wait for nothing later: this ends.
-            for (int64_t spins = 0; added.load(std::memory_order_acquire) != b; ++spins) {
-                if (quit.load(std::memory_order_acquire)) return;
-                if (spins % 64 == 63) std::this_thread::yield();
-            }
-            if (quit.load(std::memory_order_acquire)) return;
-            loss += part;
-            for (int64_t j = 0; j < reduce; ++j) total[j] += lane[j];
-            added.store(b + 1, std::memory_order_release);
+        for (int64_t b; !quit.load(std::memory_order_relaxed) &&
+                        (b = next.fetch_add(1, std::memory_order_relaxed)) < blocks;) {
+            for (int64_t j = 0; j < reduce; ++j) sums[j] = 0.0;
+            const int64_t lo = b * layout.block, hi = std::min(n, lo + layout.block);
+            losses[b] = body(lo, hi, sums, lane, poll);
+            std::copy(sums, sums + reduce, partials + b * reduce);
+            if (poll && poll->stopped) quit.store(true, std::memory_order_relaxed);
         }
     };
     std::vector<std::thread> team;
@@ -93,26 +107,34 @@ bool ordered_blocks(int64_t n, int64_t block, int64_t lanes, double* lane_memory
     }
     work(0);
     for (auto& th : team) th.join();
-    return !stop.stopped;
+    if (stop.stopped) return false;
+    for (int64_t j = 0; j < reduce; ++j) total[j] = 0.0;
+    loss = 0.0;
+    for (int64_t b = 0; b < blocks; ++b) {
+        const double* partial = partials + b * reduce;
+        for (int64_t j = 0; j < reduce; ++j) total[j] += partial[j];
+        loss += losses[b];
+    }
+    return true;
 }
 
 // The full objective L(w) over all rows and its gradient, into ws.grad (ws.params: w as
-// double). `lanes` threads, each with lane_doubles(s) doubles of scratch at lane_memory.
+// double), on `lanes` threads; `memory`: pass_layout(...).doubles(lanes) doubles.
 template <class T>
 double full_objective(const ModelSpec& s, const Dataset<T>& data, const T* w, Workspace<T>& ws,
-                      double* lane_memory, int64_t lanes, StopCheck& stop) noexcept {
-    const int64_t p = n_params(s), k = s.n_outputs, n = data.n, size = lane_doubles(s);
-    const int64_t block = objective_block_rows(n, p, k, stored_entries(data, s.n_features));
+                      double* memory, int64_t lanes, StopCheck& stop) noexcept {
+    const int64_t p = n_params(s), k = s.n_outputs, n = data.n;
+    const PassLayout layout = pass_layout(s, n, stored_entries(data, s.n_features));
     for (int64_t j = 0; j < p; ++j) ws.params[j] = double(w[j]);
     sparse_centering(s, data, ws.params, ws.center);
     const RowStream rows(nullptr, n);
-    // The residual sums follow the gradient in each lane, so both are reduced together.
-    double* total = lane_memory + lanes * size;
+    double* total;
     double loss_sum;
+    // The residual sums follow the gradient in each block's partial sums.
     const bool done = ordered_blocks(
-        n, block, lanes, lane_memory, size, p + k, total, loss_sum, stop,
-        [&](int64_t lo, int64_t hi, double* lane, StopCheck* poll) {
-            double *grad = lane, *rsum = lane + p, *f = lane + p + k, *row = lane + p + 2 * k;
+        n, layout, lanes, memory, total, loss_sum, stop,
+        [&](int64_t lo, int64_t hi, double* partial, double* lane, StopCheck* poll) {
+            double *grad = partial, *rsum = partial + p, *f = lane, *row = lane + k;
             return is_sparse(data)
                        ? sum_rows<T, true>(s, data, rows, lo, hi, hi, n, ws.params, grad, f, row,
                                            ws.center, rsum, poll)
@@ -165,22 +187,24 @@ inline int64_t curvature_width(const ModelSpec& s) noexcept {
 }
 
 // The curvature of every row at w (curvature_width(s) values a row) into `curvature`: one pass
-// over X, rows split among `lanes` threads (no sums, so the order does not matter).
+// over X, blocks shared among `lanes` threads (no sums: nothing to reduce); `memory` as for
+// full_objective.
 template <class T>
 bool hessian_curvature(const ModelSpec& s, const Dataset<T>& data, const T* w, double* params,
-                       double* center, double* curvature, double* lane_memory, int64_t lanes,
+                       double* center, double* curvature, double* memory, int64_t lanes,
                        StopCheck& stop) noexcept {
-    const int64_t p = n_params(s), k = s.n_outputs, n = data.n, size = lane_doubles(s);
+    const int64_t p = n_params(s), k = s.n_outputs, n = data.n;
     const int64_t width = curvature_width(s);
     if (width == 0) return true;
     for (int64_t j = 0; j < p; ++j) params[j] = double(w[j]);
     sparse_centering(s, data, params, center);
-    const int64_t block = objective_block_rows(n, p, k, stored_entries(data, s.n_features));
+    const PassLayout layout = pass_layout(s, n, stored_entries(data, s.n_features));
+    double* total;
     double unused;
     return ordered_blocks(
-        n, block, lanes, lane_memory, size, 0, nullptr, unused, stop,
-        [&](int64_t lo, int64_t hi, double* lane, StopCheck* poll) {
-            double *f = lane + p + k, *row = lane + p + 2 * k;
+        n, layout, lanes, memory, total, unused, stop,
+        [&](int64_t lo, int64_t hi, double*, double* lane, StopCheck* poll) {
+            double *f = lane, *row = lane + k;
             for (int64_t r = lo; r < hi; ++r) {
                 row_scores(s, data, r, params, s.fit_intercept, center, f, row);
                 double* out = curvature + r * width;
@@ -207,22 +231,23 @@ bool hessian_curvature(const ModelSpec& s, const Dataset<T>& data, const T* w, d
 
 // H v at the point whose curvature hessian_curvature() left in `curvature`, into `out`
 // (n_params(s) values): dF_i = x~_i V^T + c, D_i = curvature applied to dF_i, then
-// H v = [D^T X~ / n + alpha V (l2), sum_i D_i / n]. One pass over X in ordered blocks.
+// H v = [D^T X~ / n + alpha V (l2), sum_i D_i / n]. One pass over X in blocks, as
+// full_objective (and with its `memory`).
 template <class T>
 bool hessian_product(const ModelSpec& s, const Dataset<T>& data, const double* curvature,
-                     const double* v, double* out, double* center, double* lane_memory,
+                     const double* v, double* out, double* center, double* memory,
                      int64_t lanes, StopCheck& stop) noexcept {
     const int64_t p = n_params(s), k = s.n_outputs, d = s.n_features, n = data.n;
-    const int64_t size = lane_doubles(s), width = curvature_width(s);
+    const int64_t width = curvature_width(s);
     const bool sparse = is_sparse(data), standardize = data.mean != nullptr;
-    const int64_t block = objective_block_rows(n, p, k, stored_entries(data, d));
+    const PassLayout layout = pass_layout(s, n, stored_entries(data, d));
     sparse_centering(s, data, v, center);
-    double* total = lane_memory + lanes * size;
+    double* total;
     double unused;
     const bool done = ordered_blocks(
-        n, block, lanes, lane_memory, size, p + k, total, unused, stop,
-        [&](int64_t lo, int64_t hi, double* lane, StopCheck* poll) {
-            double *grad = lane, *rsum = lane + p, *f = lane + p + k, *row = lane + p + 2 * k;
+        n, layout, lanes, memory, total, unused, stop,
+        [&](int64_t lo, int64_t hi, double* partial, double* lane, StopCheck* poll) {
+            double *grad = partial, *rsum = partial + p, *f = lane, *row = lane + k;
             for (int64_t r = lo; r < hi; ++r) {
                 const void* x = row_scores(s, data, r, v, s.fit_intercept, center, f, row);
                 const double weight = data.sample_weight ? data.sample_weight[r] : 1.0;
