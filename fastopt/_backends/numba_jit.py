@@ -1186,6 +1186,64 @@ def _block_rows(n, p, k, entries):
 
 
 @_jit
+def _dots4(w, wo, x, xo, d, fused):
+    """objective.hpp ``output_dots`` for one row and output: four lanes (j mod 4) summed as
+    (l0 + l2) + (l1 + l3), then the tail in order."""
+    a0 = a1 = a2 = a3 = 0.0
+    j = 0
+    while j + 4 <= d:
+        a = wo + j
+        b = xo + j
+        a0 = _madd(w[np.uint64(a)], np.float64(x[np.uint64(b)]), a0, fused)
+        a1 = _madd(w[np.uint64(a + 1)], np.float64(x[np.uint64(b + 1)]), a1, fused)
+        a2 = _madd(w[np.uint64(a + 2)], np.float64(x[np.uint64(b + 2)]), a2, fused)
+        a3 = _madd(w[np.uint64(a + 3)], np.float64(x[np.uint64(b + 3)]), a3, fused)
+        j += 4
+    tail = 0.0
+    while j < d:
+        tail = _madd(w[np.uint64(wo + j)], np.float64(x[np.uint64(xo + j)]), tail, fused)
+        j += 1
+    return ((a0 + a2) + (a1 + a3)) + tail
+
+
+@_jit
+def _dense_rows_outputs(X, y, sw, mean, inv_std, mi, w, grad, f, xs, begin, end, loss_sum):
+    """objective.hpp ``sum_dense_rows_outputs`` (dense X, several outputs), row by row: the
+    C++ takes two rows at a time, but every sum runs in the same order."""
+    d, k = mi[M_FEATURES], mi[M_OUTPUTS]
+    intercept = mi[M_INTERCEPT] != 0
+    standardize = mi[M_STANDARDIZE] != 0
+    fused = mi[M_FUSED] != 0
+    flat = X.reshape(X.size)
+    zero = np.int64(0)
+    for r in range(begin, end):
+        xo = r * d
+        if standardize:
+            for j in range(d):
+                xs[j] = (np.float64(flat[np.uint64(xo + j)]) - mean[j]) * inv_std[j]
+        for c in range(k):
+            if standardize:
+                score = _dots4(w, c * d, xs, zero, d, fused)
+            else:
+                score = _dots4(w, c * d, flat, xo, d, fused)
+            f[c] = score + w[k * d + c] if intercept else score
+        loss = _loss_and_residual(mi[M_MODEL], f, k, y[r])
+        weight = sw[r] if mi[M_WEIGHTS] != 0 else 1.0
+        for c in range(k):
+            f[c] = f[c] * weight
+        loss_sum += weight * loss
+        for c in range(k):
+            if standardize:
+                _axpy(f[c], xs, zero, grad, c * d, d, fused)
+            else:
+                _axpy(f[c], flat, xo, grad, c * d, d, fused)
+        if intercept:
+            for c in range(k):
+                grad[k * d + c] += f[c]
+    return loss_sum
+
+
+@_jit
 def _objective_kernel(X, y, sw, mean, inv_std, mi, mf, w, wsp, grad, f, xs, order, cursor,
                       sums, budget, csr, rsum, block, block_grad, block_rsum):
     """Continue the full pass of objective.hpp ``full_objective`` from row ``cursor[C_ROW]``
@@ -1210,8 +1268,12 @@ def _objective_kernel(X, y, sw, mean, inv_std, mi, mf, w, wsp, grad, f, xs, orde
         end = min(n, row + block)
         block_grad[:] = 0.0
         block_rsum[:] = 0.0
-        loss = _accumulate_rows(X, y, sw, mean, inv_std, mi, wsp, block_grad, f, xs, order,
-                                False, row, end, 0.0, csr, block_rsum)
+        if csr[1].size == 0 and k > 1:
+            loss = _dense_rows_outputs(X, y, sw, mean, inv_std, mi, wsp, block_grad, f, xs,
+                                       row, end, 0.0)
+        else:
+            loss = _accumulate_rows(X, y, sw, mean, inv_std, mi, wsp, block_grad, f, xs,
+                                    order, False, row, end, 0.0, csr, block_rsum)
         sums[S_BATCH] += loss
         for j in range(grad.size):
             grad[j] += block_grad[j]

@@ -48,8 +48,8 @@ inline int64_t stored_entries(const Dataset<T>& data, int64_t d) noexcept {
 // caller (bindings/bind_training.cpp), where a failure is a MemoryError:
 //   per block:  its partial sums, `reduce` = p + k doubles (gradient, residual sums), and loss;
 //   per thread: the sums of the block at hand (reduce; copied to the block's when it is done,
-//               so that no two threads write one cache line), one row's scores (k) and
-//               standardised rows (as Workspace::row);
+//               so that no two threads write one cache line), two rows' scores (2 k) and
+//               standardised rows (as Workspace::row, and at least two);
 //   the totals: p + k.
 // Blocks keep their partial sums until every block is done, and the caller adds them in block
 // order: no thread ever waits for another (on a busy machine a waiting thread was a thread
@@ -66,7 +66,8 @@ inline PassLayout pass_layout(const ModelSpec& s, int64_t n, int64_t entries) no
     const int64_t p = n_params(s), k = s.n_outputs;
     const int64_t block = objective_block_rows(n, p, k, entries);
     return {(n + block - 1) / block, block, p + k,
-            p + 2 * k + standardized_rows(s.n_features) * s.n_features};
+            p + 3 * k +
+                std::max<int64_t>(2, standardized_rows(s.n_features)) * s.n_features};
 }
 
 // Rows [0, n) in blocks: block b by body(lo, hi, sums, lane, stop) -> loss, where `sums`
@@ -118,6 +119,162 @@ bool ordered_blocks(int64_t n, const PassLayout& layout, int64_t lanes, double* 
     return true;
 }
 
+// Several outputs of dense X (softmax), rows two at a time: the scores of R rows for G outputs
+// in one sweep of the rows, each x loaded once for the G rows of W and each W row once for the
+// R rows of X, R x G accumulators in registers. One output at a time (accumulate_row) loaded
+// x and w for every multiply-add and ran ~3x the read of X on a 5-class problem; this is the
+// load count of a small matrix product. Each score is four lanes (j mod 4) summed as
+// (l0 + l2) + (l1 + l3), plus the tail j >= d - d % 4 in order (Numba: _dots, the same).
+template <int R, int G, class T>
+inline void output_dots(const double* __restrict w, int64_t d, const T* const* x,
+                        double (*out)[8]) noexcept {
+    int64_t j = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256d acc[R][G];
+    for (int r = 0; r < R; ++r)
+        for (int g = 0; g < G; ++g) acc[r][g] = _mm256_setzero_pd();
+    for (; j + 4 <= d; j += 4) {
+        __m256d row[R];
+        for (int r = 0; r < R; ++r) row[r] = load4(x[r] + j);
+        for (int g = 0; g < G; ++g) {
+            const __m256d wg = _mm256_loadu_pd(w + g * d + j);
+            for (int r = 0; r < R; ++r) acc[r][g] = _mm256_fmadd_pd(wg, row[r], acc[r][g]);
+        }
+    }
+    for (int r = 0; r < R; ++r)
+        for (int g = 0; g < G; ++g) {
+            const __m128d half = _mm_add_pd(_mm256_castpd256_pd128(acc[r][g]),
+                                            _mm256_extractf128_pd(acc[r][g], 1));
+            out[r][g] = _mm_cvtsd_f64(half) + _mm_cvtsd_f64(_mm_unpackhi_pd(half, half));
+        }
+#else
+    double acc[R][G][4] = {};
+    for (; j + 4 <= d; j += 4)
+        for (int g = 0; g < G; ++g)
+            for (int r = 0; r < R; ++r)
+                for (int l = 0; l < 4; ++l)
+                    acc[r][g][l] = madd(w[g * d + j + l], double(x[r][j + l]), acc[r][g][l]);
+    for (int r = 0; r < R; ++r)
+        for (int g = 0; g < G; ++g)
+            out[r][g] = (acc[r][g][0] + acc[r][g][2]) + (acc[r][g][1] + acc[r][g][3]);
+#endif
+    for (int r = 0; r < R; ++r)
+        for (int g = 0; g < G; ++g) {
+            double tail = 0.0;
+            for (int64_t t = j; t < d; ++t) tail = madd(w[g * d + t], double(x[r][t]), tail);
+            out[r][g] = out[r][g] + tail;
+        }
+}
+
+// g_c += a[0][c] x[0] + ... + a[R-1][c] x[R-1] for the G outputs c, row after row for each
+// element: the bits of R x G calls of axpy, with each x loaded once per element.
+template <int R, int G, class T>
+inline void output_axpys(double (*a)[8], const T* const* x, double* __restrict g,
+                         int64_t d) noexcept {
+    int64_t j = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256d av[R][G];
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < G; ++c) av[r][c] = _mm256_set1_pd(a[r][c]);
+    for (; j + 4 <= d; j += 4) {
+        __m256d row[R];
+        for (int r = 0; r < R; ++r) row[r] = load4(x[r] + j);
+        for (int c = 0; c < G; ++c) {
+            __m256d sum = _mm256_loadu_pd(g + c * d + j);
+            for (int r = 0; r < R; ++r) sum = _mm256_fmadd_pd(av[r][c], row[r], sum);
+            _mm256_storeu_pd(g + c * d + j, sum);
+        }
+    }
+#endif
+    for (; j < d; ++j)
+        for (int c = 0; c < G; ++c) {
+            double sum = g[c * d + j];
+            for (int r = 0; r < R; ++r) sum = madd(a[r][c], double(x[r][j]), sum);
+            g[c * d + j] = sum;
+        }
+}
+
+// Outputs [c0, c0 + G) of R rows, G <= 5 (R x G accumulators and the rows fit the 16 vector
+// registers of AVX2 for R = 2), for `dots` (true) or `axpys`.
+template <int R, class T>
+inline void output_group(bool dots, int64_t G, const double* w, double* g, int64_t d,
+                         const T* const* x, double (*a)[8]) noexcept {
+    switch (G) {
+        case 1: dots ? output_dots<R, 1>(w, d, x, a) : output_axpys<R, 1>(a, x, g, d); break;
+        case 2: dots ? output_dots<R, 2>(w, d, x, a) : output_axpys<R, 2>(a, x, g, d); break;
+        case 3: dots ? output_dots<R, 3>(w, d, x, a) : output_axpys<R, 3>(a, x, g, d); break;
+        case 4: dots ? output_dots<R, 4>(w, d, x, a) : output_axpys<R, 4>(a, x, g, d); break;
+        default: dots ? output_dots<R, 5>(w, d, x, a) : output_axpys<R, 5>(a, x, g, d); break;
+    }
+}
+
+// sum_rows for dense X with several outputs (softmax) on rows [lo, hi) in order: the scores of
+// two rows at a time by output_dots (groups of up to five outputs), their losses and residuals
+// as accumulate_row, the gradient by output_axpys. `row` holds two standardised rows. Returns
+// the sum of s_i l_i. Numba: _dense_rows_outputs.
+template <class T>
+double sum_dense_rows_outputs(const ModelSpec& s, const Dataset<T>& data, int64_t lo, int64_t hi,
+                              const double* w, double* __restrict grad, double* f,
+                              double* row, StopCheck* stop) noexcept {
+    constexpr int64_t poll_every = 512;
+    const int64_t d = s.n_features, k = s.n_outputs;
+    const bool standardize = data.mean != nullptr;
+    double loss_sum = 0.0;
+    for (int64_t pos = lo; pos < hi; pos += 2) {
+        const int64_t rows = std::min<int64_t>(2, hi - pos);
+        for (int64_t r = 0; r < rows; ++r) {  // the next pair on its way
+            const int64_t ahead = pos + r + 2 * data.prefetch_rows;
+            if (data.prefetch_rows > 0 && ahead < data.n) prefetch_sample(data, ahead, d);
+        }
+        const T* xt[2] = {data.X + pos * d, data.X + (pos + rows - 1) * d};
+        const double* xd[2] = {nullptr, nullptr};
+        if (standardize)
+            for (int64_t r = 0; r < rows; ++r) xd[r] = standardize_row(data, xt[r], d, row + r * d);
+        double a[2][8];
+        for (int64_t c0 = 0; c0 < k; c0 += 5) {
+            const int64_t G = std::min<int64_t>(5, k - c0);
+            if (standardize) {
+                if (rows == 2) output_group<2>(true, G, w + c0 * d, nullptr, d, xd, a);
+                else output_group<1>(true, G, w + c0 * d, nullptr, d, xd, a);
+            } else {
+                if (rows == 2) output_group<2>(true, G, w + c0 * d, nullptr, d, xt, a);
+                else output_group<1>(true, G, w + c0 * d, nullptr, d, xt, a);
+            }
+            for (int64_t r = 0; r < rows; ++r)
+                for (int64_t c = 0; c < G; ++c) f[r * k + c0 + c] = a[r][c];
+        }
+        double residual[2][8];
+        for (int64_t r = 0; r < rows; ++r) {
+            const int64_t i = pos + r;
+            double* fr = f + r * k;
+            if (s.fit_intercept)
+                for (int64_t c = 0; c < k; ++c) fr[c] = fr[c] + w[k * d + c];
+            const double loss = loss_and_residual(s.model, fr, k, data.y[i]);
+            const double weight = data.sample_weight ? data.sample_weight[i] : 1.0;
+            for (int64_t c = 0; c < k; ++c) fr[c] = fr[c] * weight;
+            loss_sum += weight * loss;
+        }
+        for (int64_t c0 = 0; c0 < k; c0 += 5) {
+            const int64_t G = std::min<int64_t>(5, k - c0);
+            for (int64_t r = 0; r < rows; ++r)
+                for (int64_t c = 0; c < G; ++c) residual[r][c] = f[r * k + c0 + c];
+            if (standardize) {
+                if (rows == 2) output_group<2>(false, G, nullptr, grad + c0 * d, d, xd, residual);
+                else output_group<1>(false, G, nullptr, grad + c0 * d, d, xd, residual);
+            } else {
+                if (rows == 2) output_group<2>(false, G, nullptr, grad + c0 * d, d, xt, residual);
+                else output_group<1>(false, G, nullptr, grad + c0 * d, d, xt, residual);
+            }
+        }
+        if (s.fit_intercept)
+            for (int64_t r = 0; r < rows; ++r)
+                for (int64_t c = 0; c < k; ++c) grad[k * d + c] += f[r * k + c];
+        if (stop && (pos - lo + 2) % poll_every == 0 && tick(*stop, poll_every * d * (2 * k + 1)))
+            return loss_sum;
+    }
+    return loss_sum;
+}
+
 // The full objective L(w) over all rows and its gradient, into ws.grad (ws.params: w as
 // double), on `lanes` threads; `memory`: pass_layout(...).doubles(lanes) doubles.
 template <class T>
@@ -134,7 +291,9 @@ double full_objective(const ModelSpec& s, const Dataset<T>& data, const T* w, Wo
     const bool done = ordered_blocks(
         n, layout, lanes, memory, total, loss_sum, stop,
         [&](int64_t lo, int64_t hi, double* partial, double* lane, StopCheck* poll) {
-            double *grad = partial, *rsum = partial + p, *f = lane, *row = lane + k;
+            double *grad = partial, *rsum = partial + p, *f = lane, *row = lane + 2 * k;
+            if (!is_sparse(data) && k > 1)
+                return sum_dense_rows_outputs(s, data, lo, hi, ws.params, grad, f, row, poll);
             return is_sparse(data)
                        ? sum_rows<T, true>(s, data, rows, lo, hi, hi, n, ws.params, grad, f, row,
                                            ws.center, rsum, poll)
@@ -204,7 +363,7 @@ bool hessian_curvature(const ModelSpec& s, const Dataset<T>& data, const T* w, d
     return ordered_blocks(
         n, layout, lanes, memory, total, unused, stop,
         [&](int64_t lo, int64_t hi, double*, double* lane, StopCheck* poll) {
-            double *f = lane, *row = lane + k;
+            double *f = lane, *row = lane + 2 * k;
             for (int64_t r = lo; r < hi; ++r) {
                 row_scores(s, data, r, params, s.fit_intercept, center, f, row);
                 double* out = curvature + r * width;
@@ -247,7 +406,7 @@ bool hessian_product(const ModelSpec& s, const Dataset<T>& data, const double* c
     const bool done = ordered_blocks(
         n, layout, lanes, memory, total, unused, stop,
         [&](int64_t lo, int64_t hi, double* partial, double* lane, StopCheck* poll) {
-            double *grad = partial, *rsum = partial + p, *f = lane, *row = lane + k;
+            double *grad = partial, *rsum = partial + p, *f = lane, *row = lane + 2 * k;
             for (int64_t r = lo; r < hi; ++r) {
                 const void* x = row_scores(s, data, r, v, s.fit_intercept, center, f, row);
                 const double weight = data.sample_weight ? data.sample_weight[r] : 1.0;
