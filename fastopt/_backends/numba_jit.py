@@ -1227,7 +1227,20 @@ def _dense_rows_outputs(X, y, sw, mean, inv_std, mi, w, grad, f, xs, begin, end,
             else:
                 score = _dots4(w, c * d, flat, xo, d, fused)
             f[c] = score + w[k * d + c] if intercept else score
-        loss = _loss_and_residual(mi[M_MODEL], f, k, y[r])
+        # objective.hpp softmax_losses: loss_and_residual with _exp_nonpositive
+        label = np.int64(y[r])
+        top = f[0]
+        for c in range(1, k):
+            top = f[c] if top < f[c] else top
+        f_label = f[label]
+        total = 0.0
+        for c in range(k):
+            f[c] = _exp_nonpositive(f[c] - top)
+            total += f[c]
+        loss = (top + np.log(total)) - f_label
+        for c in range(k):
+            f[c] = f[c] / total
+        f[label] -= 1.0
         weight = sw[r] if mi[M_WEIGHTS] != 0 else 1.0
         for c in range(k):
             f[c] = f[c] * weight
