@@ -83,6 +83,9 @@ def main():
                       "full-batch epoch (row loop)": one_batch_epoch(backend, data, params)}
         if "threads" in inspect.signature(backend.objective).parameters:
             contenders["objective pass, 2 threads"] = lambda: backend.objective(data, params, 2)
+        if hasattr(backend, "hvp"):
+            product, direction = backend.hvp(problem, data, params), np.ones(params.size)
+            contenders["Hessian-vector product"] = lambda: product(direction)
         contenders["read: np.dot(X.ravel(), ones)"] = lambda: np.dot(flat, ones)
         contenders["read: X @ v"] = lambda: X @ v
         k = problem.spec.n_outputs

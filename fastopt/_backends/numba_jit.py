@@ -1332,11 +1332,13 @@ def _row_scores(r, flat, mean, inv_std, mi, w, f, xs, csr):
     if standardize:
         for j in range(d):
             xs[j] = (np.float64(flat[np.uint64(xo + j)]) - mean[j]) * inv_std[j]
-    for c in range(k):
+    for c in range(k):  # several outputs: objective.hpp output_dots' order (_dots4)
         if standardize:
-            score = _dot(w, c * d, xs, zero, d, fused)
+            score = (_dots4(w, c * d, xs, zero, d, fused) if k > 1
+                     else _dot(w, c * d, xs, zero, d, fused))
         else:
-            score = _dot(w, c * d, flat, xo, d, fused)
+            score = (_dots4(w, c * d, flat, xo, d, fused) if k > 1
+                     else _dot(w, c * d, flat, xo, d, fused))
         f[c] = score + w[k * d + c] if intercept else score
 
 

@@ -395,11 +395,32 @@ inline const void* row_scores(const ModelSpec& s, const Dataset<T>& data, int64_
     }
     const T* x = data.X + r * d;
     const double* xs = standardize_row(data, x, d, row);
-    for (int64_t c = 0; c < k; ++c) {
-        const double score = xs ? dot<double>(w + c * d, xs, d) : dot<T>(w + c * d, x, d);
-        f[c] = intercept ? score + w[k * d + c] : score;
+    if (k > 1) {  // as sum_dense_rows_outputs (one row): the outputs share each load of x
+        double a[1][8];
+        for (int64_t c0 = 0; c0 < k; c0 += 5) {
+            const int64_t G = std::min<int64_t>(5, k - c0);
+            if (xs) output_group<1>(true, G, w + c0 * d, nullptr, d, &xs, a);
+            else output_group<1>(true, G, w + c0 * d, nullptr, d, &x, a);
+            for (int64_t c = 0; c < G; ++c)
+                f[c0 + c] = intercept ? a[0][c] + w[k * d + c0 + c] : a[0][c];
+        }
+    } else {
+        const double score = xs ? dot<double>(w, xs, d) : dot<T>(w, x, d);
+        f[0] = intercept ? score + w[d] : score;
     }
     return xs ? static_cast<const void*>(xs) : static_cast<const void*>(x);
+}
+
+// g_c += a_c x for the k outputs of one dense row (output_axpys; the bits of k axpy calls).
+template <class Row>
+inline void output_updates(const double* a, const Row* x, double* grad, int64_t k,
+                           int64_t d) noexcept {
+    double group[1][8];
+    for (int64_t c0 = 0; c0 < k; c0 += 5) {
+        const int64_t G = std::min<int64_t>(5, k - c0);
+        for (int64_t c = 0; c < G; ++c) group[0][c] = a[c0 + c];
+        output_group<1>(false, G, nullptr, grad + c0 * d, d, &x, group);
+    }
 }
 
 // Values per row that Hessian-vector products at w keep: 0 (linear: the curvature is the
@@ -496,11 +517,10 @@ bool hessian_product(const ModelSpec& s, const Dataset<T>& data, const double* c
                             g[j] = madd(f[c], xj, g[j]);
                         }
                     }
+                } else if (standardize) {
+                    output_updates(f, static_cast<const double*>(x), grad, k, d);
                 } else {
-                    for (int64_t c = 0; c < k; ++c) {
-                        if (standardize) axpy<double>(f[c], static_cast<const double*>(x), grad + c * d, d);
-                        else axpy<T>(f[c], static_cast<const T*>(x), grad + c * d, d);
-                    }
+                    output_updates(f, static_cast<const T*>(x), grad, k, d);
                 }
                 for (int64_t c = 0; c < k; ++c) {
                     if (s.fit_intercept) grad[k * d + c] += f[c];
