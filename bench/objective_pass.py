@@ -28,15 +28,10 @@ from fastopt.engine import prepare
 
 
 def problems(quick):
-    from sklearn.datasets import make_classification
-    out = []
-    for n, d, classes in ((200_000, 50, 2), (300_000, 100, 5)):
-        n = n // 20 if quick else n
-        X, y = make_classification(n_samples=n, n_features=d, n_informative=d // 2,
-                                   n_redundant=d // 10, n_classes=classes, random_state=0)
-        X = (X - X.mean(axis=0)) / X.std(axis=0)
-        out.append((f"K={classes} {n:,}x{d}", np.ascontiguousarray(X), y))
-    return out
+    """T1's two make_classification problems (bench/optimum.py), X standardised."""
+    from optimum import problems as t1_problems  # bench/ is on sys.path when run as a script
+    return [(name.removeprefix("T1 "), np.ascontiguousarray(X), y)
+            for name, X, y in t1_problems(quick)[:2]]
 
 
 def timed(fn):

@@ -92,8 +92,9 @@ def test_budget_without_convergence_warns():
 @pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
 def test_n_jobs_gives_the_same_fit_to_the_bit(solver, layout):
     # Rows in blocks of a fixed size, added in a fixed order: threads change no bit of any
-    # pass, so the whole run of the solver is the same (several blocks: n > 2 * 2048).
-    X, y = data("softmax", n=5000)
+    # pass, so the whole run of the solver is the same (three threads take four blocks of at
+    # least 2048 rows each).
+    X, y = data("softmax", n=30_000)
     X = sparse.csr_matrix(X) if layout == "csr" else X
     fits = [fo.fit(X, y, model="softmax", optimizer=solver, penalty="l2", alpha=1e-3,
                    standardize=True, epochs=100, tol=1e-8, n_jobs=n_jobs)
