@@ -93,7 +93,8 @@ def objective(data: Dataset, params: np.ndarray,
 class HessianOperator:
     """v -> H(params) v for the full objective of a Dataset (penalty none or l2): the rows'
     curvature at params is computed once, at construction; each product is one pass over X,
-    in row blocks summed in a fixed order (the same bits for any ``threads``)."""
+    in row blocks summed in a fixed order (the same bits for any ``threads``). Not for calls
+    from two threads at once (it keeps scratch memory)."""
     def __init__(self, data: Dataset, params: np.ndarray, threads: int = 1) -> None: ...
     def __call__(self, v: np.ndarray) -> np.ndarray: ...
 

@@ -383,7 +383,9 @@ void register_training(py::module_& m) {
     py::class_<HessianOperator>(m, "HessianOperator",
                                 "v -> H(params) v for the full objective of a Dataset (penalty "
                                 "none or l2): the rows' curvature at params is computed once, "
-                                "here; each product is one pass over X, summed as objective's.")
+                                "here; each product is one pass over X, summed as objective's. "
+                                "It keeps scratch memory: one operator must not be called from "
+                                "two threads at once.")
         .def(py::init<py::object, const py::handle&, int64_t>(), py::arg("data"),
              py::arg("params"), py::arg("threads") = 1)
         .def("__call__", &HessianOperator::apply, py::arg("v"),

@@ -3,8 +3,8 @@
 //
 // The rows are cut into blocks of objective_block_rows() rows, a size that depends on the data
 // and never on the thread count. Each block's loss and gradient are summed from zero on their
-// own, then added to the total in block order; threads take blocks as they come free, but the
-// additions keep that order, so the result is the same to the bit for any number of threads
+// own and kept; threads take blocks as they come free, and once all are done the partial sums
+// are added in block order, so the result is the same to the bit for any number of threads
 // (one included: it runs the same blocks). References: fastopt/reference/models.py
 // (objective), fastopt/reference/hvp.py (Hessian-vector products).
 #pragma once
