@@ -472,6 +472,67 @@ bool hessian_curvature(const ModelSpec& s, const Dataset<T>& data, const T* w, d
         });
 }
 
+// hessian_product's rows [lo, hi) for dense X with several outputs (softmax), two at a time
+// as sum_dense_rows_outputs: every score and every element of the sums is added in the order
+// of the row-at-a-time loop (Numba's _hessian_product), so the bits are the same.
+template <class T>
+void product_rows_outputs(const ModelSpec& s, const Dataset<T>& data, const double* curvature,
+                          const double* v, int64_t lo, int64_t hi, double* __restrict grad,
+                          double* rsum, double* f, double* row, StopCheck* poll) noexcept {
+    constexpr int64_t poll_every = 512;
+    const int64_t k = s.n_outputs, d = s.n_features;
+    const bool standardize = data.mean != nullptr;
+    for (int64_t pos = lo; pos < hi; pos += 2) {
+        const int64_t rows = std::min<int64_t>(2, hi - pos);
+        const T* xt[2] = {data.X + pos * d, data.X + (pos + rows - 1) * d};
+        const double* xd[2] = {nullptr, nullptr};
+        if (standardize)
+            for (int64_t r = 0; r < rows; ++r) xd[r] = standardize_row(data, xt[r], d, row + r * d);
+        auto group = [&](bool dots, int64_t c0, double (*a)[8]) {
+            const int64_t G = std::min<int64_t>(5, k - c0);
+            const double* w = dots ? v + c0 * d : nullptr;
+            double* g = dots ? nullptr : grad + c0 * d;
+            if (standardize) {
+                if (rows == 2) output_group<2>(dots, G, w, g, d, xd, a);
+                else output_group<1>(dots, G, w, g, d, xd, a);
+            } else {
+                if (rows == 2) output_group<2>(dots, G, w, g, d, xt, a);
+                else output_group<1>(dots, G, w, g, d, xt, a);
+            }
+            return G;
+        };
+        double a[2][8];
+        for (int64_t c0 = 0; c0 < k; c0 += 5) {
+            const int64_t G = group(true, c0, a);
+            for (int64_t r = 0; r < rows; ++r)
+                for (int64_t c = 0; c < G; ++c)
+                    f[r * k + c0 + c] =
+                        s.fit_intercept ? a[r][c] + v[k * d + c0 + c] : a[r][c];
+        }
+        for (int64_t r = 0; r < rows; ++r) {
+            const double weight = data.sample_weight ? data.sample_weight[pos + r] : 1.0;
+            const double* prob = curvature + (pos + r) * k;
+            double* fr = f + r * k;
+            double mixed = 0.0;
+            for (int64_t c = 0; c < k; ++c) mixed += prob[c] * fr[c];
+            for (int64_t c = 0; c < k; ++c) fr[c] = weight * (prob[c] * (fr[c] - mixed));
+        }
+        for (int64_t c0 = 0; c0 < k; c0 += 5) {
+            for (int64_t r = 0; r < rows; ++r)
+                for (int64_t c = 0; c < std::min<int64_t>(5, k - c0); ++c)
+                    a[r][c] = f[r * k + c0 + c];
+            group(false, c0, a);
+        }
+        for (int64_t r = 0; r < rows; ++r)
+            for (int64_t c = 0; c < k; ++c) {
+                if (s.fit_intercept) grad[k * d + c] += f[r * k + c];
+                rsum[c] += f[r * k + c];
+            }
+        if (poll && (pos - lo + 2) % poll_every == 0 && tick(*poll, poll_every * d * 2 * k))
+            return;
+    }
+}
+
 // H v at the point whose curvature hessian_curvature() left in `curvature`, into `out`
 // (n_params(s) values): dF_i = x~_i V^T + c, D_i = curvature applied to dF_i, then
 // H v = [D^T X~ / n + alpha V (l2), sum_i D_i / n]. One pass over X in blocks, as
@@ -491,6 +552,10 @@ bool hessian_product(const ModelSpec& s, const Dataset<T>& data, const double* c
         n, layout, lanes, memory, total, unused, stop,
         [&](int64_t lo, int64_t hi, double* partial, double* lane, StopCheck* poll) {
             double *grad = partial, *rsum = partial + p, *f = lane, *row = lane + 2 * k;
+            if (!sparse && k > 1) {
+                product_rows_outputs(s, data, curvature, v, lo, hi, grad, rsum, f, row, poll);
+                return 0.0;
+            }
             for (int64_t r = lo; r < hi; ++r) {
                 const void* x = row_scores(s, data, r, v, s.fit_intercept, center, f, row);
                 const double weight = data.sample_weight ? data.sample_weight[r] : 1.0;
