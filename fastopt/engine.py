@@ -28,7 +28,6 @@ from . import _scaling
 from ._scaling import target_units
 from .newton import newton_fit
 from .optim import Optimizer, make_optimizer
-from .reference.hvp import hessian_operator
 from .reference.models import MODELS, PENALTIES, ModelSpec
 from .schedules import make_schedule
 from .reference import saga as _saga
@@ -730,7 +729,8 @@ def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epo
     if isinstance(optimizer, (LBFGS, NewtonCG)):
         return _solve_full_batch(problem, params, backend=backend, solver=optimizer,
                                  max_iter=epochs, tol=tol, callback=callback, verbose=verbose,
-                                 finish=auto and tol == "auto")
+                                 finish=auto and tol == "auto",
+                                 threads=v.check_n_jobs(n_jobs))
     if state is None:
         state = new_state(optimizer, params, 0)
     tol = stall_tol(tol)
@@ -752,25 +752,26 @@ def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epo
 
 
 def _solve_full_batch(problem, params, *, backend, solver, max_iter, tol, callback, verbose,
-                      finish=False):
+                      finish=False, threads=1):
     """L-BFGS or Newton-CG from ``params``: one history entry per iteration (``steps`` counts
     the passes over X, ``grad_max`` the gradient's largest entry), the solver's stopping
     reason in ``message``; a line search that finds no decrease or a non-finite objective is a
     DivergenceError with the solver's words. NaN or inf in X make the first objective
     non-finite, so X is scanned for them only then (for the ValueError that names them), not
     in a pass of its own before the fit. With ``finish``, :func:`_newton_finish` checks where
-    the solver stopped."""
+    the solver stopped. ``threads``: the objective's and the Hessian-vector products' threads
+    (the same result for any number)."""
     data = backend.dataset(problem)
     monitor = Monitor(callback=callback, verbose=verbose)
     monitor.history["grad_max"] = []
     started = [time.perf_counter()]
 
     def objective(x):
-        return backend.objective(data, x)
+        return backend.objective(data, x, threads)
 
     def hvp(x, vector):
         if hvp.at is not x:  # one operator per outer iteration (the solver keeps x)
-            hvp.at, hvp.apply = x, hessian_operator(problem, np.asarray(x, dtype=np.float64))
+            hvp.at, hvp.apply = x, backend.hvp(problem, data, x, threads)
         return hvp.apply(vector)
     hvp.at = None
 

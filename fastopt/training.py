@@ -90,7 +90,9 @@ def fit(X: ArrayLike, y: ArrayLike, model: str = "linear",
         into ``n_jobs`` contiguous row ranges summed on their own and added in a fixed order,
         so results are reproducible for a given ``n_jobs`` and differ between values only by
         rounding (the cpp backend runs the ranges in parallel, numba one after another with
-        the same bits; worth it for batches of a few hundred rows and more).
+        the same bits; worth it for batches of a few hundred rows and more). For "lbfgs" and
+        "newton-cg": threads per pass over X, summing row blocks of a fixed size in a fixed
+        order, so the result is the same for every ``n_jobs``.
 
     sparse_update : "exact" (default) or "lazy", for SciPy sparse X (trained as CSR, never
         densified). "exact": every coordinate takes the full optimizer step at every update,

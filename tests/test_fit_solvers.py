@@ -89,3 +89,42 @@ def test_budget_without_convergence_warns():
     X, y = data("softmax")
     with pytest.warns(fo.ConvergenceWarning, match="Maximum number of epochs"):
         fo.fit(X, y, model="softmax", optimizer="lbfgs", epochs=2, tol=1e-12)
+
+
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
+def test_n_jobs_gives_the_same_fit_to_the_bit(solver, layout):
+    # Rows in blocks of a fixed size, added in a fixed order: threads change no bit of any
+    # pass, so the whole run of the solver is the same (three threads take four blocks of at
+    # least 2048 rows each).
+    X, y = data("softmax", n=30_000)
+    X = sparse.csr_matrix(X) if layout == "csr" else X
+    fits = [fo.fit(X, y, model="softmax", optimizer=solver, penalty="l2", alpha=1e-3,
+                   standardize=True, epochs=100, tol=1e-8, n_jobs=n_jobs)
+            for n_jobs in (1, 2, 3)]
+    for other in fits[1:]:
+        np.testing.assert_array_equal(other.coef_, fits[0].coef_)
+        np.testing.assert_array_equal(other.intercept_, fits[0].intercept_)
+        assert other.history["loss"] == fits[0].history["loss"]
+    assert fits[0].converged
+
+
+@pytest.mark.skipif(_backends._core is None, reason="no compiled module")
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
+def test_n_jobs_reaches_the_passes_of_the_solvers(solver):
+    record = _backends.resolve("cpp")
+    seen = []
+
+    def objective(data, params, threads=1):
+        seen.append(("objective", threads))
+        return record.objective(data, params, threads)
+
+    def hvp(problem, data, params, threads=1):
+        seen.append(("hvp", threads))
+        return record.hvp(problem, data, params, threads)
+
+    X, y = data("logistic")
+    fo.fit(X, y, model="logistic", optimizer=solver, penalty="l2", alpha=1e-2, n_jobs=2,
+           backend=record._replace(objective=objective, hvp=hvp))
+    assert seen and set(seen) == ({("objective", 2), ("hvp", 2)} if solver == "newton-cg"
+                                  else {("objective", 2)})

@@ -16,9 +16,19 @@ using RunEpoch = EpochOutcome (*)(const ModelSpec&, const Dataset<T>&, const Opt
                                   OptimScalars&, T*, T* const*, const EpochSpec&, Workspace<T>&,
                                   StopCheck&) noexcept;
 
+// objective.hpp: the full objective, and the two halves of a Hessian-vector product.
 template <class T>
 using Objective = double (*)(const ModelSpec&, const Dataset<T>&, const T*, Workspace<T>&,
-                             StopCheck&) noexcept;
+                             double*, int64_t, StopCheck&) noexcept;
+
+template <class T>
+using HessianCurvature = bool (*)(const ModelSpec&, const Dataset<T>&, const T*, double*,
+                                  double*, double*, double*, int64_t, StopCheck&) noexcept;
+
+template <class T>
+using HessianProduct = bool (*)(const ModelSpec&, const Dataset<T>&, const double*,
+                                const double*, double*, double*, double*, int64_t,
+                                StopCheck&) noexcept;
 
 template <class T>
 using SagaEpoch = EpochOutcome (*)(const ModelSpec&, const Dataset<T>&, const SagaSpec&,
@@ -30,6 +40,8 @@ struct TypedKernels {
     RunEpoch<T> run_epoch;
     Objective<T> objective;
     SagaEpoch<T> saga_epoch;
+    HessianCurvature<T> hessian_curvature;
+    HessianProduct<T> hessian_product;
 };
 
 struct KernelTable {

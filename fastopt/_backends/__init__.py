@@ -53,8 +53,14 @@ class Backend(NamedTuple):
     #: ``(data, state, lrs, batch_size, shuffle, threads, lazy) -> (mean loss, updates, ok,
     #: failed update or -1)``: one epoch, updating ``state.params`` and its optimizer state.
     epoch: Callable
-    #: ``(data, params) -> (L(params), float64 gradient)`` over all rows.
+    #: ``(data, params, threads=1) -> (L(params), float64 gradient)`` over all rows; the
+    #: compiled ones sum rows in blocks of a fixed size on ``threads`` threads, adding the
+    #: blocks in order (the same bits for any ``threads``).
     objective: Callable
+    #: ``(problem, data, params, threads=1) -> (v -> H(params) v)``: Hessian-vector products
+    #: of the full objective (penalty none or l2), the rows' curvature at ``params`` computed
+    #: once per operator, each product one pass over X (float64 ``v`` and result).
+    hvp: Callable
     #: ``(X, sample_weight) -> (mean, inv_std)``: the standardisation of ``standardize=True``;
     #: raises the ValueError for NaN/inf in a dense host X.
     column_scaling: Callable
@@ -169,23 +175,24 @@ def _record(name):
     if name == "cpp":
         from . import cpp
         return Backend("cpp", cpp.optimizer_step, cpp.dataset, cpp.epoch, cpp.objective,
-                       cpp.column_scaling, _scaling.take_rows, checks_finite=True,
+                       cpp.hvp, cpp.column_scaling, _scaling.take_rows, checks_finite=True,
                        saga_epoch=cpp.saga_epoch)
     if name == "numba":
         jit = _numba()
         return Backend("numba", jit.optimizer_step,
                        lambda problem: jit.dataset(problem, fused_multiply_add()),
-                       jit.epoch, jit.objective, _column_scaling(), _scaling.take_rows,
+                       jit.epoch, jit.objective, jit.hvp, _column_scaling(), _scaling.take_rows,
                        checks_finite=True, saga_epoch=jit.saga_epoch)
     if name == "cuda":
         gpu = _cuda()
+        from . import reference
         return Backend("cuda", gpu.optimizer_step, gpu.dataset, gpu.epoch, gpu.objective,
-                       functools.partial(gpu.column_scaling, host=_column_scaling()),
+                       reference.hvp, functools.partial(gpu.column_scaling, host=_column_scaling()),
                        gpu.take_rows, checks_finite=False,
                        check_device_X=gpu.check_device_X)
     from . import reference
     return Backend("numpy", reference.optimizer_step, reference.dataset, reference.epoch,
-                   reference.objective, _column_scaling(), _scaling.take_rows,
+                   reference.objective, reference.hvp, _column_scaling(), _scaling.take_rows,
                    checks_finite=False, saga_epoch=reference.saga_epoch)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
+
 from .. import _scaling
 from .. import _validation as v
 from .. import _core
@@ -84,8 +86,16 @@ def epoch(data, state, lrs, batch_size, shuffle, threads=1, lazy=False):
     return loss_sum / data.n_samples, steps, status == 0, failed
 
 
-def objective(data, params):
-    return _core.objective(data, params)
+def objective(data, params, threads=1):
+    return _core.objective(data, params, threads)
+
+
+def hvp(problem, data, params, threads=1):
+    """``v -> H(params) v`` (float64) at ``params``: the compiled operator, which computes the
+    rows' curvature once, here; each product is one pass over X."""
+    operator = _core.HessianOperator(data, np.ascontiguousarray(params, dtype=data.dtype),
+                                     threads)
+    return lambda vector: operator(np.ascontiguousarray(vector, dtype=np.float64))
 
 
 def saga_epoch(data, state, step, seed, epoch):

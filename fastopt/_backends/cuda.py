@@ -865,8 +865,9 @@ def epoch(data, state, lrs, batch_size, shuffle, threads=1, lazy=False):  # noqa
     return total / n, steps, True, -1
 
 
-def objective(data, params):
-    """``(L(params), float64 gradient)`` over all rows, in order."""
+def objective(data, params, threads=1):
+    """``(L(params), float64 gradient)`` over all rows, in order (``threads``: host threads,
+    which the device does not use)."""
     n, spec = data.n_samples, data.model
     workspace = _workspace(data, spec, n)
     grad = workspace.grad(spec.n_params, np.float64)

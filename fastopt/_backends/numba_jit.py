@@ -57,8 +57,8 @@ from numba.extending import intrinsic
 from ..reference.models import l1_share
 from .contract import MODEL_CODES, OPTIMIZER_CODES, PENALTY_CODES, check_step
 
-__all__ = ["optimizer_step", "epoch", "objective", "permutation", "compile_cache_enabled",
-           "saga_epoch"]
+__all__ = ["optimizer_step", "epoch", "objective", "hvp", "permutation",
+           "compile_cache_enabled", "saga_epoch"]
 
 
 # error_model="numpy": x / 0.0 gives inf or nan as in C++, not Python's ZeroDivisionError
@@ -1179,12 +1179,91 @@ def _clear(grad, coords, count):
         grad[coords[i]] = 0.0
 
 
+def _block_rows(n, p, k, entries):
+    """Rows per block of the full passes (objective.hpp ``objective_block_rows``)."""
+    per_row = max(1, -(-entries // max(n, 1)))
+    return max(2048, -(-(64 * p) // (k * per_row)))
+
+
+@_jit
+def _dots4(w, wo, x, xo, d, fused):
+    """objective.hpp ``output_dots`` for one row and output: four lanes (j mod 4) summed as
+    (l0 + l2) + (l1 + l3), then the tail in order."""
+    a0 = a1 = a2 = a3 = 0.0
+    j = 0
+    while j + 4 <= d:
+        a = wo + j
+        b = xo + j
+        a0 = _madd(w[np.uint64(a)], np.float64(x[np.uint64(b)]), a0, fused)
+        a1 = _madd(w[np.uint64(a + 1)], np.float64(x[np.uint64(b + 1)]), a1, fused)
+        a2 = _madd(w[np.uint64(a + 2)], np.float64(x[np.uint64(b + 2)]), a2, fused)
+        a3 = _madd(w[np.uint64(a + 3)], np.float64(x[np.uint64(b + 3)]), a3, fused)
+        j += 4
+    tail = 0.0
+    while j < d:
+        tail = _madd(w[np.uint64(wo + j)], np.float64(x[np.uint64(xo + j)]), tail, fused)
+        j += 1
+    return ((a0 + a2) + (a1 + a3)) + tail
+
+
+@_jit
+def _dense_rows_outputs(X, y, sw, mean, inv_std, mi, w, grad, f, xs, begin, end, loss_sum):
+    """objective.hpp ``sum_dense_rows_outputs`` (dense X, several outputs), row by row: the
+    C++ takes two rows at a time, but every sum runs in the same order."""
+    d, k = mi[M_FEATURES], mi[M_OUTPUTS]
+    intercept = mi[M_INTERCEPT] != 0
+    standardize = mi[M_STANDARDIZE] != 0
+    fused = mi[M_FUSED] != 0
+    flat = X.reshape(X.size)
+    zero = np.int64(0)
+    for r in range(begin, end):
+        xo = r * d
+        if standardize:
+            for j in range(d):
+                xs[j] = (np.float64(flat[np.uint64(xo + j)]) - mean[j]) * inv_std[j]
+        for c in range(k):
+            if standardize:
+                score = _dots4(w, c * d, xs, zero, d, fused)
+            else:
+                score = _dots4(w, c * d, flat, xo, d, fused)
+            f[c] = score + w[k * d + c] if intercept else score
+        # objective.hpp softmax_losses: loss_and_residual with _exp_nonpositive
+        label = np.int64(y[r])
+        top = f[0]
+        for c in range(1, k):
+            top = f[c] if top < f[c] else top
+        f_label = f[label]
+        total = 0.0
+        for c in range(k):
+            f[c] = _exp_nonpositive(f[c] - top)
+            total += f[c]
+        loss = (top + np.log(total)) - f_label
+        for c in range(k):
+            f[c] = f[c] / total
+        f[label] -= 1.0
+        weight = sw[r] if mi[M_WEIGHTS] != 0 else 1.0
+        for c in range(k):
+            f[c] = f[c] * weight
+        loss_sum += weight * loss
+        for c in range(k):
+            if standardize:
+                _axpy(f[c], xs, zero, grad, c * d, d, fused)
+            else:
+                _axpy(f[c], flat, xo, grad, c * d, d, fused)
+        if intercept:
+            for c in range(k):
+                grad[k * d + c] += f[c]
+    return loss_sum
+
+
 @_jit
 def _objective_kernel(X, y, sw, mean, inv_std, mi, mf, w, wsp, grad, f, xs, order, cursor,
-                      sums, budget, csr, rsum):
-    """Continue the full pass of epoch.hpp ``objective`` (rows in order) from row
-    ``cursor[C_ROW]``; True when done, with L(w) in ``sums[S_EPOCH]`` and its gradient in
-    ``grad``."""
+                      sums, budget, csr, rsum, block, block_grad, block_rsum):
+    """Continue the full pass of objective.hpp ``full_objective`` from row ``cursor[C_ROW]``
+    (a block's first): the rows in blocks of ``block``, each summed from zero into
+    ``block_grad``, ``block_rsum`` and its loss, then added to ``grad``, ``rsum`` and
+    ``sums[S_BATCH]`` in block order (the C++ threads' sums, bit for bit). True when done, with
+    L(w) in ``sums[S_EPOCH]`` and its gradient in ``grad``."""
     n = X.shape[0]
     d, k = mi[M_FEATURES], mi[M_OUTPUTS]
     row = cursor[C_ROW]
@@ -1196,10 +1275,25 @@ def _objective_kernel(X, y, sw, mean, inv_std, mi, mf, w, wsp, grad, f, xs, orde
         rsum[:] = 0.0
         if sparse_standardized:
             _sparse_centering(mi, mean, inv_std, wsp, csr[3])
-    count = min(n - row, max(1, budget // (d * (2 * k + 1) + 1)))
-    sums[S_BATCH] = _accumulate_rows(X, y, sw, mean, inv_std, mi, wsp, grad, f, xs, order,
-                                     False, row, row + count, sums[S_BATCH], csr, rsum)
-    row += count
+    per_row = d * (2 * k + 1) + 1
+    work = 0
+    while row < n and work < budget:
+        end = min(n, row + block)
+        block_grad[:] = 0.0
+        block_rsum[:] = 0.0
+        if csr[1].size == 0 and k > 1:
+            loss = _dense_rows_outputs(X, y, sw, mean, inv_std, mi, wsp, block_grad, f, xs,
+                                       row, end, 0.0)
+        else:
+            loss = _accumulate_rows(X, y, sw, mean, inv_std, mi, wsp, block_grad, f, xs,
+                                    order, False, row, end, 0.0, csr, block_rsum)
+        sums[S_BATCH] += loss
+        for j in range(grad.size):
+            grad[j] += block_grad[j]
+        for c in range(k):
+            rsum[c] += block_rsum[c]
+        work += (end - row) * per_row
+        row = end
     cursor[C_ROW] = row
     if row < n:
         return False
@@ -1210,6 +1304,140 @@ def _objective_kernel(X, y, sw, mean, inv_std, mi, mf, w, wsp, grad, f, xs, orde
     _add_penalty_gradient(mi, mf, wsp, grad)
     sums[S_EPOCH] = sums[S_BATCH] / np.float64(n) + _penalty_value(mi, mf, wsp)
     return True
+
+
+@_jit
+def _row_scores(r, flat, mean, inv_std, mi, w, f, xs, csr):
+    """objective.hpp ``row_scores``: x~_r . W_c (+ b_c) into ``f``; for dense X the row the
+    sums read is ``xs`` when standardising, else ``flat`` from ``r * d``."""
+    d, k = mi[M_FEATURES], mi[M_OUTPUTS]
+    intercept = mi[M_INTERCEPT] != 0
+    standardize = mi[M_STANDARDIZE] != 0
+    fused = mi[M_FUSED] != 0
+    if csr[1].size > 0:
+        values, indptr, indices, center = csr
+        begin, end = np.int64(indptr[r]), np.int64(indptr[r + 1])
+        for c in range(k):
+            score = 0.0
+            for e in range(begin, end):
+                j = np.int64(indices[e])
+                x = np.float64(values[e]) * inv_std[j] if standardize else np.float64(values[e])
+                score = _madd(w[c * d + j], x, score, fused)
+            if standardize:
+                score = score - center[c]
+            f[c] = score + w[k * d + c] if intercept else score
+        return
+    xo = r * d
+    zero = np.int64(0)
+    if standardize:
+        for j in range(d):
+            xs[j] = (np.float64(flat[np.uint64(xo + j)]) - mean[j]) * inv_std[j]
+    for c in range(k):  # several outputs: objective.hpp output_dots' order (_dots4)
+        if standardize:
+            score = (_dots4(w, c * d, xs, zero, d, fused) if k > 1
+                     else _dot(w, c * d, xs, zero, d, fused))
+        else:
+            score = (_dots4(w, c * d, flat, xo, d, fused) if k > 1
+                     else _dot(w, c * d, flat, xo, d, fused))
+        f[c] = score + w[k * d + c] if intercept else score
+
+
+@_jit
+def _hessian_curvature(X, sw, mean, inv_std, mi, w, f, xs, csr, out):
+    """objective.hpp ``hessian_curvature``: per row, s_i p_i (1 - p_i) (logistic) or the
+    class probabilities (softmax) at ``w`` (float64) into ``out``."""
+    n = X.shape[0]
+    d, k = mi[M_FEATURES], mi[M_OUTPUTS]
+    width = 1 if mi[M_MODEL] == 1 else k
+    flat = X.reshape(X.size)
+    if csr[1].size > 0 and mi[M_STANDARDIZE] != 0:
+        _sparse_centering(mi, mean, inv_std, w, csr[3])
+    for r in range(n):
+        _row_scores(r, flat, mean, inv_std, mi, w, f, xs, csr)
+        weight = sw[r] if mi[M_WEIGHTS] != 0 else 1.0
+        o = r * width
+        if mi[M_MODEL] == 1:
+            e = np.exp(-abs(f[0]))
+            prob = 1.0 / (1.0 + e) if f[0] >= 0 else e / (1.0 + e)
+            out[o] = weight * (prob * (1.0 - prob))
+        else:
+            top = f[0]
+            for c in range(1, k):
+                top = f[c] if top < f[c] else top
+            total = 0.0
+            for c in range(k):
+                out[o + c] = np.exp(f[c] - top)
+                total += out[o + c]
+            for c in range(k):
+                out[o + c] = out[o + c] / total
+
+
+@_jit
+def _hessian_product(X, sw, mean, inv_std, mi, mf, curvature, v, out, f, xs, csr, block,
+                     lane, total):
+    """objective.hpp ``hessian_product``: H v into ``out``, the rows in blocks of ``block``
+    summed into ``lane`` (p + k) and added to ``total`` in block order."""
+    n = X.shape[0]
+    d, k = mi[M_FEATURES], mi[M_OUTPUTS]
+    p = out.size
+    model = mi[M_MODEL]
+    intercept = mi[M_INTERCEPT] != 0
+    standardize = mi[M_STANDARDIZE] != 0
+    fused = mi[M_FUSED] != 0
+    sparse = csr[1].size > 0
+    values, indptr, indices, center = csr
+    flat = X.reshape(X.size)
+    zero = np.int64(0)
+    if sparse and standardize:
+        _sparse_centering(mi, mean, inv_std, v, center)
+    total[:] = 0.0
+    for lo in range(0, n, block):
+        lane[:] = 0.0
+        for r in range(lo, min(n, lo + block)):
+            _row_scores(r, flat, mean, inv_std, mi, v, f, xs, csr)
+            weight = sw[r] if mi[M_WEIGHTS] != 0 else 1.0
+            if model == 0:
+                f[0] = weight * f[0]
+            elif model == 1:
+                f[0] = curvature[r] * f[0]
+            else:
+                mixed = 0.0
+                for c in range(k):
+                    mixed += curvature[r * k + c] * f[c]
+                for c in range(k):
+                    f[c] = weight * (curvature[r * k + c] * (f[c] - mixed))
+            if sparse:
+                begin, end = np.int64(indptr[r]), np.int64(indptr[r + 1])
+                for c in range(k):
+                    for e in range(begin, end):
+                        j = np.int64(indices[e])
+                        x = (np.float64(values[e]) * inv_std[j] if standardize
+                             else np.float64(values[e]))
+                        lane[c * d + j] = _madd(f[c], x, lane[c * d + j], fused)
+            else:
+                for c in range(k):
+                    if standardize:
+                        _axpy(f[c], xs, zero, lane, c * d, d, fused)
+                    else:
+                        _axpy(f[c], flat, r * d, lane, c * d, d, fused)
+            for c in range(k):
+                if intercept:
+                    lane[k * d + c] += f[c]
+                lane[p + c] += f[c]
+        for j in range(p + k):
+            total[j] += lane[j]
+    for j in range(p):
+        out[j] = total[j]
+    if sparse and standardize:
+        for c in range(k):
+            for j in range(d):
+                out[c * d + j] = out[c * d + j] - mean[j] * inv_std[j] * total[p + c]
+    alpha = mf[P_ALPHA] if mi[M_PENALTY] == 1 else 0.0
+    for j in range(p):
+        out[j] = out[j] / np.float64(n)
+    if alpha != 0.0:
+        for j in range(k * d):
+            out[j] = _madd(alpha, v[j], out[j], fused)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1239,7 +1467,7 @@ class Data:
     int64 indices (empty arrays for dense X), the model configuration ``mi``/``mf``."""
 
     __slots__ = ("X", "y", "sw", "mean", "inv_std", "mi", "mf", "csr", "spec", "n_samples",
-                 "standardized")
+                 "standardized", "entries")
 
     def __init__(self, problem, fused):
         spec = problem.spec
@@ -1256,6 +1484,7 @@ class Data:
                         np.zeros(spec.n_outputs))
         self.spec = spec
         self.n_samples = X.shape[0]
+        self.entries = self.csr[0].size if hasattr(X, "indptr") else X.shape[0] * X.shape[1]
         self.y = problem.y
         self.sw = _or_empty(problem.sample_weight)
         self.mean = _or_empty(problem.mean)
@@ -1401,19 +1630,23 @@ def epoch(data, state, lrs, batch_size, shuffle, threads=1, lazy=False):
             int(cursor[C_FAILED]) if cursor[C_STATUS] else -1)
 
 
-def objective(data, params):
-    """``(L(params), float64 gradient)`` over all rows, as the C++ backend."""
+def objective(data, params, threads=1):
+    """``(L(params), float64 gradient)`` over all rows, as the C++ backend (its blocks, summed
+    in the same order: the C++ result for any ``threads``; here one thread does them all)."""
     w = _check_params(data, params)
     p = w.size
+    k = data.spec.n_outputs
     wsp, grad = np.empty(p), np.empty(p)
-    f, xs = np.empty(data.spec.n_outputs), np.empty(data.spec.n_features)
+    f, xs = np.empty(k), np.empty(data.spec.n_features)
     cursor = np.zeros(7, dtype=np.int64)
     sums = np.zeros(6)
     budget = max(1, int(_WORK_PER_CALL))
-    rsum = np.zeros(data.spec.n_outputs)
+    rsum = np.zeros(k)
+    block = _block_rows(data.n_samples, p, k, data.entries)
+    block_grad, block_rsum = np.empty(p), np.empty(k)
     while not _objective_kernel(data.X, data.y, data.sw, data.mean, data.inv_std, data.mi,
                                 data.mf, w, wsp, grad, f, xs, _NO_ORDER, cursor, sums, budget,
-                                data.csr, rsum):
+                                data.csr, rsum, block, block_grad, block_rsum):
         pass
     return float(sums[S_EPOCH]), grad
 
@@ -1615,3 +1848,35 @@ def saga_epoch(data, state, step, seed, epoch):
         pass  # Ctrl-C is raised here, between calls
     ok = cursor[G_STATUS] == 0
     return float(loss[0]), bool(ok), -1 if ok else int(cursor[G_FAILED])
+
+
+def hvp(problem, data, params, threads=1):
+    """``v -> H(params) v`` (float64), as the C++ operator: the rows' curvature at ``params``
+    computed once, here, then one pass per product (one thread: the same sums)."""
+    spec = data.spec
+    if spec.penalty in ("l1", "elasticnet") and spec.alpha > 0:
+        raise ValueError("the Hessian needs a smooth objective: penalty none or l2, not l1 or "
+                         "elasticnet")
+    w = _check_params(data, np.ascontiguousarray(params, dtype=data.X.dtype))
+    p, k, d = spec.n_params, spec.n_outputs, spec.n_features
+    wsp = np.empty(p)
+    _load_params(w, wsp)
+    f, xs = np.empty(k), np.empty(d)
+    width = {"linear": 0, "logistic": 1, "softmax": k}[spec.model]
+    curvature = np.empty(data.n_samples * width)
+    if width:
+        _hessian_curvature(data.X, data.sw, data.mean, data.inv_std, data.mi, wsp, f, xs,
+                           data.csr, curvature)
+    block = _block_rows(data.n_samples, p, k, data.entries)
+    lane, total = np.empty(p + k), np.empty(p + k)
+
+    def product(vector):
+        v = np.ascontiguousarray(vector, dtype=np.float64)
+        if v.shape != (p,):
+            raise ValueError(f"v must have shape ({p},), got {v.shape}")
+        out = np.empty(p)
+        _hessian_product(data.X, data.sw, data.mean, data.inv_std, data.mi, data.mf,
+                         curvature, v, out, f, xs, data.csr, block, lane, total)
+        return out
+
+    return product

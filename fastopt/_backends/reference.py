@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from ..reference import hvp as _hvp
 from ..reference import models as _models
 from ..reference import optim as _optim
 from ..reference import saga as _saga
@@ -30,7 +33,8 @@ def epoch(problem, state, lrs, batch_size, shuffle, threads=1, lazy=False):
     return result.loss, result.steps, result.status == "ok", result.failed_step
 
 
-def objective(problem, params):
+def objective(problem, params, threads=1):
+    # One matrix product per pass: ``threads`` changes nothing here.
     return _models.objective(problem.spec, problem.X, problem.y, problem.sample_weight,
                              problem.mean, problem.inv_std, params)
 
@@ -38,3 +42,7 @@ def objective(problem, params):
 def saga_epoch(problem, state, step, seed, epoch):
     return _saga.saga_epoch(problem.spec, problem.X, problem.y, problem.sample_weight,
                             problem.mean, problem.inv_std, state, step, seed, epoch)
+
+def hvp(problem, data, params, threads=1):
+    """``v -> H(params) v``: the NumPy reference (also the CUDA backend's)."""
+    return _hvp.hessian_operator(problem, np.asarray(params, dtype=np.float64))

@@ -239,15 +239,5 @@ EpochOutcome run_epoch(const ModelSpec& s, const Dataset<T>& data, const OptimCo
     return run_epoch_one_lane(s, data, opt, scalars, w, opt_state, e, ws, stop);
 }
 
-// The full objective L(w) over all rows, in order; its gradient is left in ws.grad.
-template <class T>
-double objective(const ModelSpec& s, const Dataset<T>& data, const T* w, Workspace<T>& ws,
-                 StopCheck& stop) noexcept {
-    load_params(w, ws.params, n_params(s));
-    const RowStream rows(nullptr, data.n);
-    const double loss_sum = batch_gradient(s, data, rows, 0, data.n, ws, stop).loss_sum;
-    return loss_sum / double(data.n) + penalty_value(s, ws.params);
-}
-
 }  // namespace FASTOPT_ISA
 }  // namespace fastopt

@@ -1,0 +1,120 @@
+"""T2: one fused loss+gradient pass (``_core.objective``) against the fastest single-thread read
+of the same bytes, and ``n_jobs=2`` against 1 for a whole L-BFGS fit (issue 18).
+
+Problems as bench/optimum.py's T1 (``make_classification``, float64, standardised): binary
+n=200,000 d=50 and 5 classes n=300,000 d=100. Contenders run interleaved, one call each per
+round, ``--rounds`` rounds (default 7); the medians are reported with the load average. BLAS
+runs on 1 thread (threadpoolctl).
+
+    python bench/objective_pass.py [--rounds 7] [--fits 3] [--quick] [--passes-only]
+
+``--passes-only`` times the passes and the reads, no fits; it also runs on a fastopt build
+whose objective has no ``threads`` (an older build on PYTHONPATH, for before/after runs
+alternated in separate processes; bench/README.md).
+"""
+
+import argparse
+import inspect
+import os
+import statistics
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+import fastopt
+from fastopt import _backends
+from fastopt.engine import prepare
+
+
+def problems(quick):
+    """T1's two make_classification problems (bench/optimum.py), X standardised."""
+    from optimum import problems as t1_problems  # bench/ is on sys.path when run as a script
+    return [(name.removeprefix("T1 "), np.ascontiguousarray(X), y)
+            for name, X, y in t1_problems(quick)[:2]]
+
+
+def timed(fn):
+    """(wall, CPU time of this thread): on a shared machine the CPU time leaves out the time
+    the thread waited for a core (but not the memory bandwidth others take)."""
+    start, cpu = time.perf_counter(), time.thread_time()
+    fn()
+    return time.perf_counter() - start, time.thread_time() - cpu
+
+
+def one_batch_epoch(backend, data, params):
+    """A full-batch epoch (batch = n, SGD with lr 0: params unchanged): the epochs' row loop
+    (accumulate_row for several outputs), the loop the objective ran before it had its own
+    (issue 18), timed beside it in the same process."""
+    from fastopt.engine import new_state
+    from fastopt.optim import make_optimizer
+    state = new_state(make_optimizer("sgd", lr=0.0), params.copy(), 0)
+    lrs = np.zeros(1)
+    return lambda: backend.epoch(data, state, lrs, data.n_samples, False)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--fits", type=int, default=3)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--passes-only", action="store_true")
+    args = parser.parse_args()
+    backend = _backends.resolve("cpp")
+    print(f"fastopt from {os.path.dirname(fastopt.__file__)}, backend "
+          f"{_backends.describe('cpp')}, load average {os.getloadavg()}")
+    for name, X, y in problems(args.quick):
+        n = X.shape[0]
+        est = fastopt.LogisticRegression(optimizer="lbfgs", penalty="l2", alpha=1.0 / n,
+                                         standardize=False)
+        problem = prepare(X, y, model="logistic" if len(np.unique(y)) == 2 else "softmax",
+                          penalty="l2", alpha=1.0 / n, l1_ratio=0.15, fit_intercept=True,
+                          sample_weight=None, backend=backend)[0]
+        data = backend.dataset(problem)
+        params = np.zeros(problem.spec.n_params)
+        flat, ones = X.ravel(), np.ones(X.size)
+        v = np.ones(X.shape[1])
+        contenders = {"objective pass, 1 thread": lambda: backend.objective(data, params),
+                      "full-batch epoch (row loop)": one_batch_epoch(backend, data, params)}
+        if "threads" in inspect.signature(backend.objective).parameters:
+            contenders["objective pass, 2 threads"] = lambda: backend.objective(data, params, 2)
+        if hasattr(backend, "hvp"):
+            product, direction = backend.hvp(problem, data, params), np.ones(params.size)
+            contenders["Hessian-vector product"] = lambda: product(direction)
+        contenders["read: np.dot(X.ravel(), ones)"] = lambda: np.dot(flat, ones)
+        contenders["read: X @ v"] = lambda: X @ v
+        k = problem.spec.n_outputs
+        if k > 1:  # the pass's multiply-adds (2 k d a row) as two BLAS products
+            W, R = np.ones((k, X.shape[1])), np.ones((n, k))
+            contenders["BLAS: X @ W.T and R.T @ X"] = lambda: (X @ W.T, R.T @ X)
+        times = {key: [] for key in contenders}
+        with threadpool_limits(1):
+            for fn in contenders.values():
+                fn()
+            for _ in range(args.rounds):
+                for key, fn in contenders.items():
+                    times[key].append(timed(fn))
+        wall = {key: statistics.median(t[0] for t in ts) for key, ts in times.items()}
+        cpu = {key: statistics.median(t[1] for t in ts) for key, ts in times.items()}
+        floor_key = min(("read: np.dot(X.ravel(), ones)", "read: X @ v"), key=wall.get)
+        print(f"{name}: {X.nbytes / 1e6:.0f} MB, load average {os.getloadavg()}; medians of "
+              f"{args.rounds} rounds: wall (x the read), CPU time of the calling thread (x)")
+        for key in times:
+            print(f"  {key:34s} {wall[key] * 1e3:8.2f} ms ({wall[key] / wall[floor_key]:4.2f}x)"
+                  f"  cpu {cpu[key] * 1e3:8.2f} ms ({cpu[key] / cpu[floor_key]:4.2f}x)")
+        if args.passes_only:
+            continue
+        fits = {1: [], 2: []}
+        with threadpool_limits(1):
+            for _ in range(args.fits):
+                for jobs in fits:
+                    est.set_params(n_jobs=jobs)
+                    fits[jobs].append(timed(lambda: est.fit(X, y))[0])
+        one, two = statistics.median(fits[1]), statistics.median(fits[2])
+        print(f"  L-BFGS fit: n_jobs=1 {one * 1e3:.0f} ms, n_jobs=2 {two * 1e3:.0f} ms, "
+              f"speed-up {one / two:.2f}x ({est.n_iter_} iterations), "
+              f"load average {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
