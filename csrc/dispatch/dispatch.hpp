@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "fastopt/config.hpp"
+#include "fastopt/many_config.hpp"
 
 namespace fastopt::dispatch {
 
@@ -20,11 +21,17 @@ template <class T>
 using Objective = double (*)(const ModelSpec&, const Dataset<T>&, const T*, Workspace<T>&,
                              StopCheck&) noexcept;
 
+// fastopt/many_epoch.hpp
+template <class T>
+using RunManyEpoch = EpochStatus (*)(const Dataset<T>&, ConfigSlot<T>*, int64_t,
+                                     const EpochSpec&, uint32_t*, StopCheck&) noexcept;
+
 template <class T>
 struct TypedKernels {
     OptimizerStep<T> optimizer_step;
     RunEpoch<T> run_epoch;
     Objective<T> objective;
+    RunManyEpoch<T> run_many_epoch;
 };
 
 struct KernelTable {

@@ -65,6 +65,11 @@ class Backend(NamedTuple):
     checks_finite: bool
     #: ``(X, name) -> X`` for X in GPU memory, or None: this backend trains on host memory only.
     check_device_X: Callable | None = None
+    #: ``(data, specs, states, lrs, batch_size, shuffle) -> [epoch's outcome per state]``: one
+    #: epoch of several states on the same minibatches of ``data`` (``specs[i]``: the data's
+    #: model with state i's penalty, ``lrs[i]``: its rates), each as ``epoch`` would run it;
+    #: ``fastopt.fit_many``. None: the configurations are fitted one by one.
+    many_epoch: Callable | None = None
 
 
 _warned_fallback = False
@@ -166,13 +171,14 @@ def _record(name):
     if name == "cpp":
         from . import cpp
         return Backend("cpp", cpp.optimizer_step, cpp.dataset, cpp.epoch, cpp.objective,
-                       cpp.column_scaling, _scaling.take_rows, checks_finite=True)
+                       cpp.column_scaling, _scaling.take_rows, checks_finite=True,
+                       many_epoch=cpp.many_epoch)
     if name == "numba":
         jit = _numba()
         return Backend("numba", jit.optimizer_step,
                        lambda problem: jit.dataset(problem, fused_multiply_add()),
                        jit.epoch, jit.objective, _column_scaling(), _scaling.take_rows,
-                       checks_finite=True)
+                       checks_finite=True, many_epoch=jit.many_epoch)
     if name == "cuda":
         gpu = _cuda()
         return Backend("cuda", gpu.optimizer_step, gpu.dataset, gpu.epoch, gpu.objective,
