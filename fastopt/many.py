@@ -123,7 +123,8 @@ def fit_many(X: ArrayLike, y: ArrayLike, configs: list[dict], *, model: str = "l
              standardize: bool = False, tol: float | None = 1e-4, n_iter_no_change: int = 5,
              early_stopping: bool = False, validation_fraction: float = 0.1,
              random_state: int | np.random.Generator | None = None, backend: str = "auto",
-             verbose: int = 0, n_jobs: int | None = None, sparse_update: str = "exact",
+             callback=None, verbose: int = 0, n_jobs: int | None = None,
+             sparse_update: str = "exact",
              class_weight: str | dict | None = None) -> list[FitManyResult]:
     """Fit several configurations of one model on the same data, shuffle and minibatches.
 
@@ -148,6 +149,9 @@ def fit_many(X: ArrayLike, y: ArrayLike, configs: list[dict], *, model: str = "l
     n_jobs, sparse_update, class_weight : shared by every configuration, as in
         :func:`fastopt.fit`. ``tol`` applies to each configuration on its own: one that meets
         it (or diverges) stops and leaves the group, the others go on.
+    callback : callable(entry: dict), as in :func:`fastopt.fit`, called after each epoch of
+        each configuration with ``entry["config"]`` its index; returning False stops that
+        configuration.
 
     Returns
     -------
@@ -189,7 +193,8 @@ def fit_many(X: ArrayLike, y: ArrayLike, configs: list[dict], *, model: str = "l
                   fit_intercept=fit_intercept, sample_weight=sample_weight,
                   standardize=standardize, tol=tol, n_iter_no_change=n_iter_no_change,
                   early_stopping=early_stopping, validation_fraction=validation_fraction,
-                  random_state=seed, backend=record, verbose=verbose, n_jobs=n_jobs,
+                  random_state=seed, backend=record, callback=callback, verbose=verbose,
+                  n_jobs=n_jobs,
                   sparse_update=sparse_update, class_weight=class_weight)
     grouped = [i for i, o in enumerate(options) if isinstance(o["optimizer"], Optimizer)]
     results: list = [None] * len(options)
@@ -208,14 +213,14 @@ def fit_many(X: ArrayLike, y: ArrayLike, configs: list[dict], *, model: str = "l
                              new_state(options[i]["optimizer"], params, seed)))
         _train_together(problem, runs, backend=record, **{
             k: shared[k] for k in ("epochs", "batch_size", "shuffle", "tol", "n_iter_no_change",
-                                   "early_stopping", "validation_fraction", "verbose",
-                                   "n_jobs", "sparse_update")})
+                                   "early_stopping", "validation_fraction", "callback",
+                                   "verbose", "n_jobs", "sparse_update")})
         names = v.feature_names(X)
         for run in runs:
             results[run.index] = _result_of(run, problem, classes, names, shared)
     for i, config in enumerate(options):
         if results[i] is None:
-            results[i] = _separate_fit(X, y, i, config, shared)
+            results[i] = _separate_fit(X, y, i, config, dict(shared))
     return results
 
 
@@ -224,9 +229,11 @@ def _separate_fit(X, y, index, config, shared):
     result. Where ``fit`` keeps nothing (a loss that turned non-finite, a solver's failed line
     search), the result has the history of the epochs before and no coefficients (None)."""
     history = []
+    user = _for_config(shared.pop("callback", None), index)
 
     def keep(entry):
         history.append({k: val for k, val in entry.items() if k != "params"})
+        return None if user is None else user(entry)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -250,9 +257,16 @@ def _separate_fit(X, y, index, config, shared):
     return out
 
 
+def _for_config(callback, index):
+    """``callback`` for configuration ``index``'s Monitor: its entries carry the index."""
+    if callback is None:
+        return None
+    return lambda entry: callback(dict(entry, config=index))
+
+
 def _train_together(problem, runs, *, backend, epochs, batch_size, shuffle, tol,
-                    n_iter_no_change, early_stopping, validation_fraction, verbose, n_jobs,
-                    sparse_update):
+                    n_iter_no_change, early_stopping, validation_fraction, callback, verbose,
+                    n_jobs, sparse_update):
     """The epochs of ``runs`` together: ``engine.train`` for each of them, step for step
     (the same learning-rate arrays, roll-backs and history entries), with their epochs run by
     the backend's ``many_epoch`` in one call where it can."""
@@ -278,7 +292,8 @@ def _train_together(problem, runs, *, backend, epochs, batch_size, shuffle, tol,
                                                                  spec=run.problem.spec))
         run.lr_of = make_schedule(run.options["schedule"], run.state.optimizer.lr,
                                   epochs * steps_per_epoch)
-        run.monitor = Monitor(tol=tol, n_iter_no_change=n_iter_no_change, verbose=verbose,
+        run.monitor = Monitor(tol=tol, n_iter_no_change=n_iter_no_change,
+                              callback=_for_config(callback, run.index), verbose=verbose,
                               validation=validation is not None, start_loss=start_loss)
     chunk = max(1, LR_CHUNK // steps_per_epoch)  # as engine.train computes the rates
     epoch_shuffle = shuffle if batch < n else False
@@ -365,7 +380,8 @@ def _result_of(run, problem, classes, feature_names, shared):
     if diverged:
         out.error = DivergenceError(diverged, result=out)
     tol = shared["tol"]
-    if out.error is None and tol is not None and not monitor.converged:
+    if (out.error is None and tol is not None and not monitor.converged
+            and not monitor.interrupted):
         warnings.warn(f"configs[{run.index}]: "
                       + not_converged_message(shared["epochs"], tol, shared["n_iter_no_change"],
                                               monitor.history),

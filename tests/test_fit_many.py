@@ -332,3 +332,41 @@ def test_run_many_epoch_checks_its_arrays():
     assert math.isfinite(core.run_many_epoch(
         data, [spec, spec], [params, np.zeros(4)], [config, config], [{}, {}], [0, 0],
         [1.0, 1.0], 10, True, 0, 0, lrs)[0][0])
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+@pytest.mark.parametrize("layout", ["dense", "standardized", "csr"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("model", ["linear", "logistic", "softmax"])
+def test_many_objective_is_objective(model, dtype, layout, backend):
+    from fastopt.engine import prepare
+    X, y = problem(model, n=211, d=7, dtype=dtype, sparse=layout == "csr")
+    record = _backends.resolve(backend)
+    weights = np.random.default_rng(1).uniform(0.5, 2.0, len(y))
+    prepared, _ = prepare(X, y, model=model, penalty="elasticnet", alpha=0.1, l1_ratio=0.3,
+                          fit_intercept=True, sample_weight=weights,
+                          standardize=layout == "standardized", backend=record)
+    data = record.dataset(prepared)
+    rng = np.random.default_rng(2)
+    params = [rng.standard_normal(prepared.spec.n_params).astype(dtype) for _ in range(19)]
+    values = record.many_objective(data, params)  # 19: more than one group of 16
+    assert values == [record.objective(data, p)[0] for p in params]
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numpy"])
+def test_callback_sees_each_configuration_and_can_stop_it(backend):
+    X, y = problem("linear")
+    seen = []
+
+    def callback(entry):
+        seen.append((entry["config"], entry["epoch"]))
+        assert entry["params"].shape == (10,)
+        return not (entry["config"] == 1 and entry["epoch"] == 2)
+
+    configs = [{"lr": 0.01}, {"lr": 0.02}]
+    shared = dict(epochs=4, batch_size=32, tol=None, random_state=0, backend=backend)
+    results = fo.fit_many(X, y, configs, callback=callback, **shared)
+    assert sorted(seen) == [(0, 1), (0, 2), (0, 3), (0, 4), (1, 1), (1, 2)]
+    assert [r.n_iter_ for r in results] == [4, 2]
+    stopped = fo.fit(X, y, **shared, lr=0.02, callback=lambda e: e["epoch"] < 2)
+    assert_same(results[1], stopped)

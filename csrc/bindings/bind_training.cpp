@@ -213,6 +213,53 @@ py::list run_many_epoch(const CheckedDataset& ds, const py::list& specs,
 }
 
 template <class T>
+py::list many_objective_impl(const CheckedDataset& ds, const std::vector<py::array>& params) {
+    const int64_t count = int64_t(params.size()), p = n_params(ds.spec);
+    std::vector<const T*> w;
+    for (const py::array& a : params) w.push_back(static_cast<const T*>(a.data()));
+    std::vector<double> scratch(size_t(std::min<int64_t>(count, 16) * p));
+    std::vector<double> xs(size_t(4 * ds.spec.n_features));
+    std::vector<double> out(static_cast<size_t>(count));
+    const Dataset<T> data = ds.view<T>();
+    StopCheck stop;
+    stop.poll = &poll_signals;
+    const auto kernel = dispatch::kernels().of<T>().many_objective;
+    bool done;
+    {
+        py::gil_scoped_release release;
+        done = kernel(ds.spec, data, w.data(), count, scratch.data(), xs.data(), out.data(),
+                      stop);
+    }
+    if (!done) {
+        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        throw py::error_already_set();
+    }
+    py::list values;
+    for (double v : out) values.append(v);
+    return values;
+}
+
+template <class T>
+double objective_impl(const CheckedDataset& ds, const py::array& params,
+                      py::array_t<double>& grad);
+
+// objective(data, p)[0] of every p in `params_list`: in one pass over dense X with one output,
+// else one pass each.
+py::list many_objective(const CheckedDataset& ds, const py::list& params_list) {
+    std::vector<py::array> params;
+    for (const py::handle& item : params_list) params.push_back(checked_params(ds, item));
+    if (!ds.sparse && ds.spec.n_outputs == 1)
+        return ds.f32 ? many_objective_impl<float>(ds, params)
+                      : many_objective_impl<double>(ds, params);
+    py::list values;
+    py::array_t<double> grad(n_params(ds.spec));
+    for (const py::array& p : params)
+        values.append(ds.f32 ? objective_impl<float>(ds, p, grad)
+                             : objective_impl<double>(ds, p, grad));
+    return values;
+}
+
+template <class T>
 double objective_impl(const CheckedDataset& ds, const py::array& params,
                       py::array_t<double>& grad) {
     Scratch<T> scratch(ds.spec);
@@ -384,6 +431,9 @@ void register_training(py::module_& m) {
           "updates are run_epoch's, bit for bit; one whose loss or gradient turns non-finite "
           "stops there and the others go on. Returns a list of K (loss_sum, steps, status, "
           "failed_step, step, mu_product).");
+    m.def("many_objective", &many_objective, py::arg("data"), py::arg("params"),
+          "[objective(data, p)[0] for p in params], in one pass over dense X with one output "
+          "(linear, logistic), else one pass each.");
     m.def("shuffled_order", &shuffled_order, py::arg("n"), py::arg("seed"), py::arg("epoch"),
           py::arg("batch_size") = 0,
           "The rows of a shuffled epoch in visiting order (fastopt/reference/shuffle.py); with "

@@ -27,11 +27,16 @@ using RunManyEpoch = EpochStatus (*)(const Dataset<T>&, ConfigSlot<T>*, int64_t,
                                      const EpochSpec&, uint32_t*, StopCheck&) noexcept;
 
 template <class T>
+using ManyObjective = bool (*)(const ModelSpec&, const Dataset<T>&, const T* const*, int64_t,
+                               double*, double*, double*, StopCheck&) noexcept;
+
+template <class T>
 struct TypedKernels {
     OptimizerStep<T> optimizer_step;
     RunEpoch<T> run_epoch;
     Objective<T> objective;
     RunManyEpoch<T> run_many_epoch;
+    ManyObjective<T> many_objective;
 };
 
 struct KernelTable {

@@ -70,6 +70,9 @@ class Backend(NamedTuple):
     #: model with state i's penalty, ``lrs[i]``: its rates), each as ``epoch`` would run it;
     #: ``fastopt.fit_many``. None: the configurations are fitted one by one.
     many_epoch: Callable | None = None
+    #: ``(data, [params]) -> [L(params)]``: ``objective``'s values for several parameter
+    #: vectors, in one pass over X where the backend can (``fastopt compare``'s curves).
+    many_objective: Callable | None = None
 
 
 _warned_fallback = False
@@ -172,23 +175,32 @@ def _record(name):
         from . import cpp
         return Backend("cpp", cpp.optimizer_step, cpp.dataset, cpp.epoch, cpp.objective,
                        cpp.column_scaling, _scaling.take_rows, checks_finite=True,
-                       many_epoch=cpp.many_epoch)
+                       many_epoch=cpp.many_epoch, many_objective=cpp.many_objective)
     if name == "numba":
         jit = _numba()
         return Backend("numba", jit.optimizer_step,
                        lambda problem: jit.dataset(problem, fused_multiply_add()),
                        jit.epoch, jit.objective, _column_scaling(), _scaling.take_rows,
-                       checks_finite=True, many_epoch=jit.many_epoch)
+                       checks_finite=True, many_epoch=jit.many_epoch,
+                       many_objective=_one_by_one(jit.objective))
     if name == "cuda":
         gpu = _cuda()
         return Backend("cuda", gpu.optimizer_step, gpu.dataset, gpu.epoch, gpu.objective,
                        functools.partial(gpu.column_scaling, host=_column_scaling()),
                        gpu.take_rows, checks_finite=False,
-                       check_device_X=gpu.check_device_X)
+                       check_device_X=gpu.check_device_X,
+                       many_objective=_one_by_one(gpu.objective))
     from . import reference
     return Backend("numpy", reference.optimizer_step, reference.dataset, reference.epoch,
                    reference.objective, _column_scaling(), _scaling.take_rows,
-                   checks_finite=False)
+                   checks_finite=False, many_objective=_one_by_one(reference.objective))
+
+
+def _one_by_one(objective):
+    """``many_objective`` from ``objective``: one pass over X per parameter vector."""
+    def many_objective(data, params):
+        return [float(objective(data, p)[0]) for p in params]
+    return many_objective
 
 
 _host_fma = None

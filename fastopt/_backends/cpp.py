@@ -88,6 +88,10 @@ def objective(data, params):
     return _core.objective(data, params)
 
 
+def many_objective(data, params):
+    return _core.many_objective(data, list(params))
+
+
 def column_scaling(X, sample_weight=None):
     return _scaling.column_scaling(X, sample_weight, moments=_core.column_moments)
 

@@ -56,56 +56,59 @@ void many_apply(ConfigSlot<T>& c, const BatchSums& sums, int64_t step, int64_t m
     c.out.steps = step + 1;
 }
 
-// Dense, unstandardised X with one output (linear and logistic regression), the common case:
-// the rows of minibatch [lo, hi) of `rows` read once, four at a time, for every slot in
-// `active`, each slot's sums made as sum_dense_row_blocks_one_output makes them: the same
-// operations in the same order as every row loop of row_loops.hpp, so the same bits. Four
-// rows stay in L1 while all the slots use them. Run one configuration after another, the
-// later ones read the minibatch back from L2: 8 configurations took 268 ns a row on X in
-// cache against 230 here, and on W1 (X from memory) ~1.03x as long; taking the rows one at a
-// time for all the slots, with the updates deferred as sum_dense_rows_one_output defers them,
-// took ~1.15x as long as this on W1 (CPU time, interleaved runs).
-template <class T>
-void many_dense_rows(const Dataset<T>& data, ConfigSlot<T>* const* active, int64_t count,
-                     const RowStream& rows, int64_t lo, int64_t hi, double* loss_sums,
-                     double* intercept_grads) noexcept {
-    constexpr int64_t block = 4;  // logistic_loss4, axpy_rows<4>
-    const ModelSpec& s0 = active[0]->spec;
-    const int64_t d = s0.n_features, p = n_params(s0);
+// Dense X with one output (linear and logistic regression), the common case: the rows at
+// positions [lo, hi) of `rows` read once, four at a time, for `count` parameter vectors w[i]
+// (double, n_params each), each one's sums made as sum_dense_row_blocks_one_output makes them:
+// the same operations in the same order as every row loop of row_loops.hpp, so the same bits.
+// Four rows (standardised once into `xs`, 4 x d doubles, when `standardized`) stay in L1 while
+// all the parameter vectors use them. Adds s_i * l_i into loss_sums[i] and, with `gradient`,
+// the rows' gradient sums into grad[i] (not the intercept's: into intercept_grads[i]).
+//
+// Run one configuration after another instead, the later ones read the minibatch back from
+// L2: 8 configurations took 268 ns a row on X in cache against 230 here, and on W1 (X from
+// memory) ~1.03x as long; taking the rows one at a time for all of them, with the updates
+// deferred as sum_dense_rows_one_output defers them, took ~1.15x as long as this on W1 (CPU
+// time, interleaved runs).
+template <class T, bool standardized, bool gradient>
+void many_dense_rows(const ModelSpec& s, const Dataset<T>& data, const double* const* w,
+                     double* const* grad, int64_t count, const RowStream& rows, int64_t lo,
+                     int64_t hi, double* xs, double* loss_sums, double* intercept_grads,
+                     StopCheck& stop) noexcept {
+    using Row = std::conditional_t<standardized, double, T>;  // what the sums read
+    constexpr int64_t block = 4, poll_every = 512;  // logistic_loss4, axpy_rows<4>
+    const int64_t d = s.n_features;
     const T* X = data.X;
     const double* y = data.y;
     const double* weights = data.sample_weight;
-    const Model model = s0.model == Model::logistic ? Model::logistic : Model::linear;
-    const bool intercept = s0.fit_intercept;
+    const Model model = s.model == Model::logistic ? Model::logistic : Model::linear;
+    const bool intercept = s.fit_intercept;
     const int64_t near = data.prefetch_rows,
                   far = data.prefetch_l2_rows > 0 ? data.prefetch_l2_rows : -1;
     const int64_t end = rows.size();
-    for (int64_t i = 0; i < count; ++i) {
-        double* grad = active[i]->ws.grad;
-        for (int64_t j = 0; j < p; ++j) grad[j] = 0.0;
-        loss_sums[i] = intercept_grads[i] = 0.0;
-    }
     auto request = [&](int64_t pos) {  // as batch_gradient: on into the next minibatches
         if (far >= 0 && pos + far < end) prefetch_row(X, rows.row(pos + far), d, true);
         if (near >= 0 && pos + near < end) prefetch_sample(data, rows.row(pos + near), d);
     };
+    auto row_at = [&](int64_t r, int slot) -> const Row* {
+        if constexpr (standardized) return standardize_row(data, X + r * d, d, xs + slot * d);
+        else return X + r * d;
+    };
     int64_t pos = lo;
     for (; pos + block <= hi; pos += block) {
-        const T* x[block];
+        const Row* x[block];
         double labels[block], weight[block];
         for (int r = 0; r < block; ++r) {
             request(pos + r);
             const int64_t row = rows.row(pos + r);
-            x[r] = X + row * d;
+            x[r] = row_at(row, r);
             labels[r] = y[row];
             weight[r] = weights ? weights[row] : 1.0;
         }
         for (int64_t i = 0; i < count; ++i) {
-            const double* w = active[i]->ws.params;
             double f[block], loss[block], rc[block];
             for (int r = 0; r < block; ++r) {
-                const double score = dot<T>(w, x[r], d);
-                f[r] = intercept ? score + w[d] : score;
+                const double score = dot<Row>(w[i], x[r], d);
+                f[r] = intercept ? score + w[i][d] : score;
             }
             if (model == Model::logistic) {
                 logistic_loss4(f, labels, loss);
@@ -113,52 +116,107 @@ void many_dense_rows(const Dataset<T>& data, ConfigSlot<T>* const* active, int64
                 for (int r = 0; r < block; ++r)
                     loss[r] = loss_and_residual(model, &f[r], 1, labels[r]);
             }
-            for (int r = 0; r < block; ++r) rc[r] = f[r] * weight[r];
-            axpy_rows<block>(rc, x, active[i]->ws.grad, d);
-            for (int r = 0; r < block; ++r) {
-                intercept_grads[i] += rc[r];
-                loss_sums[i] += weight[r] * loss[r];
+            if constexpr (gradient) {
+                for (int r = 0; r < block; ++r) rc[r] = f[r] * weight[r];
+                axpy_rows<block>(rc, x, grad[i], d);
+                for (int r = 0; r < block; ++r) intercept_grads[i] += rc[r];
             }
+            for (int r = 0; r < block; ++r) loss_sums[i] += weight[r] * loss[r];
         }
+        if ((pos - lo + block) % poll_every == 0 &&
+            tick(stop, poll_every * d * (gradient ? 3 : 1) * count))
+            return;
     }
     for (; pos < hi; ++pos) {  // the last rows, one by one, into the same sums
         request(pos);
         const int64_t row = rows.row(pos);
-        const T* x = X + row * d;
+        const Row* x = row_at(row, 0);
         const double weight = weights ? weights[row] : 1.0;
         for (int64_t i = 0; i < count; ++i) {
-            const double* w = active[i]->ws.params;
-            const double score = dot<T>(w, x, d);
-            double f = intercept ? score + w[d] : score;
+            const double score = dot<Row>(w[i], x, d);
+            double f = intercept ? score + w[i][d] : score;
             const double loss = loss_and_residual(model, &f, 1, y[row]);
-            const double rc = f * weight;
-            axpy<T>(rc, x, active[i]->ws.grad, d);
-            intercept_grads[i] += rc;
+            if constexpr (gradient) {
+                const double rc = f * weight;
+                axpy<Row>(rc, x, grad[i], d);
+                intercept_grads[i] += rc;
+            }
             loss_sums[i] += weight * loss;
         }
     }
 }
 
+// many_dense_rows for standardised X or not.
+template <class T, bool gradient>
+void many_dense_sums(const ModelSpec& s, const Dataset<T>& data, const double* const* w,
+                     double* const* grad, int64_t count, const RowStream& rows, int64_t lo,
+                     int64_t hi, double* xs, double* loss_sums, double* intercept_grads,
+                     StopCheck& stop) noexcept {
+    if (data.mean != nullptr)
+        many_dense_rows<T, true, gradient>(s, data, w, grad, count, rows, lo, hi, xs, loss_sums,
+                                           intercept_grads, stop);
+    else
+        many_dense_rows<T, false, gradient>(s, data, w, grad, count, rows, lo, hi, xs,
+                                            loss_sums, intercept_grads, stop);
+}
+
 // Minibatch `step` of every slot in `active` by many_dense_rows, then each one's update.
 template <class T>
 void many_dense_step(const Dataset<T>& data, ConfigSlot<T>* const* active, int64_t count,
-                     const RowStream& rows, int64_t step, int64_t first, int64_t m,
+                     const RowStream& rows, int64_t step, int64_t first, int64_t m, double* xs,
                      StopCheck& stop) noexcept {
     double loss_sums[max_many_group], intercept_grads[max_many_group];
+    const double* w[max_many_group];
+    double* grad[max_many_group];
+    const ModelSpec& s = active[0]->spec;
+    const int64_t p = n_params(s), d = s.n_features;
     for (int64_t g = 0; g < count; g += max_many_group) {
         const int64_t size = std::min(max_many_group, count - g);
-        many_dense_rows(data, active + g, size, rows, first, first + m, loss_sums,
-                        intercept_grads);
-        if (tick(stop, m * active[0]->spec.n_features * 3 * size)) return;  // ~ multiply-adds
+        for (int64_t i = 0; i < size; ++i) {
+            w[i] = active[g + i]->ws.params;
+            grad[i] = active[g + i]->ws.grad;
+            for (int64_t j = 0; j < p; ++j) grad[i][j] = 0.0;
+            loss_sums[i] = intercept_grads[i] = 0.0;
+        }
+        many_dense_sums<T, true>(s, data, w, grad, size, rows, first, first + m, xs, loss_sums,
+                                 intercept_grads, stop);
+        if (stop.stopped || tick(stop, m * d * 3 * size)) return;  // ~ multiply-adds
         for (int64_t i = 0; i < size; ++i) {
             ConfigSlot<T>& c = *active[g + i];
-            const int64_t d = c.spec.n_features;
+            // grad[d] came in as zero, so this is the same sum as adding rc row by row.
             if (c.spec.fit_intercept) c.ws.grad[d] += intercept_grads[i];
             const bool finite = finish_gradient(c.spec, data, c.ws.params, c.ws.grad,
                                                 c.ws.residual_sum, m);
             many_apply(c, BatchSums{loss_sums[i], finite}, step, m);
         }
     }
+}
+
+// The full objective L(w_i) over all rows, in order, of `count` parameter vectors w[i] of
+// dense one-output X (its spec `s`), in one pass: objective() of each, to the bit. `params`:
+// count x n_params doubles of scratch, `xs`: 4 x d. Returns false when `stop` fired.
+template <class T>
+bool many_objective(const ModelSpec& s, const Dataset<T>& data, const T* const* w,
+                    int64_t count, double* params, double* xs, double* out,
+                    StopCheck& stop) noexcept {
+    const int64_t p = n_params(s);
+    const RowStream rows(nullptr, data.n);
+    double loss_sums[max_many_group];
+    const double* wd[max_many_group];
+    for (int64_t g = 0; g < count; g += max_many_group) {
+        const int64_t size = std::min(max_many_group, count - g);
+        for (int64_t i = 0; i < size; ++i) {
+            load_params(w[g + i], params + i * p, p);
+            wd[i] = params + i * p;
+            loss_sums[i] = 0.0;
+        }
+        many_dense_sums<T, false>(s, data, wd, nullptr, size, rows, 0, data.n, xs, loss_sums,
+                                  nullptr, stop);
+        if (stop.stopped) return false;
+        for (int64_t i = 0; i < size; ++i)
+            out[g + i] = loss_sums[i] / double(data.n) + penalty_value(s, wd[i]);
+    }
+    return true;
 }
 
 // Minibatch `step` of one slot by batch_gradient, then its update: the general case (sparse
@@ -186,7 +244,6 @@ EpochStatus run_many_epoch(const Dataset<T>& data, ConfigSlot<T>* slots, int64_t
     Dataset<T> cached = data;
     cached.prefetch_rows = -1;
     cached.prefetch_l2_rows = 0;
-    cached.row_blocks = true;  // rows in cache: four at a time (row_loops.hpp), the same bits
     for (int64_t i = 0; i < count; ++i) {
         ConfigSlot<T>& c = slots[i];
         c.out = EpochOutcome{};
@@ -194,17 +251,19 @@ EpochStatus run_many_epoch(const Dataset<T>& data, ConfigSlot<T>* slots, int64_t
         if constexpr (std::is_same_v<T, double>) c.ws.params = c.w;
         else load_params(c.w, c.ws.params, n_params(c.spec));
     }
-    const bool dense_one_output = !is_sparse(data) && data.mean == nullptr &&
-                                  slots[0].spec.n_outputs == 1;
+    bool together = !is_sparse(data) && slots[0].spec.n_outputs == 1;
     std::vector<ConfigSlot<T>*> active;
+    std::vector<double> xs;  // four standardised rows
     try {
         active.reserve(size_t(count));
+        xs.resize(size_t(4 * slots[0].spec.n_features));
     } catch (...) {  // out of memory: one configuration after another, as below
+        together = false;
     }
     for (int64_t step = 0; step < steps; ++step) {
         const int64_t first = step * batch;
         const int64_t m = std::min(batch, n - first);
-        if (dense_one_output && active.capacity() >= size_t(count)) {
+        if (together) {
             active.clear();
             for (int64_t i = 0; i < count; ++i)
                 if (slots[i].active) active.push_back(&slots[i]);
@@ -213,7 +272,7 @@ EpochStatus run_many_epoch(const Dataset<T>& data, ConfigSlot<T>* slots, int64_t
             // in flight (four rows at a time made W1 ~1.4x slower, row_loops.hpp).
             if (active.size() == 1) many_update(*active[0], data, rows, step, first, m, stop);
             else many_dense_step(data, active.data(), int64_t(active.size()), rows, step, first,
-                                 m, stop);
+                                 m, xs.data(), stop);
             if (stop.stopped) return EpochStatus::interrupted;
             continue;
         }
