@@ -370,3 +370,48 @@ def test_callback_sees_each_configuration_and_can_stop_it(backend):
     assert [r.n_iter_ for r in results] == [4, 2]
     stopped = fo.fit(X, y, **shared, lr=0.02, callback=lambda e: e["epoch"] < 2)
     assert_same(results[1], stopped)
+
+
+TIMINGS = ("seconds", "ms_per_epoch", "seconds_to_target")
+
+
+def same_rows(a, b):
+    assert a.optimum == b.optimum
+    assert [row["optimizer"] for row in a.rows] == [row["optimizer"] for row in b.rows]
+    for row_a, row_b in zip(a.rows, b.rows):
+        for key in set(row_a) | set(row_b):
+            if key not in TIMINGS:
+                assert row_a[key] == row_b[key] or (
+                    isinstance(row_a[key], float) and math.isnan(row_a[key])
+                    and math.isnan(row_b[key])), (row_a["optimizer"], key)
+    assert set(a.curves) == set(b.curves)
+    for name in a.curves:
+        for key in ("updates", "loss", "gap"):
+            assert np.array_equal(a.curves[name][key], b.curves[name][key]), (name, key)
+
+
+def test_compare_together_equals_separate_fits():
+    pytest.importorskip("sklearn")
+    from fastopt.comparison import compare
+    names = ["gd", "sgd", "momentum", "adagrad", "adam", "radam", "lbfgs"]
+    together = compare(optimizers=names, epochs=6, progress=False)
+    separate_ = compare(optimizers=names, epochs=6, progress=False, together=False)
+    same_rows(together, separate_)
+    # The first-order optimizers with a minibatch shared their epochs, and their clock.
+    shared = [together.rows[i]["ms_per_epoch"] for i in range(1, 6)]
+    assert len(set(shared)) == 1
+    assert len({row["ms_per_epoch"] for row in separate_.rows[1:6]}) > 1
+
+
+def test_lr_sweep_together_equals_separate_fits():
+    pytest.importorskip("sklearn")
+    from fastopt.comparison import lr_sweep
+    rates = (1e-3, 0.1, 1e3)  # the last diverges
+    together = lr_sweep(optimizer="adam", lrs=rates, epochs=4, progress=False)
+    separate_ = lr_sweep(optimizer="adam", lrs=rates, epochs=4, progress=False,
+                         together=False)
+    assert together.optimum == separate_.optimum
+    assert list(together.runs) == list(separate_.runs) == list(rates)
+    for rate in rates:
+        same_rows(together.runs[rate], separate_.runs[rate])
+    assert together.diverged() == separate_.diverged() == [1e3]
