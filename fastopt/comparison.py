@@ -193,14 +193,27 @@ class ComparisonResult:
         return "\n".join(text)
 
 
-def _score(model, result, X, y):
-    predictions = result.predict(X)
-    if model == "linear":
-        y = np.asarray(y, dtype=np.float64)
-        total = float(np.sum((y - y.mean()) ** 2))
-        residual = float(np.sum((y - predictions) ** 2))
-        return 1.0 - residual / total if total > 0 else float("nan")
-    return float(np.mean(predictions == np.asarray(y)))
+def _scores(model, results, X, y):
+    """The accuracy (classifiers) or R² (linear) of each of ``results`` on ``(X, y)``, from
+    one product of X with all their coefficients (one pass over X)."""
+    coefs = [np.atleast_2d(result.coef_) for result in results]
+    products = np.asarray(X @ np.vstack(coefs).T)
+    out, column = [], 0
+    y_float = np.asarray(y, dtype=np.float64) if model == "linear" else None
+    for result, coef in zip(results, coefs):
+        scores = products[:, column:column + len(coef)] + result.intercept_
+        column += len(coef)
+        if model == "linear":
+            total = float(np.sum((y_float - y_float.mean()) ** 2))
+            residual = float(np.sum((y_float - scores[:, 0]) ** 2))
+            out.append(1.0 - residual / total if total > 0 else float("nan"))
+            continue
+        if model == "logistic":
+            predictions = result.classes_[(scores[:, 0] > 0).astype(np.intp)]
+        else:
+            predictions = result.classes_[np.argmax(scores, axis=1)]
+        out.append(float(np.mean(predictions == np.asarray(y))))
+    return out
 
 
 def _data(X, y, model):
@@ -287,6 +300,7 @@ class _Session:
                                   l1_ratio=0.15, fit_intercept=True, sample_weight=None,
                                   standardize=standardize, backend=self.backend, trains=False)
         self.data = self.backend.dataset(self.problem)
+        self.X_scored = v.check_X(X, check_finite=False)  # X as predict() takes it
         # The optimum: Newton to convergence where it applies, else the best final loss.
         self.optimum_source = "newton"
         if optimum is not None:
@@ -324,8 +338,9 @@ class _Session:
 
     def run(self, runs, together):
         """Fit each ``(key, optimizer name, lr)`` of ``runs``: ``{key: (result or None,
-        exact losses per epoch, wall seconds, rate, error or None)}``. The first-order ones
-        that share a batch size train in one fit_many call when ``together``."""
+        exact losses per epoch, wall seconds, rate, error or None[, score])}``. The
+        first-order ones that share a batch size train in one fit_many call, and all are
+        scored in one pass over X, when ``together``."""
         fits = {}
         groups: dict = {}
         for key, name, rate in runs:
@@ -337,6 +352,13 @@ class _Session:
                     (key, name, rate))
         for batch, group in groups.items():
             fits.update(self.fit_group(group, batch))
+        if together:
+            self.score(fits)
+        else:
+            for key in fits:
+                one = {key: fits[key]}
+                self.score(one)
+                fits[key] = one[key]
         return fits
 
     def fit_one(self, key, name, rate):
@@ -428,7 +450,15 @@ class _Session:
                 fits[key] = (result, losses, wall, rate, None)
         return fits
 
-    def add_row(self, out, name, result, exact_losses, wall, rate, error, key=None):
+    def score(self, fits):
+        """Each fit's accuracy or R² into its entry of ``fits`` (one pass over X for all)."""
+        keys = [key for key, fitted in fits.items() if fitted[0] is not None]
+        values = _scores(self.model, [fits[key][0] for key in keys], self.X_scored, self.y)
+        for key, value in zip(keys, values):
+            fits[key] = fits[key] + (value,)
+
+    def add_row(self, out, name, result, exact_losses, wall, rate, error, score=None,
+                key=None):
         key = name if key is None else key
         full_batch = COMPARE_OPTIMIZERS[name][3]
         if result is None:
@@ -443,13 +473,20 @@ class _Session:
                "batch_size": None if full_batch else self.batch_size,
                "epochs": result.n_iter_, "updates": int(history["steps"][-1]) if
                history["steps"] else 0, "counts": STEP_UNITS.get(name, "updates"),
-               "final_loss": self.full_loss(result)}
+               "final_loss": self.final_loss(name, result, exact_losses)}
         row["ms_per_epoch"] = (1e3 * float(np.mean(history["seconds"]))
                                if history["seconds"] else float("nan"))
         row["seconds"] = wall  # includes the per-epoch exact objective passes
-        row["accuracy" if self.model != "linear" else "r2"] = _score(self.model, result,
-                                                                    self.X, self.y)
+        row["accuracy" if self.model != "linear" else "r2"] = score
         out.rows.append(row)
+
+    def final_loss(self, name, result, exact_losses):
+        """L(final parameters): a first-order fit's exact loss after its last epoch is it
+        (``many_objective`` gives ``objective``'s bits); a solver's last iterate may not be
+        the point it returns."""
+        if name not in SOLVERS and result.n_iter_ and len(exact_losses) == result.n_iter_:
+            return float(exact_losses[-1])
+        return self.full_loss(result)
 
     def finish(self, out, target_gap):
         """The gaps, the "to target" columns and the divergence flags of ``out``'s rows."""
@@ -564,8 +601,7 @@ def lr_sweep(X: np.typing.ArrayLike | None = None, y: np.typing.ArrayLike | None
         if sweep is not None:  # the first run's optimum, as given to the others
             out.optimum = sweep.optimum
             out.settings["optimum_source"] = "given"
-        result, losses, wall, _, error = fits[rate]
-        session.add_row(out, optimizer, result, losses, wall, rate, error)
+        session.add_row(out, optimizer, *fits[rate])
         session.finish(out, target_gap)
         if sweep is None:
             sweep = SweepResult(optimizer, out.optimum)
