@@ -417,3 +417,20 @@ def test_lr_sweep_together_equals_separate_fits():
     for rate in rates:
         same_rows(together.runs[rate], separate_.runs[rate])
     assert together.diverged() == separate_.diverged() == [1e3]
+
+
+def test_bench_m1_runs(tmp_path):
+    """``python -m bench --only M1`` at its smallest size (the numbers are not checked)."""
+    pytest.importorskip("sklearn")
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    out = tmp_path / "results.json"
+    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "M1",
+                           "--repeat", "1", "--json", str(out)], capture_output=True,
+                          text=True, cwd=Path(__file__).resolve().parent.parent, timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = {row["contender"]: row for row in json.loads(out.read_text())["rows"]}
+    assert rows["fastopt.fit_many, 8 rates"]["ratio"] > 0
+    assert rows["compare, separate fits"]["ratio"] > 0
