@@ -481,7 +481,7 @@ def run_m1(quick, repeat):
         for lr in M1_RATES:
             fastopt.fit(X, y, lr=lr, **shared)
     times = round_robin({"one": one, "many": many, "separate": separate}, repeat)
-    name = f"M1 sweep (n={n:,}, 8 lr)"
+    name = "M1 8-rate sweep"
     base = record(name, "fastopt.fit, one rate", times["one"])
     record(name, "fastopt.fit_many, 8 rates", times["many"], base=base,
            goal=("<=", 2.0, "<= 2x one fit"))
@@ -496,7 +496,7 @@ def run_m1(quick, repeat):
     times = round_robin({together: (lambda together=together: compare(
         X, y, optimum=optimum, together=together, **options)) for together in (True, False)},
         max(1, repeat // 2))
-    name = f"M1 compare (n={n:,})"
+    name = "M1 compare"
     base = record(name, "compare, together (fit_many)", times[True])
     record(name, "compare, separate fits", times[False], base=base,
            goal=(">=", 4.0, ">= 4x"))
