@@ -256,8 +256,8 @@ bool many_objective(const ModelSpec& s, const Dataset<T>& data, const T* const* 
     return true;
 }
 
-// Minibatch `step` of one slot by batch_gradient, then its update: the general case (sparse
-// or standardised X, softmax).
+// Minibatch `step` of one slot by batch_gradient, then its update: sparse X, softmax, and a
+// configuration left alone.
 template <class T>
 void many_update(ConfigSlot<T>& c, const Dataset<T>& data, const RowStream& rows, int64_t step,
                  int64_t first, int64_t m, StopCheck& stop) noexcept {
