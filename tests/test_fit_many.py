@@ -434,3 +434,48 @@ def test_bench_m1_runs(tmp_path):
     rows = {row["contender"]: row for row in json.loads(out.read_text())["rows"]}
     assert rows["fastopt.fit_many, 8 rates"]["ratio"] > 0
     assert rows["compare, separate fits"]["ratio"] > 0
+
+
+INTERRUPTED_CHILD = """
+import sys
+import numpy as np
+import fastopt as fo
+rng = np.random.default_rng(0)
+X = rng.standard_normal((40000, 100))
+model = sys.argv[1]
+y = rng.integers(0, 100 if model == "softmax" else 2, len(X))
+print("ready", flush=True)
+try:
+    fo.fit_many(X, y, [{"lr": 0.01}, {"lr": 0.02}, {"optimizer": "sgd"}], model=model,
+                epochs=1000, tol=None, batch_size=None)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    small = fo.fit_many(X[:200, :5], y[:200] % 2, [{}, {}], model="logistic", epochs=2,
+                        tol=None)
+    print("refit", [r.n_iter_ for r in small], flush=True)
+"""
+
+
+@pytest.mark.skipif(__import__("sys").platform == "win32", reason="SIGINT differs on Windows")
+@pytest.mark.parametrize("model", ["logistic", "softmax"])
+def test_ctrl_c_interrupts_the_shared_epoch(model, tmp_path):
+    # Full-batch epochs of ~40000 x 100 x 3 configurations: logistic goes through the
+    # four-row loop of all the configurations, softmax through each one's own minibatch code.
+    import signal
+    import subprocess
+    import sys
+    import time
+    with subprocess.Popen([sys.executable, "-c", INTERRUPTED_CHILD, model],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          cwd=tmp_path) as child:
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(1.0)
+        sent = time.perf_counter()
+        child.send_signal(signal.SIGINT)
+        assert child.stdout.readline().strip() == "interrupted"
+        latency = time.perf_counter() - sent
+        out = child.stdout.read()
+        err = child.stderr.read()
+        assert child.wait(timeout=60) == 0, err
+    assert out.strip() == "refit [2, 2]"
+    assert latency < 2.0, f"interrupt took {latency * 1e3:.0f} ms"
