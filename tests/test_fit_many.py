@@ -150,11 +150,12 @@ def late_blow_up(steps_per_epoch):
 
 
 @pytest.mark.parametrize("backend", ["cpp", "numba"])
-@pytest.mark.parametrize("model", ["linear", "logistic"])
-def test_a_diverging_configuration_drops_out(model, backend):
+@pytest.mark.parametrize("model, sparse", [("linear", False), ("logistic", False),
+                                           ("softmax", False), ("logistic", True)])
+def test_a_diverging_configuration_drops_out(model, sparse, backend):
     if backend == "numba":
         pytest.importorskip("numba")
-    X, y = problem(model, n=160)
+    X, y = problem(model, n=160, sparse=sparse)
     steps = 160 // 16
     configs = [{"lr": 0.01}, {"optimizer": "sgd", "schedule": late_blow_up(steps)},
                {"lr": 0.03, "penalty": "l2", "alpha": 0.1}]
