@@ -26,10 +26,11 @@ from .streaming import fit_stream
 from ._version import __version__
 
 _ESTIMATORS = ("LinearRegression", "LogisticRegression")
+_CV_ESTIMATORS = ("LinearRegressionCV", "LogisticRegressionCV")
 # Submodules loaded on first attribute access (PEP 562), so that ``fo.plot.loss_curves`` and
 # ``fo.dask.fit`` work after a plain ``import fastopt`` while that import stays light: these
 # import matplotlib, dask or scikit-learn when used.
-_LAZY_SUBMODULES = ("plot", "dask", "estimators", "reference")
+_LAZY_SUBMODULES = ("plot", "dask", "estimators", "cross_validation", "reference")
 # Loaded on first use too: ``from .many import fit_many`` would be the same, but keeps
 # ``import fastopt`` from growing with every front end.
 _LAZY_FUNCTIONS = {"fit_many": "many", "FitManyResult": "many"}
@@ -44,13 +45,13 @@ def __getattr__(name):
     if name == "ConvergenceWarning":
         from .training import convergence_warning
         return convergence_warning()
-    if name in _ESTIMATORS:
+    if name in _ESTIMATORS or name in _CV_ESTIMATORS:
         try:
-            from . import estimators
+            from . import estimators, cross_validation
         except ImportError as exc:
             raise ImportError(f"fastopt.{name} needs scikit-learn: pip install scikit-learn "
                               f"({exc})") from exc
-        return getattr(estimators, name)
+        return getattr(estimators if name in _ESTIMATORS else cross_validation, name)
     raise AttributeError(f"module 'fastopt' has no attribute {name!r}")
 
 
@@ -65,4 +66,5 @@ __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW"
            "FitResult", "DivergenceError",
            "ConvergenceWarning", "compare", "lr_sweep", "ComparisonResult", "SweepResult",
            "optimizer_paths", "LBFGS", "NewtonCG", "PathsResult", "fit_stream", "save", "load", "LinearRegression",
-           "LogisticRegression", "backends", "__version__"]
+           "LogisticRegression", "LinearRegressionCV", "LogisticRegressionCV", "backends",
+           "__version__"]

@@ -316,6 +316,13 @@ def check_float(name, value, low, high=np.inf, *, allow_none=False, low_open=Fal
     return float(value)
 
 
+def check_random_state(random_state):
+    """The ValueError of :func:`seed_from` for a bad ``random_state``, without drawing from a
+    generator that is passed."""
+    if not isinstance(random_state, (np.random.RandomState, np.random.Generator)):
+        seed_from(random_state)
+
+
 def seed_from(random_state):
     """A 64-bit shuffle seed from ``None`` (fresh entropy), an int, or a NumPy generator."""
     if random_state is None:

@@ -37,7 +37,7 @@ from . import _backends
 from . import _validation as v
 from ._scaling import inverse_std, target_units
 from .engine import (DivergenceError, FitResult, Monitor, Problem, TrainingState, check_training_options,
-                     optimizer_from, result, scaled_penalty, train)
+                     optimizer_from, result, scaled_penalty, stall_tol, train)
 from .newton import MAX_PARAMS, hessian, newton_fit
 from .optim import Optimizer
 from .solvers import LBFGS, NewtonCG
@@ -394,7 +394,7 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
         loss = distributed_sums(params, over=validation)[0]
         return float(loss / n_val + penalty_of(spec, params)[0]) * loss_scale
 
-    monitor = Monitor(tol=tol, n_iter_no_change=n_iter_no_change, callback=callback,
+    monitor = Monitor(tol=stall_tol(tol), n_iter_no_change=n_iter_no_change, callback=callback,
                       verbose=verbose, validation=early_stopping, start_loss=start_loss)
     best = None
 
@@ -431,7 +431,10 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
             now = time.perf_counter()
             entry = {"epoch": info["iteration"], "loss": float(info["f"]) * loss_scale,
                      "lr": float(info["step"]), "seconds": now - started[0],
-                     "steps": int(info["n_evals"])}
+                     "steps": int(info["n_evals"]), "grad_max": float(info["grad_max"]),
+                     "gap": float(info["gap"])}
+            for key in ("grad_max", "gap"):
+                monitor.history.setdefault(key, [])
             started[0] = now
             return not monitor.record(entry, info["x"])
 
@@ -506,7 +509,9 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
     fitted = result(params, spec, scaling=(mean, inv_std), target=target,
                     classes=classes if model != "linear" else None, history=monitor.history,
                     converged=monitor.converged, state=state,
-                    feature_names=None if names is None else np.asarray(names, dtype=object))
+                    feature_names=None if names is None else np.asarray(names, dtype=object),
+                    grad_max=(monitor.history["grad_max"][-1]
+                              if monitor.history.get("grad_max") else None))
     # What the estimators keep to continue from the result.
     fitted.scaling, fitted.target = (mean, inv_std), target
     diverged = None if newton else monitor.divergence()

@@ -26,10 +26,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import _backends
 from . import _validation as v
 from .engine import (DivergenceError, TrainingState, check_training_options, convergence_warning,
-                     from_original_space, is_full_batch, new_state, not_converged_message,
-                     optimizer_from, prepare, probabilities, solve, to_original_space)
+                     from_original_space, is_full_batch, new_state,
+                     not_converged_message, optimizer_from, prepare, probabilities, solve,
+                     to_original_space)
 from ._scaling import Moments, target_units
 from .optim import OPTIMIZERS, Optimizer
+from .solvers import LBFGS
 
 __all__ = ["LinearRegression", "LogisticRegression"]
 
@@ -96,10 +98,11 @@ class _FastoptLinearModel(BaseEstimator):
 
     # -- options ------------------------------------------------------------------------------
 
-    def _check_options(self):
+    def _check_options(self, stochastic=False):
         """Validate every constructor parameter (penalty, alpha and l1_ratio are checked by
-        ``prepare``, the schedule when training starts); returns the optimizer object, or
-        None for Newton's method."""
+        ``prepare``, the schedule when training starts); returns the optimizer object, None
+        for Newton's method, or ``"auto"`` (Adam when ``stochastic``: ``partial_fit`` and early
+        stopping)."""
         check_training_options(epochs=self.epochs, batch_size=self.batch_size, tol=self.tol,
                                n_iter_no_change=self.n_iter_no_change,
                                validation_fraction=self.validation_fraction,
@@ -112,7 +115,9 @@ class _FastoptLinearModel(BaseEstimator):
                              f"{self.verbose!r} instead.")
         if self.lr is not None:
             v.check_float("lr", self.lr, 0.0)
-        return optimizer_from(self.optimizer, self.lr, DEFAULT_LR.get)
+        v.check_random_state(self.random_state)  # also when the solver draws no numbers
+        return optimizer_from(self.optimizer, self.lr, DEFAULT_LR.get,
+                              stochastic=stochastic or self.early_stopping)
 
     # -- fitting ------------------------------------------------------------------------------
 
@@ -173,7 +178,11 @@ class _FastoptLinearModel(BaseEstimator):
                 params, state = self._continued_state(problem, optimizer, problem.X.dtype)
                 return params if state is None else state
 
-            full_batch = optimizer is None or self.batch_size is None
+            if optimizer == "auto":  # fastopt.dask has L-BFGS, not SAGA
+                optimizer = (LBFGS() if self.penalty in (None, "l2") or self.alpha == 0
+                             else optimizer_from("adam", self.lr, DEFAULT_LR.get))
+            full_batch = (optimizer is None or self.batch_size is None
+                          or isinstance(optimizer, LBFGS))
             result = fdask.fit(
                 X, y, model=model, optimizer="newton" if optimizer is None else optimizer,
                 strategy="gradient" if full_batch else "average", schedule=self.schedule,
@@ -194,6 +203,7 @@ class _FastoptLinearModel(BaseEstimator):
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
             previous_updates = self.t_ if continuing else 0
+            self.grad_max_ = result.grad_max_
             self._state = result.state
             self._scaling = result.scaling
             self._target = result.target
@@ -249,10 +259,10 @@ class _FastoptLinearModel(BaseEstimator):
         return self
 
     def _fit_unsafe(self, X, y, sample_weight, partial, classes):
-        optimizer = self._check_options()
+        optimizer = self._check_options(stochastic=partial)
         backend = _backends.resolve(self.backend)
         # Newton, L-BFGS, Newton-CG: never with partial (see _partial_fit_available)
-        newton = not isinstance(optimizer, Optimizer)
+        full_batch = not isinstance(optimizer, Optimizer)
         fitted = hasattr(self, "coef_")
         first_partial = partial and not fitted
         continuing = fitted and (partial or self.warm_start)
@@ -263,7 +273,7 @@ class _FastoptLinearModel(BaseEstimator):
         # The NaN/inf check of dense X comes free with the scaling (column_scaling) or the
         # compiled epochs (Problem.check_finite_later), as in fastopt.fit; y is checked here.
         scales = self.standardize and not (partial and fitted)
-        trains_checking = not newton and backend.checks_finite
+        trains_checking = optimizer is not None and backend.checks_finite  # not Newton
         check_later = not v.is_sparse(X) and (scales or trains_checking)
         X, y = validate_data(self, X, y, reset=not partial or not fitted, dtype=_DTYPES,
                              order="C", accept_sparse="csr", y_numeric=self._regression,
@@ -284,7 +294,8 @@ class _FastoptLinearModel(BaseEstimator):
                                    l1_ratio=self.l1_ratio, fit_intercept=self.fit_intercept,
                                    sample_weight=sample_weight, backend=backend,
                                    standardize=scales, scaling=scaling, target=target,
-                                   classes=classes, X_checked=True, trains=not newton,
+                                   classes=classes, X_checked=True,
+                                   trains=optimizer is not None,
                                    class_weight=self._class_weight(partial))
         if not partial and not self._regression:
             self._check_weighted_classes(problem)
@@ -295,7 +306,7 @@ class _FastoptLinearModel(BaseEstimator):
             params, state = self._continued_state(problem, optimizer, dtype)
         else:
             params = np.zeros(problem.spec.n_params, dtype=dtype)
-            state = None if newton else new_state(optimizer, params,
+            state = None if full_batch else new_state(optimizer, params,
                                                   v.seed_from(self.random_state))
         epochs, tol = (1, None) if partial else (self.epochs, self.tol)
         total_steps = None  # the fit's own updates, as in fastopt.fit
@@ -308,7 +319,7 @@ class _FastoptLinearModel(BaseEstimator):
             total_steps = self.epochs * steps_per_epoch
             if continuing and not partial and state is not None:
                 total_steps += state.updates
-        params, history, converged, state, _, diverged = solve(
+        params, history, converged, state, _, diverged, grad_max = solve(
             problem, params, backend=backend, optimizer=optimizer, state=state,
             schedule=self.schedule, epochs=epochs, batch_size=self.batch_size,
             shuffle=self.shuffle, tol=tol, n_iter_no_change=self.n_iter_no_change,
@@ -325,6 +336,7 @@ class _FastoptLinearModel(BaseEstimator):
                                             history)
         self._commit(params, problem, classes, state, history, updates, continuing)
         self._moments = moments
+        self.grad_max_ = None if partial else grad_max
         return warning
 
     def _batch_moments(self, X, y, sample_weight, previous=(None, None)):
@@ -449,7 +461,7 @@ class _FastoptLinearModel(BaseEstimator):
 
 
 class LinearRegression(RegressorMixin, _FastoptLinearModel):
-    r"""Linear least squares trained with a first-order optimizer (or Newton's method).
+    r"""Linear least squares fitted to its optimum (or trained with a first-order optimizer).
 
     Minimises, over the coefficients :math:`w` and intercept :math:`b`,
 
@@ -459,7 +471,12 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
 
     with sample weights :math:`s_i` (1 by default), the penalty :math:`P` of ``penalty``
     (never on :math:`b`), and :math:`\tilde x = (x - \mu) / \sigma` when ``standardize=True``
-    (else :math:`\tilde x = x`). Each epoch visits the rows in minibatches of ``batch_size``
+    (else :math:`\tilde x = x`). With the default ``optimizer="auto"`` a solver that reaches
+    the optimum runs: L-BFGS for no penalty or ``"l2"``, SAGA for ``"l1"`` and
+    ``"elasticnet"``, each stopped (``tol="auto"``) when its estimate of the relative distance
+    to the optimum is below 1e-7; ``batch_size``, ``lr``, ``schedule`` and ``shuffle`` then do
+    not apply, and ``partial_fit`` (or ``early_stopping=True``) trains with Adam. With a
+    first-order optimizer, each epoch visits the rows in minibatches of ``batch_size``
     (a new pseudo-random order per epoch with ``shuffle=True``) and takes one step of
     ``optimizer`` per minibatch, at the learning rate ``schedule(t)`` where ``t`` counts the
     updates. The whole epoch runs in one compiled call; see :func:`fastopt.fit`, which gives
@@ -477,14 +494,16 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
 
     Parameters
     ----------
-    optimizer : str or fastopt.Optimizer, default="adam"
-        A name of ``fastopt.OPTIMIZERS`` (``"sgd"``, ``"adagrad"``, ``"rmsprop"``,
-        ``"adadelta"``, ``"adam"``, ``"adamw"``, ``"nadam"``, ``"radam"``), an optimizer object
-        such as ``fastopt.Adam(lr=0.01, betas=(0.9, 0.99))``, or ``"newton"``: full-batch
-        Newton's method with an exact Hessian, for which ``epochs`` is the iteration limit and
-        ``lr``, ``schedule``, ``batch_size``, ``shuffle`` and ``early_stopping`` do not apply
-        (``penalty`` None or ``"l2"``; ``partial_fit`` is then unavailable: ``hasattr`` says
-        False and calling it raises AttributeError).
+    optimizer : str, fastopt.Optimizer or solver options, default="auto"
+        ``"auto"`` (see above; ``"adam"`` in fastopt 0.1), a name of
+        ``fastopt.OPTIMIZERS`` (``"sgd"``, ``"adagrad"``, ``"rmsprop"``, ``"adadelta"``,
+        ``"adam"``, ``"adamw"``, ``"nadam"``, ``"radam"``), an optimizer object such as
+        ``fastopt.Adam(lr=0.01, betas=(0.9, 0.99))``, or a full-batch solver: ``"lbfgs"``,
+        ``"newton-cg"``, ``"saga"`` (or their option objects ``fastopt.LBFGS(...)``, ...) and
+        ``"newton"`` (an exact Hessian). For the solvers ``epochs`` is the iteration limit and
+        ``lr``, ``schedule``, ``batch_size``, ``shuffle`` and ``early_stopping`` do not apply;
+        with a solver named explicitly ``partial_fit`` is unavailable (``hasattr`` says False
+        and calling it raises AttributeError).
     lr : float, default=None
         The learning rate. None: an optimizer object's own; for an optimizer given by name,
         0.01 (1.0 for ``"adadelta"``, whose lr scales its own adaptive step; see
@@ -514,10 +533,15 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
     fit_intercept : bool, default=True
     standardize : bool, default=True
         Train on standardised features (see above).
-    tol : float or None, default=1e-4
-        Stop when the training loss (the validation loss with ``early_stopping``) has not
-        improved by ``tol`` for ``n_iter_no_change`` epochs. None runs all ``epochs``. Reaching
-        ``epochs`` first gives a ``ConvergenceWarning``.
+    tol : "auto", float or None, default="auto"
+        When to stop. For a first-order optimizer: the training loss (the validation loss
+        with ``early_stopping``) has not improved by ``tol`` for ``n_iter_no_change`` epochs;
+        ``"auto"`` is 1e-4. For L-BFGS and Newton-CG: a number is a tolerance on the
+        gradient's largest entry (scikit-learn's meaning); ``"auto"`` stops when the solver's
+        estimate of the relative distance to the optimum, ``(L - L*) / L``, is at most 1e-7
+        (``fastopt.solvers.AUTO_GAP``). For SAGA see ``fastopt.SAGA``. Newton's method always
+        runs to a Newton decrement of 1e-15 (any ``tol`` but None). None runs all ``epochs``. Reaching ``epochs`` first gives a ``ConvergenceWarning`` that says how
+        far the fit got.
     n_iter_no_change : int, default=5
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the rows, monitor the loss on them and keep the
@@ -554,6 +578,12 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
         Epochs (Newton: iterations) in the run, ``len(loss_curve_)``.
     t_ : int
         Optimizer updates in the run: the schedule's ``t`` for the next update.
+    grad_max_ : float or None
+        The largest entry of the objective's gradient at the fitted coefficients, in the space
+        the fit trains in (standardised features and target): 0 at the optimum, so it says how
+        close ``fit`` got. From the solvers only: None for a first-order optimizer (it would
+        cost a pass over X), after ``partial_fit``, and for an l1 or elasticnet penalty (not
+        differentiable).
 
     Notes
     -----
@@ -576,16 +606,16 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
     >>> from fastopt.estimators import LinearRegression
     >>> X = np.arange(20.0).reshape(10, 2)
     >>> y = X @ [1.0, 2.0] + 3.0
-    >>> est = LinearRegression(optimizer="newton").fit(X, y)
+    >>> est = LinearRegression().fit(X, y)
     >>> round(est.score(X, y), 6)
     1.0
     """
 
     _regression = True
 
-    def __init__(self, optimizer="adam", lr=None, schedule=None, epochs=2000, batch_size=32,
+    def __init__(self, optimizer="auto", lr=None, schedule=None, epochs=2000, batch_size=32,
                  shuffle=True, penalty=None, alpha=1e-4, l1_ratio=0.15, fit_intercept=True,
-                 standardize=True, tol=1e-4, n_iter_no_change=5, early_stopping=False,
+                 standardize=True, tol="auto", n_iter_no_change=5, early_stopping=False,
                  validation_fraction=0.1, warm_start=False, random_state=None,
                  backend="auto", verbose=0, n_jobs=None, sparse_update="exact"):
         self.optimizer = optimizer
@@ -636,8 +666,8 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
 
 
 class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
-    r"""Logistic (two classes) or softmax (more) regression trained with a first-order
-    optimizer (or Newton's method).
+    r"""Logistic (two classes) or softmax (more) regression fitted to its optimum (or trained
+    with a first-order optimizer).
 
     With :math:`K` classes, scores :math:`f(x) = W \tilde x + b`; for two classes :math:`W` has
     one row and the model is :math:`P(y = c_1 \mid x) = \sigma(f(x))` (``model="logistic"`` of
@@ -648,8 +678,9 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
         L(W, b) = \frac{1}{\sum_i s_i} \sum_i s_i\, \bigl(-\log P(y_i \mid x_i)\bigr)
         + \alpha\, P(W),
 
-    with :math:`\tilde x = (x - \mu) / \sigma` when ``standardize=True``. Minibatches, the
-    optimizer, the schedule and the stopping rule are those of :class:`LinearRegression`; see
+    with :math:`\tilde x = (x - \mu) / \sigma` when ``standardize=True``. The solver chosen by
+    the default ``optimizer="auto"``, the minibatches, the optimizer, the schedule and the
+    stopping rule are those of :class:`LinearRegression`; see
     :func:`fastopt.fit`, which gives the same coefficients for the same arguments.
 
     ``standardize=True`` is the default, unlike :func:`fastopt.fit`, so that the defaults work
@@ -661,8 +692,8 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
 
     Parameters
     ----------
-    optimizer : str or fastopt.Optimizer, default="adam"
-        As in :class:`LinearRegression`; ``"newton"`` is the full-batch reference solver.
+    optimizer : str, fastopt.Optimizer or solver options, default="auto"
+        As in :class:`LinearRegression` (``"adam"`` in fastopt 0.1).
     lr : float, default=None
         As in :class:`LinearRegression` (None: 0.01 for ``"adam"``).
     schedule : None, str, fastopt.schedules.Schedule or callable, default=None
@@ -674,7 +705,7 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
     l1_ratio : float, default=0.15
     fit_intercept : bool, default=True
     standardize : bool, default=True
-    tol : float or None, default=1e-4
+    tol : "auto", float or None, default="auto"
     n_iter_no_change : int, default=5
     early_stopping : bool, default=False
     validation_fraction : float, default=0.1
@@ -696,7 +727,7 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
         The sorted class labels (any type: numbers, strings, ...).
     coef_ : ndarray of shape (1, n_features) for two classes, (n_classes, n_features) else
     intercept_ : ndarray of shape (1,) or (n_classes,)
-    n_features_in_, feature_names_in_, loss_curve_, history_, n_iter_, t_
+    n_features_in_, feature_names_in_, loss_curve_, history_, n_iter_, t_, grad_max_
         As in :class:`LinearRegression`.
 
     Notes
@@ -716,9 +747,9 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
 
     _regression = False
 
-    def __init__(self, optimizer="adam", lr=None, schedule=None, epochs=2000, batch_size=32,
+    def __init__(self, optimizer="auto", lr=None, schedule=None, epochs=2000, batch_size=32,
                  shuffle=True, penalty="l2", alpha=1e-4, l1_ratio=0.15, fit_intercept=True,
-                 standardize=True, tol=1e-4, n_iter_no_change=5, early_stopping=False,
+                 standardize=True, tol="auto", n_iter_no_change=5, early_stopping=False,
                  validation_fraction=0.1, warm_start=False, random_state=None,
                  backend="auto", verbose=0, n_jobs=None, sparse_update="exact",
                  class_weight=None):

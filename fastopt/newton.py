@@ -3,7 +3,8 @@
 Each iteration solves ``H d = g`` for the full objective (least squares, so the singular
 Hessians of softmax and of separable data are handled) and takes the largest step
 ``w - 2^-k d`` that satisfies the Armijo condition. It stops when the Newton decrement
-``g.d / 2`` falls below ``1e-15 * max(1, |L|)``, or after ``max_iter`` iterations. Gradient and
+``g.d / 2`` (the quadratic model's ``L - L*``) falls below ``1e-15 * max(1, |L|)``, or
+``gap * |L|`` when that is larger, or after ``max_iter`` iterations. Gradient and
 objective come from the chosen backend; the Hessian is accumulated in NumPy over row blocks, so X
 is never copied whole.
 """
@@ -78,8 +79,9 @@ def hessian(problem, params):
 
 
 def newton_fit(problem, params, *, max_iter, tol, backend="auto", callback=None, verbose=0,
-               objective=None, hessian_of=None):
-    """Minimise the objective from ``params``. Returns ``(params, history, converged)``.
+               objective=None, hessian_of=None, gap=0.0):
+    """Minimise the objective from ``params``. Returns ``(params, history, converged)``; the
+    history has one entry per step, ``grad_max`` the gradient's largest entry after it.
     ``objective(problem, params) -> (value, gradient)`` and ``hessian_of(problem, params)``
     replace the backend's objective and :func:`hessian` (fastopt.dask sums them over the
     partitions of a distributed X)."""
@@ -104,14 +106,14 @@ def newton_fit(problem, params, *, max_iter, tol, backend="auto", callback=None,
     hessian_of = hessian_of or hessian
     dtype = np.asarray(params).dtype
     w = np.asarray(params, dtype=np.float64).copy()
-    history = {"epoch": [], "loss": [], "lr": [], "seconds": [], "steps": []}
+    history = {"epoch": [], "loss": [], "lr": [], "seconds": [], "steps": [], "grad_max": []}
     converged = False
     value, grad = objective(problem, w.astype(dtype))
     for iteration in range(1, max_iter + 1):
         start = time.perf_counter()
         direction = np.linalg.lstsq(hessian_of(problem, w), grad, rcond=None)[0]
         decrement = float(grad @ direction)
-        if decrement <= 2e-15 * max(1.0, abs(value)):
+        if decrement <= 2 * max(1e-15 * max(1.0, abs(value)), gap * abs(value)):
             converged = True
             break
         step = 1.0
@@ -125,7 +127,8 @@ def newton_fit(problem, params, *, max_iter, tol, backend="auto", callback=None,
             break  # no decrease possible in floating point: at the optimum
         w, value, grad = candidate, new_value, new_grad
         entry = {"epoch": iteration, "loss": value, "lr": step,
-                 "seconds": time.perf_counter() - start, "steps": iteration}
+                 "seconds": time.perf_counter() - start, "steps": iteration,
+                 "grad_max": float(np.max(np.abs(grad), initial=0.0))}
         for key, item in entry.items():
             history[key].append(item)
         if verbose:

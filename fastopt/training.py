@@ -35,7 +35,7 @@ def fit(X: ArrayLike, y: ArrayLike, model: str = "linear",
         shuffle: bool | str = True, penalty: str | None = None, alpha: float = 1e-4,
         l1_ratio: float = 0.15, fit_intercept: bool = True,
         sample_weight: ArrayLike | None = None, standardize: bool = False,
-        tol: float | None = 1e-4, n_iter_no_change: int = 5, early_stopping: bool = False,
+        tol: float | str | None = "auto", n_iter_no_change: int = 5, early_stopping: bool = False,
         validation_fraction: float = 0.1,
         random_state: int | np.random.Generator | None = None, backend: str = "auto",
         callback=None, verbose: int = 0, n_jobs: int | None = None,
@@ -51,7 +51,11 @@ def fit(X: ArrayLike, y: ArrayLike, model: str = "linear",
     y : array-like (n_samples,): targets (linear) or class labels of any type.
     model : {"linear", "logistic", "softmax"}
     optimizer : str or Optimizer. A name of ``fastopt.OPTIMIZERS`` (with ``lr``), an optimizer
-        object, or ``"newton"`` (full-batch Newton's method; ``epochs`` = iterations).
+        object, or a solver that reaches the optimum (``epochs`` = its iterations):
+        ``"lbfgs"``, ``"newton-cg"``, ``"saga"`` (or their option objects), ``"newton"``
+        (explicit Hessian), or ``"auto"`` (the estimators' default: L-BFGS, SAGA for l1 and
+        elasticnet). The default stays ``"adam"`` here: ``fit`` is the call for training with
+        a first-order optimizer and a schedule; the estimators are the call for the model.
     lr : float, optional. The learning rate; default: the optimizer's own.
     schedule : None, str, Schedule or callable ``f(t_array) -> lr_array``; t counts updates.
     epochs : int, passes over the data.
@@ -70,8 +74,10 @@ def fit(X: ArrayLike, y: ArrayLike, model: str = "linear",
     standardize : bool. Train on ``(x - mean) / std`` computed on the fly (X is not copied);
         coefficients are reported on the original features.
     tol, n_iter_no_change : stop when the monitored loss has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs; ``tol=None`` runs all epochs. Not meeting it warns with a
-        ``ConvergenceWarning``.
+        ``n_iter_no_change`` epochs (``"auto"``: 1e-4); ``tol=None`` runs all epochs. For the
+        solvers, a number is the gradient's max-norm and ``"auto"`` an estimated relative
+        distance to the optimum of 1e-7 (see :class:`fastopt.LogisticRegression`). Not meeting
+        it warns with a ``ConvergenceWarning``.
     early_stopping, validation_fraction : monitor the loss on a held-out fraction instead of
         the training loss, and return the best parameters seen.
     random_state : None, int or numpy Generator: the shuffle and the validation split.
@@ -140,12 +146,12 @@ def fit(X: ArrayLike, y: ArrayLike, model: str = "linear",
     problem, classes = prepare(X, y, model=model, penalty=penalty, alpha=alpha,
                                l1_ratio=l1_ratio, fit_intercept=fit_intercept,
                                sample_weight=sample_weight, standardize=standardize,
-                               backend=record, trains=isinstance(opt, Optimizer),
+                               backend=record, trains=opt is not None,
                                class_weight=class_weight)
     params = np.zeros(problem.spec.n_params, dtype=problem.X.dtype)
     state = (new_state(opt, params, v.seed_from(random_state)) if isinstance(opt, Optimizer)
              else None)
-    params, history, converged, state, interrupted, diverged = solve(
+    params, history, converged, state, interrupted, diverged, grad_max = solve(
         problem, params, backend=record, optimizer=opt, state=state, schedule=schedule,
         epochs=epochs, batch_size=batch_size, shuffle=shuffle, tol=tol,
         n_iter_no_change=n_iter_no_change, early_stopping=early_stopping,
@@ -153,7 +159,7 @@ def fit(X: ArrayLike, y: ArrayLike, model: str = "linear",
         n_jobs=n_jobs, sparse_update=sparse_update)
     fitted = result(params, problem.spec, scaling=problem.scaling, target=problem.target,
                     classes=classes, history=history, converged=converged, state=state,
-                    feature_names=v.feature_names(X))
+                    feature_names=v.feature_names(X), grad_max=grad_max)
     if diverged:
         raise DivergenceError(diverged, result=fitted)
     if tol is not None and not converged and not interrupted:

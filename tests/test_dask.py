@@ -223,7 +223,7 @@ def test_init_continues_the_trajectory():
 def test_warm_start_continues(batch_size):
     X, y, _ = problem("logistic", n=8000, seed=10)
     dX, dy = blocked(X, y)
-    clf = fo.LogisticRegression(warm_start=True, epochs=5, tol=None, lr=0.05,
+    clf = fo.LogisticRegression(optimizer="adam", warm_start=True, epochs=5, tol=None, lr=0.05,
                                 batch_size=batch_size, standardize=False, random_state=0)
     losses = clf.fit(dX, dy).loss_curve_
     steps = clf.t_
@@ -243,7 +243,7 @@ def test_convergence_warning_when_tol_is_not_met():
     sklearn_exceptions = pytest.importorskip("sklearn.exceptions")
     X, y, _ = problem("logistic", n=4000, seed=11)
     dX, dy = blocked(X, y)
-    clf = fo.LogisticRegression(epochs=3, tol=1e-9, random_state=0)
+    clf = fo.LogisticRegression(optimizer="adam", epochs=3, tol=1e-9, random_state=0)
     with pytest.warns(sklearn_exceptions.ConvergenceWarning,
                       match=r"Maximum number of epochs \(3\)"):
         clf.fit(dX, dy)
@@ -266,3 +266,15 @@ def test_lbfgs_on_dask_is_the_in_memory_lbfgs():
     with pytest.raises(ValueError, match="strategy='gradient'"):
         fdask.fit(da.from_array(X, chunks=(150, 5)), da.from_array(y, chunks=150),
                   strategy="average", **options)
+
+
+def test_the_default_estimator_on_dask_is_the_in_memory_optimum():
+    # optimizer="auto" on dask collections: the distributed L-BFGS, stopped by the same
+    # estimate as in memory, on the same objective.
+    X, y, _ = problem("logistic", n=6000, seed=12)
+    dX, dy = blocked(X, y)
+    distributed = fo.LogisticRegression().fit(dX, dy)
+    local = fo.LogisticRegression().fit(X, y)
+    np.testing.assert_allclose(distributed.coef_, local.coef_, rtol=1e-5, atol=1e-7)
+    assert distributed.history_["gap"][-1] <= 1e-7
+    assert distributed.grad_max_ == distributed.history_["grad_max"][-1] < 1e-4

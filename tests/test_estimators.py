@@ -94,9 +94,9 @@ def test_fit_gives_the_coefficients_of_fastopt_fit(model, arguments):
 
 def test_default_learning_rate_is_the_estimators_and_an_optimizer_object_keeps_its_own():
     X, y = regression_data()
-    by_name = LinearRegression(epochs=3, tol=None, random_state=0).fit(X, y)
-    explicit = LinearRegression(lr=estimators.DEFAULT_LR["adam"], epochs=3, tol=None,
-                                random_state=0).fit(X, y)
+    by_name = LinearRegression(optimizer="adam", epochs=3, tol=None, random_state=0).fit(X, y)
+    explicit = LinearRegression(optimizer="adam", lr=estimators.DEFAULT_LR["adam"], epochs=3,
+                                tol=None, random_state=0).fit(X, y)
     np.testing.assert_array_equal(by_name.coef_, explicit.coef_)
     assert by_name.history_["lr"][-1] == 0.01
     own = LinearRegression(optimizer=fo.Adam(lr=0.2), epochs=1, tol=None).fit(X, y)
@@ -115,7 +115,8 @@ def test_two_partial_fits_equal_a_two_epoch_fit(estimator, classes):
     else:
         X, y = classification_data(classes=classes)
         kwargs = {"classes": np.arange(classes)}
-    params = dict(epochs=2, tol=None, schedule="cosine", batch_size=40, random_state=3)
+    params = dict(optimizer="adam", epochs=2, tol=None, schedule="cosine", batch_size=40,
+                  random_state=3)
     stepped = estimator(**params)
     stepped.partial_fit(X, y, **kwargs)
     assert stepped.n_iter_ == 1 and stepped.t_ == 8
@@ -129,7 +130,7 @@ def test_two_partial_fits_equal_a_two_epoch_fit(estimator, classes):
 
 def test_partial_fit_continues_a_fit():
     X, y = regression_data()
-    params = dict(tol=None, batch_size=64, random_state=5)  # constant schedule
+    params = dict(optimizer="adam", tol=None, batch_size=64, random_state=5)  # constant lr
     continued = LinearRegression(epochs=3, **params).fit(X, y).partial_fit(X, y)
     whole = LinearRegression(epochs=4, **params).fit(X, y)
     np.testing.assert_array_equal(continued.coef_, whole.coef_)
@@ -190,7 +191,7 @@ def test_partial_fit_is_unavailable_with_newton():
 
 def test_warm_start_continues_the_previous_fit():
     X, y = classification_data()
-    params = dict(tol=None, batch_size=64, random_state=2)
+    params = dict(optimizer="adam", tol=None, batch_size=64, random_state=2)
     est = LogisticRegression(epochs=3, warm_start=True, **params).fit(X, y)
     est.set_params(epochs=2).fit(X, y)
     whole = LogisticRegression(epochs=5, **params).fit(X, y)
@@ -368,7 +369,7 @@ def test_defaults_converge_on_raw_features():
 def test_convergence_warning_when_epochs_run_out():
     X, y = regression_data()
     with pytest.warns(ConvergenceWarning, match=r"Maximum number of epochs \(2\)"):
-        est = LinearRegression(epochs=2, random_state=0).fit(X, y)
+        est = LinearRegression(optimizer="adam", epochs=2, random_state=0).fit(X, y)
     assert est.n_iter_ == 2  # fitted all the same
 
 
@@ -404,7 +405,8 @@ def test_divergence_keeps_the_previous_coefficients():
 
 def test_keyboard_interrupt_leaves_the_estimator_as_before():
     X, y = classification_data()
-    params = dict(tol=None, epochs=3, batch_size=64, random_state=1, warm_start=True)
+    params = dict(optimizer="adam", tol=None, epochs=3, batch_size=64, random_state=1,
+                  warm_start=True)
     est = LogisticRegression(**params).fit(X, y)
     state = est._state.params.copy(), {k: np.copy(a) for k, a in
                                        est._state.optimizer_state.items()}

@@ -25,12 +25,14 @@ def data(model, n=400, d=6, seed=0):
 
 
 def sklearn_optimum(model, X, y, alpha):
+    """scikit-learn's optimum of the objective with an l2 penalty of ``alpha`` (0: none)."""
     n = X.shape[0]
     if model == "linear":
-        est = sklearn_linear.Ridge(alpha=alpha * n, tol=1e-12).fit(X, y)
+        est = (sklearn_linear.Ridge(alpha=alpha * n, tol=1e-12) if alpha > 0
+               else sklearn_linear.LinearRegression()).fit(X, y)
         return est.coef_.ravel(), np.atleast_1d(est.intercept_)
-    est = sklearn_linear.LogisticRegression(C=1.0 / (alpha * n), tol=1e-12,
-                                            max_iter=10_000).fit(X, y)
+    C = 1.0 / (alpha * n) if alpha > 0 else np.inf  # scikit-learn 1.8: C=inf, no penalty
+    est = sklearn_linear.LogisticRegression(C=C, tol=1e-12, max_iter=10_000).fit(X, y)
     coef, intercept = est.coef_, est.intercept_
     if model == "softmax":  # softmax is defined up to a constant per feature
         coef, intercept = coef - coef.mean(axis=0), intercept - intercept.mean()
@@ -42,12 +44,13 @@ def sklearn_optimum(model, X, y, alpha):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("model", ["linear", "logistic", "softmax"])
 @pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
-def test_the_solvers_reach_sklearns_optimum(solver, model, dtype, layout, backend):
+@pytest.mark.parametrize("penalty", ["l2", None])
+def test_the_solvers_reach_sklearns_optimum(penalty, solver, model, dtype, layout, backend):
     X, y = data(model)
     X = X.astype(dtype)
-    alpha = 1e-2
+    alpha = 1e-2 if penalty else 0.0  # the data are not separable: an optimum without one
     fitted = fo.fit(sparse.csr_matrix(X) if layout == "csr" else X, y, model=model,
-                    optimizer=solver, penalty="l2", alpha=alpha, epochs=200, tol=1e-9,
+                    optimizer=solver, penalty=penalty, alpha=alpha, epochs=200, tol=1e-9,
                     backend=backend)
     coef, intercept = np.atleast_2d(fitted.coef_), np.atleast_1d(fitted.intercept_)
     if model == "softmax":

@@ -48,3 +48,40 @@ def test_ctrl_c_interrupts_a_compiled_epoch_quickly(backend, n_jobs, budget, tmp
     # The kernel polls for signals every ~4M multiply-adds (a few ms; ~1-4 ms measured on an
     # idle machine); the budget leaves room for a loaded 2-core CI machine.
     assert latency < budget, f"interrupt took {latency * 1e3:.0f} ms"
+
+
+SOLVER_CHILD = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import fastopt as fo
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200000, 100))
+    y = rng.integers(0, 10, len(X))
+    small = rng.standard_normal((300, 4))
+    est = fo.LogisticRegression(optimizer=sys.argv[1], tol=0.0, epochs=10000,
+                                standardize=False).fit(small, small[:, 0] > 0)
+    before = est.coef_.copy()
+    print("ready", flush=True)
+    try:
+        est.fit(X, y)  # each pass ~0.1-0.3 s; thousands of them
+    except KeyboardInterrupt:
+        print("interrupted", np.array_equal(est.coef_, before), flush=True)
+""")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
+@pytest.mark.parametrize("solver", ["lbfgs"])
+def test_ctrl_c_stops_a_long_solver_fit_and_keeps_the_estimator(solver, tmp_path):
+    with subprocess.Popen([sys.executable, "-c", SOLVER_CHILD, solver],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          cwd=tmp_path) as child:
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(1.5)  # inside the fit: several passes over X done, many to go
+        sent = time.perf_counter()
+        child.send_signal(signal.SIGINT)
+        line = child.stdout.readline().strip()
+        latency = time.perf_counter() - sent
+        err = child.stderr.read()
+        assert child.wait(timeout=60) == 0, err
+    assert line == "interrupted True"  # the previous fit's coefficients are kept
+    assert latency < 2.0, f"interrupt took {latency * 1e3:.0f} ms"

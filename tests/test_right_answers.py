@@ -59,10 +59,11 @@ def test_the_penalty_is_re_expressed_for_the_scaled_target(penalty):
 def test_a_fit_that_blows_up_with_a_finite_loss_is_a_divergence():
     X, y = datasets.load_diabetes(return_X_y=True)
     with pytest.raises(fo.DivergenceError, match="diverged") as info:
-        fo.LinearRegression(lr=1e6, standardize=False, epochs=50).fit(100 * X, y)
+        fo.LinearRegression(optimizer="adam", lr=1e6, standardize=False,
+                            epochs=50).fit(100 * X, y)
     Xc, yc = datasets.load_breast_cancer(return_X_y=True)
     with pytest.raises(fo.DivergenceError, match="diverged") as info:  # the case
-        fo.LogisticRegression(lr=100).fit(Xc, yc)
+        fo.LogisticRegression(optimizer="adam", lr=100).fit(Xc, yc)
     with pytest.raises(fo.DivergenceError, match="ended at .* more than 2 times") as info:
         fo.fit(Xc, yc, model="logistic", lr=100, optimizer="adam", epochs=30, tol=None,
                batch_size=32, standardize=True, random_state=0)
@@ -70,7 +71,7 @@ def test_a_fit_that_blows_up_with_a_finite_loss_is_a_divergence():
     est = fo.LogisticRegression(random_state=0).fit(Xc, yc)
     coef = est.coef_.copy()
     with pytest.raises(fo.DivergenceError):
-        est.set_params(lr=100, standardize=False).fit(Xc, yc)
+        est.set_params(optimizer="adam", lr=100, standardize=False).fit(Xc, yc)
     np.testing.assert_array_equal(est.coef_, coef)  # the previous fit is kept
 
 

@@ -213,11 +213,11 @@ def test_lazy_options():
         fo.fit(X, y, model="logistic", sparse_update="lazy", tol=None, random_state=0).coef_,
         fo.fit(X, y, model="logistic", tol=None, random_state=0).coef_)
     pytest.importorskip("sklearn")
-    clf = fo.LogisticRegression(sparse_update="lazy", standardize=False, epochs=5,
-                                random_state=0, tol=None).fit(S, y)
+    clf = fo.LogisticRegression(optimizer="adam", sparse_update="lazy", standardize=False,
+                                epochs=5, random_state=0, tol=None).fit(S, y)
     assert clf.score(S, y) > 0.7
     with pytest.raises(ValueError, match="standardize=False"):
-        fo.LogisticRegression(sparse_update="lazy").fit(S, y)
+        fo.LogisticRegression(optimizer="adam", sparse_update="lazy").fit(S, y)
 
 
 # Plain SGD with an L2 penalty: the scaled-weight trick decays every coefficient lazily.

@@ -1,0 +1,168 @@
+"""``optimizer="auto"`` and ``tol="auto"``, the estimators' defaults: the optimum to 1e-6
+(relative objective gap) against scikit-learn's, Adam where a stochastic optimizer is needed,
+and the warning that says how far a fit got."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import sparse
+
+import fastopt as fo
+from fastopt import _backends
+from fastopt.engine import choose_solver, from_original_space, prepare
+from fastopt.solvers import AUTO_GAP, LBFGS, lbfgs, newton_cg
+
+sklearn_linear = pytest.importorskip("sklearn.linear_model")
+ConvergenceWarning = pytest.importorskip("sklearn.exceptions").ConvergenceWarning
+
+
+def standardized(X):
+    return (X - X.mean(axis=0)) / X.std(axis=0)
+
+
+def problem(kind, seed=0):
+    """``(X, y)``, X standardised (so the estimators' default ``standardize=True`` and
+    scikit-learn minimise the same function)."""
+    rng = np.random.default_rng(seed)
+    n, d = 3000, 12
+    if kind == "ill-conditioned":  # near-collinear: 3 latent factors plus noise 1e-3
+        X = rng.standard_normal((n, 3)) @ rng.standard_normal((3, d))
+        X += 1e-3 * rng.standard_normal((n, d))
+    else:
+        X = rng.standard_normal((n, d)) * np.linspace(0.5, 3.0, d)
+    X = standardized(X)
+    w = rng.standard_normal(d)
+    if kind == "linear":
+        return X, X @ w + 3.0 + rng.standard_normal(n)
+    if kind == "softmax":
+        return X, np.argmax(X @ rng.standard_normal((d, 4)) + rng.gumbel(size=(n, 4)), axis=1)
+    return X, (X @ w + rng.logistic(size=n) > 0).astype(int)
+
+
+def objective(X, y, model, penalty, alpha, coef, intercept):
+    """The training objective at ``coef``/``intercept`` (no standardisation), compiled."""
+    spec_problem, _ = prepare(X, y, model=model, penalty=penalty, alpha=alpha, l1_ratio=0.15,
+                              fit_intercept=True, sample_weight=None, standardize=False)
+    backend = _backends.resolve("auto")
+    params = from_original_space(spec_problem, np.atleast_2d(coef), np.atleast_1d(intercept),
+                                 np.float64)
+    return float(backend.objective(backend.dataset(spec_problem), params)[0])
+
+
+@pytest.mark.parametrize("kind", ["logistic", "softmax", "linear", "ill-conditioned"])
+def test_the_defaults_reach_the_optimum(kind):
+    X, y = problem(kind)
+    n = len(y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        if kind == "linear":
+            ours = fo.LinearRegression().fit(X, y)
+            exact = sklearn_linear.LinearRegression().fit(X, y)
+            model, penalty, alpha = "linear", None, 0.0
+        else:
+            ours = fo.LogisticRegression().fit(X, y)
+            alpha = ours.alpha  # the default, 1e-4
+            exact = sklearn_linear.LogisticRegression(C=1.0 / (alpha * n), tol=1e-12,
+                                                      max_iter=10_000).fit(X, y)
+            model, penalty = ("softmax" if kind == "softmax" else "logistic"), "l2"
+    best = objective(X, y, model, penalty, alpha, exact.coef_, exact.intercept_)
+    reached = objective(X, y, model, penalty, alpha, ours.coef_, ours.intercept_)
+    assert (reached - best) / abs(best) <= 1e-6
+    assert ours.grad_max_ is not None and ours.grad_max_ < 1e-3
+    assert "grad_max" in ours.history_ and ours.n_iter_ < 200
+
+
+def test_sparse_input_reaches_the_optimum():
+    rng = np.random.default_rng(3)
+    X = sparse.random(2000, 300, density=0.05, format="csr", random_state=4)
+    y = (X @ rng.standard_normal(300) + 0.2 * rng.logistic(size=2000) > 0).astype(int)
+    alpha = 1e-3
+    ours = fo.LogisticRegression(alpha=alpha, standardize=False).fit(X, y)
+    exact = sklearn_linear.LogisticRegression(C=1.0 / (alpha * 2000), tol=1e-12,
+                                              max_iter=10_000).fit(X, y)
+    best = objective(X, y, "logistic", "l2", alpha, exact.coef_, exact.intercept_)
+    reached = objective(X, y, "logistic", "l2", alpha, ours.coef_, ours.intercept_)
+    assert (reached - best) / abs(best) <= 1e-6
+
+
+def test_auto_is_lbfgs_for_smooth_objectives_and_adam_for_partial_fit():
+    X, y = problem("logistic")
+    auto = fo.LogisticRegression().fit(X, y)
+    named = fo.LogisticRegression(optimizer=LBFGS()).fit(X, y)
+    np.testing.assert_array_equal(auto.coef_, named.coef_)
+    assert auto.history_["gap"][-1] <= AUTO_GAP < auto.history_["gap"][0]
+    # partial_fit (and early stopping) train with Adam at the estimators' learning rate.
+    stepped = fo.LogisticRegression(random_state=0).partial_fit(X, y, classes=[0, 1])
+    adam = fo.LogisticRegression(optimizer="adam", random_state=0).partial_fit(
+        X, y, classes=[0, 1])
+    np.testing.assert_array_equal(stepped.coef_, adam.coef_)
+    assert stepped.history_["lr"] == [0.01] and stepped.grad_max_ is None
+    early = fo.LogisticRegression(early_stopping=True, random_state=0, epochs=3,
+                                  tol=None).fit(X, y)
+    assert "val_loss" in early.history_
+
+
+def test_auto_chooses_by_penalty():
+    X, y = problem("logistic")
+    smooth, _ = prepare(X, y, model="logistic", penalty="l2", alpha=1e-3, l1_ratio=0.15,
+                        fit_intercept=True, sample_weight=None)
+    assert isinstance(choose_solver(smooth), LBFGS)
+
+
+def test_a_fit_short_of_the_optimum_says_how_far_it_got():
+    X, y = problem("softmax")
+    with pytest.warns(ConvergenceWarning, match=r"Maximum number of epochs \(3\) reached "
+                      r"before the estimated relative distance to the optimum fell to 1e-07: "
+                      r"it is [0-9.e-]+, the gradient's largest entry"):
+        est = fo.LogisticRegression(epochs=3).fit(X, y)
+    # epochs limits the iterations and (x 5/4) the objective evaluations, as torch's max_eval
+    assert 1 <= est.n_iter_ <= 3 and est.history_["gap"][-1] > AUTO_GAP
+
+
+def test_tol_auto_for_a_first_order_optimizer_is_the_stall_rule_of_1e_4():
+    X, y = problem("linear")
+    auto = fo.LinearRegression(optimizer="adam", random_state=0).fit(X, y)
+    number = fo.LinearRegression(optimizer="adam", tol=1e-4, random_state=0).fit(X, y)
+    assert auto.loss_curve_ == number.loss_curve_
+    with pytest.raises(ValueError, match="tol"):
+        fo.LinearRegression(tol="fast").fit(X, y)
+
+
+def test_a_bad_random_state_is_refused_when_no_random_numbers_are_drawn():
+    X, y = problem("linear")
+    with pytest.raises(ValueError, match="random_state"):
+        fo.LinearRegression(random_state=-3).fit(X, y)
+    generator = np.random.default_rng(0)
+    state = generator.bit_generator.state
+    fo.LinearRegression(random_state=generator).fit(X, y)
+    assert generator.bit_generator.state == state  # checked without a draw
+
+
+def quadratic(H, b):
+    def f(x):
+        return 0.5 * x @ H @ x - b @ x + 10.0, H @ x - b
+    return f
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
+def test_the_gap_tolerance_stops_near_the_optimum(solver):
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((30, 30))
+    H = A @ A.T / 30 + np.eye(30)
+    b = rng.standard_normal(30)
+    f = quadratic(H, b)
+    best = f(np.linalg.solve(H, b))[0]
+    for gap in (1e-4, 1e-8):
+        if solver == "lbfgs":
+            run = lbfgs(f, np.zeros(30), max_iter=500, tolerance_grad=0.0,
+                        tolerance_change=0.0, tolerance_gap=gap)
+        else:
+            run = newton_cg(f, lambda x, v: H @ v, np.zeros(30), max_iter=500, tol=0.0,
+                            tolerance_gap=gap)
+        assert run.status == "converged" and "tolerance_gap" in run.message
+        assert (run.f - best) / abs(best) <= 10 * gap
+        assert run.n_iter < 500
+    loose = lbfgs(f, np.zeros(30), max_iter=500, tolerance_grad=0.0, tolerance_change=0.0,
+                  tolerance_gap=1e-2)
+    assert (loose.f - best) / abs(best) > 1e-8  # the tolerance decides where it stops
