@@ -27,7 +27,7 @@ from . import _validation as v
 from .engine import (LR_CHUNK, DivergenceError, FitResult, Monitor, check_sparse_update,
                      check_training_options, convergence_warning, new_state,
                      not_converged_message, optimizer_from, prepare, result, scaled_penalty,
-                     split_validation, zero_loss)
+                     split_validation, stall_tol, zero_loss)
 from .optim import Optimizer
 from .reference.models import PENALTIES
 from .schedules import make_schedule
@@ -120,7 +120,8 @@ def fit_many(X: ArrayLike, y: ArrayLike, configs: list[dict], *, model: str = "l
              penalty: str | None = None, alpha: float = 1e-4, l1_ratio: float = 0.15,
              epochs: int = 20, batch_size: int | None = 256, shuffle: bool | str = True,
              fit_intercept: bool = True, sample_weight: ArrayLike | None = None,
-             standardize: bool = False, tol: float | None = 1e-4, n_iter_no_change: int = 5,
+             standardize: bool = False, tol: float | str | None = "auto",
+             n_iter_no_change: int = 5,
              early_stopping: bool = False, validation_fraction: float = 0.1,
              random_state: int | np.random.Generator | None = None, backend: str = "auto",
              callback=None, verbose: int = 0, n_jobs: int | None = None,
@@ -292,7 +293,7 @@ def _train_together(problem, runs, *, backend, epochs, batch_size, shuffle, tol,
                                                                  spec=run.problem.spec))
         run.lr_of = make_schedule(run.options["schedule"], run.state.optimizer.lr,
                                   epochs * steps_per_epoch)
-        run.monitor = Monitor(tol=tol, n_iter_no_change=n_iter_no_change,
+        run.monitor = Monitor(tol=stall_tol(tol), n_iter_no_change=n_iter_no_change,
                               callback=_for_config(callback, run.index), verbose=verbose,
                               validation=validation is not None, start_loss=start_loss)
     chunk = max(1, LR_CHUNK // steps_per_epoch)  # as engine.train computes the rates

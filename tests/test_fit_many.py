@@ -480,3 +480,13 @@ def test_ctrl_c_interrupts_the_shared_epoch(model, tmp_path):
         assert child.wait(timeout=60) == 0, err
     assert out.strip() == "refit [2, 2]"
     assert latency < 2.0, f"interrupt took {latency * 1e3:.0f} ms"
+
+
+def test_default_tol_is_fits():
+    # tol="auto" (fit's default): each configuration stops where its own fit stops.
+    X, y = problem("logistic", n=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fo.ConvergenceWarning)
+        results = check_all(X, y, [{"lr": 0.05}, {"optimizer": "sgd", "lr": 0.5},
+                                   {"lr": 1e-4}], model="logistic", epochs=60, random_state=0)
+    assert any(r.converged for r in results) and not all(r.converged for r in results)
