@@ -244,14 +244,19 @@ def test_lazy_sparse_updates():
               random_state=0, sparse_update="lazy")
 
 
-def test_numba_backend():
+@pytest.mark.parametrize("small_calls", [False, True], ids=["", "small_calls"])
+@pytest.mark.parametrize("model, sparse, standardize", [
+    ("logistic", False, False), ("linear", False, True), ("softmax", True, False),
+    ("logistic", True, True)])
+def test_numba_backend(monkeypatch, model, sparse, standardize, small_calls):
     pytest.importorskip("numba")
-    for model, sparse in (("logistic", False), ("softmax", True)):
-        X, y = problem(model, sparse=sparse)
-        check_all(X, y, spread_configs([fo.Adam(lr=0.05), fo.SGD(lr=0.1, momentum=0.5),
-                                        fo.RAdam(lr=0.02)]),
-                  model=model, epochs=2, batch_size=16, tol=None, random_state=1,
-                  backend="numba")
+    if small_calls:  # the kernel stops inside minibatches: configurations take turns there
+        monkeypatch.setattr(_backends._numba(), "_WORK_PER_CALL", 200)
+    X, y = problem(model, sparse=sparse)
+    check_all(X, y, spread_configs([fo.Adam(lr=0.05), fo.SGD(lr=0.1, momentum=0.5),
+                                    fo.RAdam(lr=0.02)]),
+              model=model, epochs=2, batch_size=16, tol=None, random_state=1,
+              backend="numba", standardize=standardize)
 
 
 def test_other_backends_and_solvers_fit_separately():
