@@ -169,7 +169,10 @@ def fit_many(X: ArrayLike, y: ArrayLike, configs: list[dict], *, model: str = "l
       linear and logistic data four rows at a time serve every configuration while in L1;
       otherwise configuration 1's update brings the minibatch into cache and the others
       read it there. Each history's ``seconds`` is the time of that shared epoch.
-    - backend "numba", and "cpp" with n_jobs > 1 or ``sparse_update="lazy"`` on sparse X: the
+    - backend "numba": each minibatch's update of configuration 1, 2, ..., K in turn (its
+      single-configuration epoch kernel, one update per call), the later ones finding the
+      rows in cache.
+    - backend "cpp" with n_jobs > 1 or ``sparse_update="lazy"`` on sparse X: the
       configurations go through the epochs together, each epoch one call of the backend's
       single-configuration epoch per configuration (the same results; no shared reads).
     - other backends ("numpy", "cuda"), and full-batch solvers (``"lbfgs"``,
