@@ -56,6 +56,18 @@ void many_apply(ConfigSlot<T>& c, const BatchSums& sums, int64_t step, int64_t m
     c.out.steps = step + 1;
 }
 
+#if defined(__AVX2__) && defined(__FMA__)
+// dot's final sums of its sixteen lanes v and tail, in vector registers: v[l] + v[l + 8],
+// then ((c0 + c4) + (c1 + c5)) + ((c2 + c6) + (c3 + c7)), then + tail: the same additions.
+inline double reduce16(const double* v, double tail) noexcept {
+    const __m256d c03 = _mm256_add_pd(_mm256_load_pd(v), _mm256_load_pd(v + 8));
+    const __m256d c47 = _mm256_add_pd(_mm256_load_pd(v + 4), _mm256_load_pd(v + 12));
+    const __m256d t = _mm256_add_pd(c03, c47);
+    const __m128d h = _mm_hadd_pd(_mm256_castpd256_pd128(t), _mm256_extractf128_pd(t, 1));
+    return (_mm_cvtsd_f64(h) + _mm_cvtsd_f64(_mm_unpackhi_pd(h, h))) + tail;
+}
+#endif
+
 // dot<T>(w, x[r], d) of four rows, each to the bit (the same lanes, multiply-adds and final
 // sums), with each chunk of w loaded once for the four: the dot products of many_dense_rows
 // were bound by loads (two per multiply-add). The sixteen lanes go in two halves, eight
@@ -85,13 +97,83 @@ inline void dot4(const double* __restrict w, const T* const* x, int64_t d,
     for (int r = 0; r < 4; ++r) {
         double tail = 0.0;
         for (int64_t j = wide; j < d; ++j) tail = madd(w[j], double(x[r][j]), tail);
-        double* c = acc[r];
-        for (int l = 0; l < 8; ++l) c[l] += c[l + 8];
-        out[r] = (((c[0] + c[4]) + (c[1] + c[5])) + ((c[2] + c[6]) + (c[3] + c[7]))) + tail;
+        out[r] = reduce16(acc[r], tail);
     }
 #else
     for (int r = 0; r < 4; ++r) out[r] = dot<T>(w, x[r], d);
 #endif
+}
+
+// dot4 for two parameter vectors a and b at once, each to the bit: each chunk of the four rows
+// is loaded once for both (a quarter of the sixteen lanes at a time: 8 accumulators).
+template <class T>
+inline void dot4x2(const double* __restrict wa, const double* __restrict wb,
+                   const T* const* x, int64_t d, double* out_a, double* out_b) noexcept {
+#if defined(__AVX2__) && defined(__FMA__)
+    alignas(32) double acc[2][4][16];
+    const int64_t wide = d / 16 * 16;
+    for (int64_t q = 0; q < 16; q += 4) {  // lanes q..q+3
+        __m256d a[2][4];
+        for (int r = 0; r < 4; ++r) a[0][r] = a[1][r] = _mm256_setzero_pd();
+        for (int64_t j = 0; j < wide; j += 16) {
+            const __m256d va = _mm256_loadu_pd(wa + j + q), vb = _mm256_loadu_pd(wb + j + q);
+            for (int r = 0; r < 4; ++r) {
+                const __m256d xv = load4(x[r] + j + q);
+                a[0][r] = _mm256_fmadd_pd(va, xv, a[0][r]);
+                a[1][r] = _mm256_fmadd_pd(vb, xv, a[1][r]);
+            }
+        }
+        for (int c = 0; c < 2; ++c)
+            for (int r = 0; r < 4; ++r) _mm256_store_pd(acc[c][r] + q, a[c][r]);
+    }
+    for (int c = 0; c < 2; ++c) {
+        const double* w = c == 0 ? wa : wb;
+        double* out = c == 0 ? out_a : out_b;
+        for (int r = 0; r < 4; ++r) {
+            double tail = 0.0;
+            for (int64_t j = wide; j < d; ++j) tail = madd(w[j], double(x[r][j]), tail);
+            out[r] = reduce16(acc[c][r], tail);
+        }
+    }
+#else
+    dot4<T>(wa, x, d, out_a);
+    dot4<T>(wb, x, d, out_b);
+#endif
+}
+
+// axpy_rows<4> into two gradients, ga += sum_r ra[r] * x[r] and gb likewise, each to the bit,
+// with each chunk of the four rows loaded once for both.
+template <class T>
+inline void axpy4x2(const double* ra, const double* rb, const T* const* x,
+                    double* __restrict ga, double* __restrict gb, int64_t d) noexcept {
+    int64_t j = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256d va[4], vb[4];
+    for (int r = 0; r < 4; ++r) {
+        va[r] = _mm256_set1_pd(ra[r]);
+        vb[r] = _mm256_set1_pd(rb[r]);
+    }
+    for (; j + 4 <= d; j += 4) {
+        __m256d xv[4];
+        for (int r = 0; r < 4; ++r) xv[r] = load4(x[r] + j);
+        __m256d sa = _mm256_loadu_pd(ga + j), sb = _mm256_loadu_pd(gb + j);
+        for (int r = 0; r < 4; ++r) {
+            sa = _mm256_fmadd_pd(va[r], xv[r], sa);
+            sb = _mm256_fmadd_pd(vb[r], xv[r], sb);
+        }
+        _mm256_storeu_pd(ga + j, sa);
+        _mm256_storeu_pd(gb + j, sb);
+    }
+#endif
+    for (; j < d; ++j) {
+        double sa = ga[j], sb = gb[j];
+        for (int r = 0; r < 4; ++r) {
+            sa = madd(ra[r], double(x[r][j]), sa);
+            sb = madd(rb[r], double(x[r][j]), sb);
+        }
+        ga[j] = sa;
+        gb[j] = sb;
+    }
 }
 
 // Dense X with one output (linear and logistic regression), the common case: the rows at
@@ -142,11 +224,12 @@ void many_dense_rows(const ModelSpec& s, const Dataset<T>& data, const double* c
             labels[r] = y[row];
             weight[r] = weights ? weights[row] : 1.0;
         }
-        for (int64_t i = 0; i < count; ++i) {
-            double f[block], loss[block], rc[block];
-            double score[block];
-            dot4<Row>(w[i], x, d, score);
-            for (int r = 0; r < block; ++r) f[r] = intercept ? score[r] + w[i][d] : score[r];
+        // The configurations two at a time (the rows' chunks loaded once for both), each
+        // one's sums as for one.
+        double score[2][block], rc[2][block];
+        auto sums = [&](int64_t i, const double* sc, double* r_c) {
+            double f[block], loss[block];
+            for (int r = 0; r < block; ++r) f[r] = intercept ? sc[r] + w[i][d] : sc[r];
             if (model == Model::logistic) {
                 logistic_loss4(f, labels, loss);
             } else {
@@ -154,11 +237,22 @@ void many_dense_rows(const ModelSpec& s, const Dataset<T>& data, const double* c
                     loss[r] = loss_and_residual(model, &f[r], 1, labels[r]);
             }
             if constexpr (gradient) {
-                for (int r = 0; r < block; ++r) rc[r] = f[r] * weight[r];
-                axpy_rows<block>(rc, x, grad[i], d);
-                for (int r = 0; r < block; ++r) intercept_grads[i] += rc[r];
+                for (int r = 0; r < block; ++r) r_c[r] = f[r] * weight[r];
+                for (int r = 0; r < block; ++r) intercept_grads[i] += r_c[r];
             }
             for (int r = 0; r < block; ++r) loss_sums[i] += weight[r] * loss[r];
+        };
+        int64_t i = 0;
+        for (; i + 2 <= count; i += 2) {
+            dot4x2<Row>(w[i], w[i + 1], x, d, score[0], score[1]);
+            sums(i, score[0], rc[0]);
+            sums(i + 1, score[1], rc[1]);
+            if constexpr (gradient) axpy4x2<Row>(rc[0], rc[1], x, grad[i], grad[i + 1], d);
+        }
+        if (i < count) {
+            dot4<Row>(w[i], x, d, score[0]);
+            sums(i, score[0], rc[0]);
+            if constexpr (gradient) axpy_rows<block>(rc[0], x, grad[i], d);
         }
         if ((pos - lo + block) % poll_every == 0 &&
             tick(stop, poll_every * d * (gradient ? 3 : 1) * count))
