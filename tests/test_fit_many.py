@@ -495,3 +495,20 @@ def test_default_tol_is_fits():
         results = check_all(X, y, [{"lr": 0.05}, {"optimizer": "sgd", "lr": 0.5},
                                    {"lr": 1e-4}], model="logistic", epochs=60, random_state=0)
     assert any(r.converged for r in results) and not all(r.converged for r in results)
+
+
+@pytest.mark.parametrize("target", _backends._core.cpu_targets())
+def test_every_instruction_set_build(target):
+    # The four-row loops have their own AVX2 code (dot4, dot4x2, axpy4x2, reduce16) and a
+    # baseline fallback: both give each configuration its separate fit's bits.
+    default = _backends._core.cpu_target()
+    _backends._core.set_cpu_target(target)
+    try:
+        for model, standardize in (("linear", True), ("logistic", False)):
+            X, y = problem(model, n=301, d=37, dtype=np.float32 if standardize else np.float64)
+            check_all(X, y, spread_configs([fo.Adam(lr=0.02), fo.SGD(lr=0.1),
+                                            fo.RMSprop(lr=0.01)]),
+                      model=model, epochs=2, batch_size=30, tol=None, random_state=0,
+                      standardize=standardize, backend="cpp")
+    finally:
+        _backends._core.set_cpu_target(default)
