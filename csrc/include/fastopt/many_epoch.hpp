@@ -184,11 +184,10 @@ inline void axpy4x2(const double* ra, const double* rb, const T* const* x,
 // all the parameter vectors use them. Adds s_i * l_i into loss_sums[i] and, with `gradient`,
 // the rows' gradient sums into grad[i] (not the intercept's: into intercept_grads[i]).
 //
-// Run one configuration after another instead, the later ones read the minibatch back from
-// L2: 8 configurations took 268 ns a row on X in cache against 230 here, and on W1 (X from
-// memory) ~1.03x as long; taking the rows one at a time for all of them, with the updates
-// deferred as sum_dense_rows_one_output defers them, took ~1.15x as long as this on W1 (CPU
-// time, interleaved runs).
+// Both alternatives measured slower (bench/README.md, M1): one configuration after another,
+// the later ones reading the minibatch back from L2 (8 configurations: 268 ns a row on X in
+// cache against 230 for this loop before dot4x2), and the rows one at a time for all of them
+// with the updates deferred as sum_dense_rows_one_output defers them (W1: ~1.15x as long).
 template <class T, bool standardized, bool gradient>
 void many_dense_rows(const ModelSpec& s, const Dataset<T>& data, const double* const* w,
                      double* const* grad, int64_t count, const RowStream& rows, int64_t lo,
