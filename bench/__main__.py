@@ -16,6 +16,10 @@
   (tol=1e-6): fastopt (1 thread, and folds in 2 threads) against scikit-learn's
   ``LogisticRegressionCV`` (lbfgs, 1 thread) on the same folds; the same C and fold scores
   within 1e-4 are checked first (``cv.py``).
+- M1 (several configurations in one pass): an 8-rate sweep of one epoch of Adam on W1
+  (linear, n=1e6, d=100, B=256, float64) by ``fastopt.fit_many`` against one fit and eight;
+  and ``fastopt compare`` of the 11 first-order optimizers (3 epochs, B=32, standardize) on
+  logistic n=1e6, d=100, trained together against separate fits (``together=False``).
 - S1 (the scale issue): one epoch of Adam on sparse logistic regression, n=2e5, d=1e5, 50
   entries a row, B=256: lazy and exact updates against scikit-learn's SGDClassifier epoch and
   a SciPy/NumPy loop; and lazy SGD with an L2 penalty (batch 256, and batch 1 as SGDClassifier
@@ -493,9 +497,54 @@ def run_s1(quick, repeat):
 
 
 # ---------------------------------------------------------------------------------------------
+# M1: several configurations in one pass over the data
+
+M1_RATES = tuple(1e-4 * 2.0 ** i for i in range(8))
+
+
+def run_m1(quick, repeat):
+    from fastopt.comparison import COMPARE_OPTIMIZERS, SOLVERS, compare
+
+    n = 50_000 if quick else 1_000_000
+    X = epoch_bench.features(n, 100)
+    y = epoch_bench.targets(X, "linear")
+    shared = dict(optimizer="adam", epochs=1, batch_size=256, tol=None, random_state=0)
+
+    def one():
+        fastopt.fit(X, y, lr=1e-3, **shared)
+
+    def many():
+        fastopt.fit_many(X, y, [{"lr": lr} for lr in M1_RATES], **shared)
+
+    def separate():
+        for lr in M1_RATES:
+            fastopt.fit(X, y, lr=lr, **shared)
+    times = round_robin({"one": one, "many": many, "separate": separate}, repeat)
+    name = "M1 8-rate sweep"
+    base = record(name, "fastopt.fit, one rate", times["one"])
+    record(name, "fastopt.fit_many, 8 rates", times["many"], base=base,
+           goal=("<=", 2.0, "<= 2x one fit"))
+    record(name, "fastopt.fit, 8 separate fits", times["separate"], base=base)
+
+    # fastopt compare: the first-order table, with the optimum (Newton's, the same for both)
+    # found once beforehand.
+    y = epoch_bench.targets(X, "logistic")
+    names = [name for name in COMPARE_OPTIMIZERS if name not in SOLVERS]
+    options = dict(model="logistic", optimizers=names, epochs=3, progress=False)
+    optimum = compare(X, y, **{**options, "optimizers": ["newton"]}).optimum
+    times = round_robin({together: (lambda together=together: compare(
+        X, y, optimum=optimum, together=together, **options)) for together in (True, False)},
+        max(1, repeat // 2))
+    name = "M1 compare"
+    base = record(name, "compare, together (fit_many)", times[True])
+    record(name, "compare, separate fits", times[False], base=base,
+           goal=(">=", 4.0, ">= 4x"))
+
+
+# ---------------------------------------------------------------------------------------------
 
 WORKLOADS = {"W1": run_epochs, "W2": run_epochs, "W3": run_w3, "W5": run_w5, "W6": run_w6,
-             "T1": run_t1, "CV1": run_cv1, "S1": run_s1}
+             "T1": run_t1, "CV1": run_cv1, "S1": run_s1, "M1": run_m1}
 
 
 def print_table():
@@ -528,7 +577,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="scaled-down workloads (~1 min)")
     parser.add_argument("--only", help="comma-separated workloads (default "
-                        "W1,W2,W3,W5,W6,T1,CV1,S1)")
+                        "W1,W2,W3,W5,W6,T1,CV1,S1,M1)")
     parser.add_argument("--repeat", type=int, default=None,
                         help="timed rounds (default 5, 3 with --quick)")
     parser.add_argument("--json", default="bench-results.json", help="where the results go")

@@ -31,12 +31,16 @@ _CV_ESTIMATORS = ("LinearRegressionCV", "LogisticRegressionCV")
 # ``fo.dask.fit`` work after a plain ``import fastopt`` while that import stays light: these
 # import matplotlib, dask or scikit-learn when used.
 _LAZY_SUBMODULES = ("plot", "dask", "estimators", "cross_validation", "reference")
+# Loaded on first use too: ``from .many import fit_many`` would be the same, but keeps
+# ``import fastopt`` from growing with every front end.
+_LAZY_FUNCTIONS = {"fit_many": "many", "FitManyResult": "many"}
 
 
 def __getattr__(name):
-    if name in _LAZY_SUBMODULES:
+    if name in _LAZY_SUBMODULES or name in _LAZY_FUNCTIONS:
         import importlib
-        return importlib.import_module(f".{name}", __name__)
+        module = importlib.import_module(f".{_LAZY_FUNCTIONS.get(name, name)}", __name__)
+        return getattr(module, name) if name in _LAZY_FUNCTIONS else module
     # The scikit-learn estimators import scikit-learn; fastopt itself does not need it.
     if name == "ConvergenceWarning":
         from .training import convergence_warning
@@ -58,7 +62,8 @@ def __dir__():
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam",
            "RAdam", "OPTIMIZERS", "make_optimizer", "schedules", "SCHEDULES", "Constant",
            "InverseSqrt", "StepDecay", "Exponential", "Polynomial", "Cosine", "Linear",
-           "WarmupCosine", "OneCycle", "make_schedule", "fit", "FitResult", "DivergenceError",
+           "WarmupCosine", "OneCycle", "make_schedule", "fit", "fit_many", "FitManyResult",
+           "FitResult", "DivergenceError",
            "ConvergenceWarning", "compare", "lr_sweep", "ComparisonResult", "SweepResult",
            "optimizer_paths", "LBFGS", "NewtonCG", "SAGA", "PathsResult", "fit_stream", "save", "load", "LinearRegression",
            "LogisticRegression", "LinearRegressionCV", "LogisticRegressionCV", "backends",

@@ -66,6 +66,7 @@ from . import _backends
 from . import _validation as v
 from .optim import make_optimizer
 from .engine import DivergenceError, FitResult, from_original_space, prepare
+from .many import fit_many
 from .training import fit
 
 __all__ = ["COMPARE_OPTIMIZERS", "STEP_UNITS", "ComparisonResult", "compare", "lr_sweep",
@@ -197,14 +198,37 @@ class ComparisonResult:
         return "\n".join(text)
 
 
-def _score(model, result, X, y):
-    predictions = result.predict(X)
-    if model == "linear":
-        y = np.asarray(y, dtype=np.float64)
-        total = float(np.sum((y - y.mean()) ** 2))
-        residual = float(np.sum((y - predictions) ** 2))
-        return 1.0 - residual / total if total > 0 else float("nan")
-    return float(np.mean(predictions == np.asarray(y)))
+def _scores(model, results, X, y):
+    """The accuracy (classifiers) or R² (linear) of each of ``results`` on ``(X, y)``, from
+    one product of X with all their coefficients (one pass over X)."""
+    coefs = [np.atleast_2d(result.coef_) for result in results]
+    products = np.asarray(X @ np.vstack(coefs).T)
+    out, column = [], 0
+    y_float = np.asarray(y, dtype=np.float64) if model == "linear" else None
+    for result, coef in zip(results, coefs):
+        scores = products[:, column:column + len(coef)] + result.intercept_
+        column += len(coef)
+        if model == "linear":
+            total = float(np.sum((y_float - y_float.mean()) ** 2))
+            residual = float(np.sum((y_float - scores[:, 0]) ** 2))
+            out.append(1.0 - residual / total if total > 0 else float("nan"))
+            continue
+        if model == "logistic":
+            predictions = result.classes_[(scores[:, 0] > 0).astype(np.intp)]
+        else:
+            predictions = result.classes_[np.argmax(scores, axis=1)]
+        out.append(float(np.mean(predictions == np.asarray(y))))
+    return out
+
+
+def _data(X, y, model):
+    """``(X, y, model)``: the default data set when both are None."""
+    if X is None and y is None:
+        X, y = load_default_data()
+        return X, y, model or "logistic"
+    if X is None or y is None:
+        raise ValueError("pass both X and y, or neither for the default data set")
+    return X, y, model or "linear"
 
 
 def compare(X=None, y=None, *,
@@ -213,7 +237,7 @@ def compare(X=None, y=None, *,
             lr: float | None = None, schedule: object = None, backend: str = "auto",
             standardize: bool = True, penalty: str | None = "l2", alpha: float = 1e-3,
             seed: int = 0, target_gap: float = 1e-2, progress: bool | None = None,
-            optimum=None) -> ComparisonResult:
+            optimum=None, together: bool = True) -> ComparisonResult:
     """Fit the same model with every optimizer and measure each against the optimum.
 
     Parameters
@@ -235,71 +259,123 @@ def compare(X=None, y=None, *,
         terminal; False: quiet.
     optimum : the optimal training loss when already known (e.g. from an earlier call on the
         same data and settings); None: found with Newton's method.
+    together : True (default): the first-order optimizers that share a batch size (all but
+        ``gd``) train together in one :func:`fastopt.fit_many`, which reads each minibatch
+        once for all of them, and the exact objectives of their epochs are taken in one pass
+        over X per epoch; the results are the same to the bit as separate fits, but their
+        timings are shared: ``ms_per_epoch``, the curves' ``seconds`` and
+        ``seconds_to_target`` are those of the shared epochs, ``seconds`` the wall time of the
+        whole group. False: one fit per optimizer, each with its own timings.
     """
-    if X is None and y is None:
-        X, y = load_default_data()
-        model = model or "logistic"
-    elif X is None or y is None:
-        raise ValueError("pass both X and y, or neither for the default data set")
-    model = model or "linear"
+    X, y, model = _data(X, y, model)
     names = list(COMPARE_OPTIMIZERS) if optimizers is None else list(optimizers)
     unknown = [name for name in names if name not in COMPARE_OPTIMIZERS]
     if unknown or not names:
         raise ValueError(f"unknown optimizer {', '.join(map(repr, unknown)) or '(none)'}; "
                          f"choose from {', '.join(COMPARE_OPTIMIZERS)}")
-    if progress is None:
-        progress = sys.stderr.isatty()
-    chosen = _backends.resolve(backend)
-    common: dict = dict(model=model, schedule=schedule, epochs=epochs, standardize=standardize,
-                  penalty=penalty, alpha=alpha, tol=None, random_state=seed,
-                  backend=chosen.name)
+    rates = {name: None if name in SOLVERS else
+             (COMPARE_OPTIMIZERS[name][2] if lr is None else lr) for name in names}
+    session = _Session(X, y, model=model, epochs=epochs, batch_size=batch_size,
+                       schedule=schedule, backend=backend, standardize=standardize,
+                       penalty=penalty, alpha=alpha, seed=seed, progress=progress,
+                       optimum=optimum)
+    fits = session.run([(name, name, rates[name]) for name in names], together)
+    out = session.result(target_gap, lr)
+    for name in names:
+        session.add_row(out, name, *fits[name])
+    session.finish(out, target_gap)
+    return out
 
-    problem, _ = prepare(X, y, model=model, penalty=penalty, alpha=alpha, l1_ratio=0.15,
-                         fit_intercept=True, sample_weight=None, standardize=standardize,
-                         backend=chosen, trains=False)
-    data = chosen.dataset(problem)
 
-    def objective(_, params):
-        return chosen.objective(data, params)
+class _Session:
+    """What the fits of :func:`compare` and :func:`lr_sweep` share: the data, the settings,
+    the exact objective (the backend's, on the problem as the fits train it) and the
+    optimum."""
 
-    def full_loss(result: FitResult) -> float:
+    def __init__(self, X, y, *, model, epochs, batch_size, schedule, backend, standardize,
+                 penalty, alpha, seed, progress, optimum):
+        self.X, self.y, self.model, self.epochs = X, y, model, epochs
+        self.batch_size = batch_size
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.backend = _backends.resolve(backend)
+        self.common = dict(model=model, schedule=schedule, epochs=epochs,
+                           standardize=standardize, penalty=penalty, alpha=alpha, tol=None,
+                           random_state=seed, backend=self.backend.name)
+        self.problem, _ = prepare(X, y, model=model, penalty=penalty, alpha=alpha,
+                                  l1_ratio=0.15, fit_intercept=True, sample_weight=None,
+                                  standardize=standardize, backend=self.backend, trains=False)
+        self.data = self.backend.dataset(self.problem)
+        self.X_scored = v.check_X(X, check_finite=False)  # X as predict() takes it
+        # The optimum: Newton to convergence where it applies, else the best final loss.
+        self.optimum_source = "newton"
+        if optimum is not None:
+            self.optimum_source = "given"
+        else:
+            try:
+                exact = fit(X, y, optimizer="newton",
+                            **{**self.common, "epochs": OPTIMUM_ITERATIONS})
+                optimum = self.full_loss(exact)
+            except ValueError:
+                optimum, self.optimum_source = math.inf, "best fit"
+        self.optimum = optimum
+        self.initial_loss = self.objective(np.zeros(self.problem.spec.n_params,
+                                                    dtype=self.problem.X.dtype))
+
+    def objective(self, params):
+        return float(self.backend.objective(self.data, params)[0])
+
+    def full_loss(self, result: FitResult) -> float:
         if result.state is not None:
             params = result.state.params
         else:
-            params = from_original_space(problem, result.coef_, result.intercept_,
-                                         problem.X.dtype)
-        return float(objective(problem, params)[0])
+            params = from_original_space(self.problem, result.coef_, result.intercept_,
+                                         self.problem.X.dtype)
+        return self.objective(params)
 
-    # The optimum: Newton to convergence where it applies, else the best final loss.
-    optimum_source = "newton"
-    if optimum is not None:
-        optimum_source = "given"
-    else:
-        try:
-            exact = fit(X, y, optimizer="newton", **{**common, "epochs": OPTIMUM_ITERATIONS})
-            optimum = full_loss(exact)
-        except ValueError:
-            optimum, optimum_source = math.inf, "best fit"
+    def result(self, target_gap, lr):
+        names_in = v.feature_names(self.X)
+        return ComparisonResult(self.model, self.optimum, settings=dict(
+            self.common, batch_size=self.batch_size, lr=lr, target_gap=target_gap,
+            n_samples=len(self.X), n_features=self.problem.spec.n_features,
+            optimum_source=self.optimum_source,
+            feature_names=None if names_in is None else list(names_in),
+            initial_loss=self.initial_loss))
 
-    initial_loss = float(objective(problem, np.zeros(problem.spec.n_params,
-                                                     dtype=problem.X.dtype))[0])
-    out = ComparisonResult(model, optimum, settings=dict(
-        common, batch_size=batch_size, lr=lr, target_gap=target_gap, n_samples=len(X),
-        n_features=problem.spec.n_features, optimum_source=optimum_source,
-        feature_names=None if (names_in := v.feature_names(X)) is None else list(names_in),
-        initial_loss=initial_loss))
-    losses = {}
-    for name in names:
-        kind, hyper, default_lr, full_batch = COMPARE_OPTIMIZERS[name]
-        rate = None if name in SOLVERS else (default_lr if lr is None else lr)
-        bar = _Progress(name, epochs) if progress else None
+    def run(self, runs, together):
+        """Fit each ``(key, optimizer name, lr)`` of ``runs``: ``{key: (result or None,
+        exact losses per epoch, wall seconds, rate, error or None[, score])}``. The
+        first-order ones that share a batch size train in one fit_many call, and all are
+        scored in one pass over X, when ``together``."""
+        fits = {}
+        groups: dict = {}
+        for key, name, rate in runs:
+            if name in SOLVERS or not together:
+                fits[key] = self.fit_one(key, name, rate)
+            else:
+                full_batch = COMPARE_OPTIMIZERS[name][3]
+                groups.setdefault(None if full_batch else self.batch_size, []).append(
+                    (key, name, rate))
+        for batch, group in groups.items():
+            fits.update(self.fit_group(group, batch))
+        if together:
+            self.score(fits)
+        else:
+            for key in fits:
+                one = {key: fits[key]}
+                self.score(one)
+                fits[key] = one[key]
+        return fits
+
+    def fit_one(self, key, name, rate):
+        kind, hyper, _, full_batch = COMPARE_OPTIMIZERS[name]
+        bar = _Progress(key, self.epochs) if self.progress else None
         exact_losses = []
+        optimum = self.optimum
 
         def record(entry):
             # The exact training objective after each epoch (one pass over X), not the
             # running mean of the minibatch losses: the curves and "to target" use it.
-            exact_losses.append(float(objective(problem, entry["params"].astype(
-                problem.X.dtype))[0]))
+            exact_losses.append(self.objective(entry["params"].astype(self.problem.X.dtype)))
             if bar is not None:
                 bar.update()
             # A solver at the optimum (to rounding) would go on spending passes that change
@@ -312,68 +388,141 @@ def compare(X=None, y=None, *,
         start = time.perf_counter()
         try:
             if name in SOLVERS:
-                result = fit(X, y, optimizer=kind, callback=record, **common)
+                result = fit(self.X, self.y, optimizer=kind, callback=record, **self.common)
             else:
-                result = fit(X, y, optimizer=make_optimizer(kind, lr=rate, **hyper),
-                             batch_size=None if full_batch else batch_size, callback=record,
-                             **common)
+                result = fit(self.X, self.y, optimizer=make_optimizer(kind, lr=rate, **hyper),
+                             batch_size=None if full_batch else self.batch_size,
+                             callback=record, **self.common)
         except DivergenceError as exc:
             if exc.result is None:  # non-finite: nothing to show
-                out.rows.append({"optimizer": name, "lr": rate, "error": str(exc)})
-                continue
+                return None, [], 0.0, rate, exc
             result = exc.result  # diverged with a finite loss: its row and curve are kept
         except ValueError as exc:  # Newton on too many parameters
             if kind != "newton":
                 raise
-            out.rows.append({"optimizer": name, "lr": rate, "error": str(exc)})
-            continue
+            return None, [], 0.0, rate, exc
         finally:
             if bar is not None:
                 bar.close()
+        return result, exact_losses, time.perf_counter() - start, rate, None
+
+    def fit_group(self, group, batch):
+        """The first-order fits of ``group`` in one :func:`fastopt.fit_many`; the exact
+        objectives of each epoch's parameters in one pass over X (``many_objective``)."""
+        configs = []
+        for _, name, rate in group:
+            kind, hyper, _, _ = COMPARE_OPTIMIZERS[name]
+            configs.append({"optimizer": make_optimizer(kind, lr=rate, **hyper)})
+        bars = [_Progress(str(key), self.epochs) for key, _, _ in group] if self.progress \
+            else []
+        exact_losses = [[] for _ in group]
+        pending = {"epoch": None, "params": [], "configs": []}
+
+        def flush():
+            if pending["params"]:
+                values = self.backend.many_objective(self.data, pending["params"])
+                for index, value in zip(pending["configs"], values):
+                    exact_losses[index].append(float(value))
+            pending["params"], pending["configs"] = [], []
+
+        def record(entry):
+            # The configurations report epoch after epoch in turn: an entry of a new epoch
+            # means the last one's parameters are all in.
+            if entry["epoch"] != pending["epoch"]:
+                flush()
+                pending["epoch"] = entry["epoch"]
+            if bars:
+                bars[entry["config"]].update()
+            pending["params"].append(entry["params"].astype(self.problem.X.dtype))
+            pending["configs"].append(entry["config"])
+            return True
+
+        start = time.perf_counter()
+        try:
+            results = fit_many(self.X, self.y, configs, batch_size=batch, callback=record,
+                               **self.common)
+            flush()
+        finally:
+            for bar in bars:
+                bar.close()
         wall = time.perf_counter() - start
-        out.results[name] = result
-        losses[name] = full_loss(result)
+        fits = {}
+        for (key, _, rate), result, losses in zip(group, results, exact_losses):
+            error = result.error
+            if error is not None and error.result is None:  # non-finite: nothing to show
+                fits[key] = (None, [], 0.0, rate, error)
+            else:
+                fits[key] = (result, losses, wall, rate, None)
+        return fits
+
+    def score(self, fits):
+        """Each fit's accuracy or R² into its entry of ``fits`` (one pass over X for all)."""
+        keys = [key for key, fitted in fits.items() if fitted[0] is not None]
+        values = _scores(self.model, [fits[key][0] for key in keys], self.X_scored, self.y)
+        for key, value in zip(keys, values):
+            fits[key] = fits[key] + (value,)
+
+    def add_row(self, out, name, result, exact_losses, wall, rate, error, score=None,
+                key=None):
+        key = name if key is None else key
+        full_batch = COMPARE_OPTIMIZERS[name][3]
+        if result is None:
+            out.rows.append({"optimizer": name, "lr": rate, "error": str(error)})
+            return
+        out.results[key] = result
         history = result.history
-        out.curves[name] = {"updates": np.asarray(history["steps"], dtype=np.int64),
-                            "seconds": np.cumsum(history["seconds"]),
-                            "loss": np.asarray(exact_losses, dtype=np.float64)}
+        out.curves[key] = {"updates": np.asarray(history["steps"], dtype=np.int64),
+                           "seconds": np.cumsum(history["seconds"]),
+                           "loss": np.asarray(exact_losses, dtype=np.float64)}
         row = {"optimizer": name, "lr": rate,
-               "batch_size": None if full_batch else batch_size,
+               "batch_size": None if full_batch else self.batch_size,
                "epochs": result.n_iter_, "updates": int(history["steps"][-1]) if
                history["steps"] else 0, "counts": STEP_UNITS.get(name, "updates"),
-               "final_loss": losses[name]}
+               "final_loss": self.final_loss(name, result, exact_losses)}
         row["ms_per_epoch"] = (1e3 * float(np.mean(history["seconds"]))
                                if history["seconds"] else float("nan"))
         row["seconds"] = wall  # includes the per-epoch exact objective passes
-        row["accuracy" if model != "linear" else "r2"] = _score(model, result, X, y)
+        row["accuracy" if self.model != "linear" else "r2"] = score
         out.rows.append(row)
 
-    if optimum_source == "best fit":
-        optimum = out.optimum = min(losses.values(), default=math.nan)
-    elif optimum_source == "newton" and losses:
-        # L-BFGS and Newton-CG can end a rounding below Newton's optimum: a negative gap
-        # would say they beat the optimum.
-        optimum = out.optimum = min(optimum, min(losses.values()))
-    scale = max(abs(optimum), TINY)
-    for row in out.rows:
-        name = row["optimizer"]
-        if name not in losses:
-            row.update(final_loss=math.nan, gap=math.inf, updates_to_target=None,
-                       seconds_to_target=None, diverged=True)
-            continue
-        # Ending above the starting point (all parameters zero) is divergence too: the loss
-        # is finite, but the steps made it worse.
-        row["diverged"] = not losses[name] <= initial_loss
-        row["gap"] = (losses[name] - optimum) / scale
-        curve = out.curves[name]
-        curve["gap"] = (curve["loss"] - optimum) / scale
-        hit = np.flatnonzero(curve["gap"] <= target_gap)
-        if len(hit):
-            row["updates_to_target"] = int(curve["updates"][hit[0]])
-            row["seconds_to_target"] = float(curve["seconds"][hit[0]])
-        else:
-            row["updates_to_target"] = row["seconds_to_target"] = None
-    return out
+    def final_loss(self, name, result, exact_losses):
+        """L(final parameters): a first-order fit's exact loss after its last epoch is it
+        (``many_objective`` gives ``objective``'s bits); a solver's last iterate may not be
+        the point it returns."""
+        if name not in SOLVERS and result.n_iter_ and len(exact_losses) == result.n_iter_:
+            return float(exact_losses[-1])
+        return self.full_loss(result)
+
+    def finish(self, out, target_gap):
+        """The gaps, the "to target" columns and the divergence flags of ``out``'s rows."""
+        losses = {row["optimizer"]: row["final_loss"] for row in out.rows
+                  if "final_loss" in row}
+        optimum = out.optimum
+        if out.settings["optimum_source"] == "best fit":
+            optimum = out.optimum = min(losses.values(), default=math.nan)
+        elif out.settings["optimum_source"] == "newton" and losses:
+            # L-BFGS and Newton-CG can end a rounding below Newton's optimum: a negative gap
+            # would say they beat the optimum.
+            optimum = out.optimum = min(optimum, min(losses.values()))
+        scale = max(abs(optimum), TINY)
+        for row in out.rows:
+            name = row["optimizer"]
+            if name not in losses:
+                row.update(final_loss=math.nan, gap=math.inf, updates_to_target=None,
+                           seconds_to_target=None, diverged=True)
+                continue
+            # Ending above the starting point (all parameters zero) is divergence too: the
+            # loss is finite, but the steps made it worse.
+            row["diverged"] = not losses[name] <= self.initial_loss
+            row["gap"] = (losses[name] - optimum) / scale
+            curve = out.curves[name]
+            curve["gap"] = (curve["loss"] - optimum) / scale
+            hit = np.flatnonzero(curve["gap"] <= target_gap)
+            if len(hit):
+                row["updates_to_target"] = int(curve["updates"][hit[0]])
+                row["seconds_to_target"] = float(curve["seconds"][hit[0]])
+            else:
+                row["updates_to_target"] = row["seconds_to_target"] = None
 
 
 def plot_loss_curves(result: ComparisonResult, path) -> str:
@@ -423,9 +572,14 @@ class SweepResult:
 def lr_sweep(X: np.typing.ArrayLike | None = None, y: np.typing.ArrayLike | None = None, *,
              optimizer: str = "sgd",
              lrs: tuple[float, ...] | list[float] = (1e-3, 1e-2, 1e-1, 1.0, 10.0),
-             **options):
+             together: bool = True, **options):
     """One optimizer of :data:`COMPARE_OPTIMIZERS` at each learning rate of ``lrs``, on the same
-    data, epochs and shuffle (``options`` as for :func:`compare`); the optimum is found once."""
+    data, epochs and shuffle (``options`` as for :func:`compare`); the optimum is found once.
+
+    ``together`` (default): every rate trains in one :func:`fastopt.fit_many` (each minibatch
+    read once for all of them; the same results as separate fits), so each run's timings
+    (``ms_per_epoch``, the curves' ``seconds``, ``seconds_to_target``, ``seconds``) are those
+    of the shared epochs; False: one fit per rate."""
     if optimizer in SOLVERS or optimizer not in COMPARE_OPTIMIZERS:
         raise ValueError(f"lr_sweep needs a first-order optimizer from "
                          f"{', '.join(n for n in COMPARE_OPTIMIZERS if n not in SOLVERS)}; got "
@@ -433,11 +587,28 @@ def lr_sweep(X: np.typing.ArrayLike | None = None, y: np.typing.ArrayLike | None
     lrs = [float(lr) for lr in lrs]
     if not lrs or any(not lr > 0 or not math.isfinite(lr) for lr in lrs):
         raise ValueError(f"lrs must be positive finite numbers, got {lrs}")
+    X, y, model = _data(X, y, options.pop("model", None))
+    target_gap = options.pop("target_gap", 1e-2)
+    options.pop("optimizers", None)
+    unknown = set(options) - {"epochs", "batch_size", "schedule", "backend", "standardize",
+                              "penalty", "alpha", "seed", "progress", "optimum"}
+    if unknown:
+        raise TypeError(f"lr_sweep() got unexpected keyword arguments {sorted(unknown)}")
+    defaults = dict(epochs=100, batch_size=32, schedule=None, backend="auto",
+                    standardize=True, penalty="l2", alpha=1e-3, seed=0, progress=None,
+                    optimum=None)
+    session = _Session(X, y, model=model, **{**defaults, **options})
+    rates = list(dict.fromkeys(lrs))  # a rate given twice is one run
+    fits = session.run([(rate, optimizer, rate) for rate in rates], together)
     sweep = None
-    for lr in lrs:
-        run = compare(X, y, optimizers=[optimizer], lr=lr,
-                      optimum=None if sweep is None else sweep.optimum, **options)
+    for rate in rates:
+        out = session.result(target_gap, rate)
+        if sweep is not None:  # the first run's optimum, as given to the others
+            out.optimum = sweep.optimum
+            out.settings["optimum_source"] = "given"
+        session.add_row(out, optimizer, *fits[rate])
+        session.finish(out, target_gap)
         if sweep is None:
-            sweep = SweepResult(optimizer, run.optimum)
-        sweep.runs[lr] = run
+            sweep = SweepResult(optimizer, out.optimum)
+        sweep.runs[rate] = out
     return sweep

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -135,6 +136,153 @@ void raise_if_stopped(bool stopped) {
     if (!stopped) return;
     if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
     throw py::error_already_set();
+
+// The configurations of run_many_epoch, checked: their parameters, optimizer states and
+// learning rates, with the data's model and their own penalties.
+struct ManyConfigs {
+    std::vector<ModelSpec> specs;
+    std::vector<OptimConfig> opts;
+    std::vector<OptimScalars> scalars;
+    std::vector<py::array> params;
+    std::vector<std::vector<py::array>> states;
+    py::array lrs;  // (K, steps) float64
+};
+
+template <class T>
+py::list many_epoch_impl(const CheckedDataset& ds, ManyConfigs& k, const EpochSpec& e) {
+    const size_t count = k.specs.size();
+    const int64_t steps = k.lrs.shape(1);
+    std::vector<std::unique_ptr<Scratch<T>>> scratch;
+    std::vector<ConfigSlot<T>> slots(count);
+    for (size_t i = 0; i < count; ++i) {
+        scratch.push_back(std::make_unique<Scratch<T>>(k.specs[i]));
+        ConfigSlot<T>& c = slots[i];
+        c.spec = k.specs[i];
+        c.opt = k.opts[i];
+        c.scalars = k.scalars[i];
+        c.w = static_cast<T*>(k.params[i].mutable_data());
+        for (size_t j = 0; j < k.states[i].size(); ++j)
+            c.state[j] = static_cast<T*>(k.states[i][j].mutable_data());
+        c.lrs = static_cast<const double*>(k.lrs.data()) + int64_t(i) * steps;
+        c.ws = scratch.back()->ws;
+    }
+    std::vector<uint32_t> order(size_t(e.shuffle ? ds.n : 0));
+    const Dataset<T> data = ds.view<T>();
+    StopCheck stop;
+    stop.poll = &poll_signals;
+    const auto kernel = dispatch::kernels().of<T>().run_many_epoch;
+    EpochStatus status;
+    {
+        py::gil_scoped_release release;
+        status = kernel(data, slots.data(), int64_t(count), e, order.data(), stop);
+    }
+    if (status == EpochStatus::interrupted) {
+        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        throw py::error_already_set();
+    }
+    py::list out;
+    for (const ConfigSlot<T>& c : slots)
+        out.append(py::make_tuple(c.out.loss_sum, c.out.steps, static_cast<int>(c.out.status),
+                                  c.out.failed_step, c.scalars.step, c.scalars.mu_product));
+    return out;
+}
+
+// One epoch of K configurations on the same minibatches (fastopt/many_epoch.hpp): the lists
+// hold one entry per configuration, `lrs` one row. Every array is checked as run_epoch checks
+// its own, and no two of them (nor X) may overlap.
+py::list run_many_epoch(const CheckedDataset& ds, const py::list& specs,
+                        const py::list& params_list, const py::list& optimizers,
+                        const py::list& states, const py::list& step,
+                        const py::list& mu_product, int64_t batch_size, bool shuffle,
+                        uint64_t seed, uint64_t epoch, const py::handle& lrs_obj,
+                        bool shuffle_batches) {
+    const size_t count = specs.size();
+    if (count < 1) throw py::value_error("run_many_epoch needs at least one configuration");
+    if (params_list.size() != count || optimizers.size() != count || states.size() != count ||
+        step.size() != count || mu_product.size() != count)
+        throw py::value_error("specs, params, optimizers, state, step and mu_product must "
+                              "have one entry per configuration");
+    if (batch_size < 1) throw py::value_error("batch_size must be >= 1");
+    if (shuffle && ds.n > int64_t(0xFFFFFFFF))
+        throw py::value_error("the shuffle handles up to 2**32 - 1 rows; pass shuffle=False or "
+                              "train on chunks with partial_fit");
+    const int64_t steps = (ds.n + batch_size - 1) / batch_size;
+    ManyConfigs k;
+    k.lrs = as_ndarray(lrs_obj, "lrs");
+    if (!k.lrs.dtype().equal(py::dtype::of<double>()) || k.lrs.ndim() != 2 ||
+        k.lrs.shape(0) != int64_t(count) || k.lrs.shape(1) != steps)
+        throw py::value_error("lrs must be a float64 array of shape (" + std::to_string(count) +
+                              ", " + std::to_string(steps) + "), got " + dtype_name(k.lrs) +
+                              " " + shape_str(k.lrs));
+    require_c_contiguous(k.lrs, "lrs");
+    std::vector<Span> spans{span_of(ds.X, "X")};
+    for (size_t i = 0; i < count; ++i) {
+        const ModelSpec spec = specs[i].cast<ModelSpec>();
+        if (spec.model != ds.spec.model || spec.n_features != ds.spec.n_features ||
+            spec.n_outputs != ds.spec.n_outputs || spec.fit_intercept != ds.spec.fit_intercept)
+            throw py::value_error("configuration " + std::to_string(i) +
+                                  ": its spec must have the data's model, n_features, "
+                                  "n_outputs and fit_intercept");
+        k.specs.push_back(spec);
+        k.opts.push_back(optimizers[i].cast<OptimConfig>());
+        k.scalars.push_back(OptimScalars{step[i].cast<int64_t>(), mu_product[i].cast<double>()});
+        py::array params = checked_params(ds, params_list[i]);
+        require_writeable(params, "params");
+        spans.push_back(span_of(params, "params"));
+        k.states.push_back(checked_state(states[i].cast<py::dict>(), state_size(k.opts.back()),
+                                         params, spans));
+        k.params.push_back(std::move(params));
+    }
+    const EpochSpec e{batch_size, shuffle, seed, epoch, nullptr, 1, false,
+                      shuffle && shuffle_batches};
+    return ds.f32 ? many_epoch_impl<float>(ds, k, e) : many_epoch_impl<double>(ds, k, e);
+}
+
+template <class T>
+py::list many_objective_impl(const CheckedDataset& ds, const std::vector<py::array>& params) {
+    const int64_t count = int64_t(params.size()), p = n_params(ds.spec);
+    std::vector<const T*> w;
+    for (const py::array& a : params) w.push_back(static_cast<const T*>(a.data()));
+    std::vector<double> scratch(size_t(std::min<int64_t>(count, 16) * p));
+    std::vector<double> xs(size_t(4 * ds.spec.n_features));
+    std::vector<double> out(static_cast<size_t>(count));
+    const Dataset<T> data = ds.view<T>();
+    StopCheck stop;
+    stop.poll = &poll_signals;
+    const auto kernel = dispatch::kernels().of<T>().many_objective;
+    bool done;
+    {
+        py::gil_scoped_release release;
+        done = kernel(ds.spec, data, w.data(), count, scratch.data(), xs.data(), out.data(),
+                      stop);
+    }
+    if (!done) {
+        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        throw py::error_already_set();
+    }
+    py::list values;
+    for (double v : out) values.append(v);
+    return values;
+}
+
+template <class T>
+double objective_impl(const CheckedDataset& ds, const py::array& params,
+                      py::array_t<double>& grad);
+
+// objective(data, p)[0] of every p in `params_list`: in one pass over dense X with one output,
+// else one pass each.
+py::list many_objective(const CheckedDataset& ds, const py::list& params_list) {
+    std::vector<py::array> params;
+    for (const py::handle& item : params_list) params.push_back(checked_params(ds, item));
+    if (!ds.sparse && ds.spec.n_outputs == 1)
+        return ds.f32 ? many_objective_impl<float>(ds, params)
+                      : many_objective_impl<double>(ds, params);
+    py::list values;
+    py::array_t<double> grad(n_params(ds.spec));
+    for (const py::array& p : params)
+        values.append(ds.f32 ? objective_impl<float>(ds, p, grad)
+                             : objective_impl<double>(ds, p, grad));
+    return values;
 }
 
 template <class T>
@@ -437,6 +585,19 @@ void register_training(py::module_& m) {
           "(n * n_outputs) and sums (n_params) updated in place, rows in shuffled_order(n, "
           "seed, epoch). Returns (loss_sum, steps, status, failed_step); status 0 ok, 1 "
           "non-finite loss or parameters at failed_step.");
+    m.def("run_many_epoch", &run_many_epoch, py::arg("data"), py::arg("specs"),
+          py::arg("params"), py::arg("optimizers"), py::arg("states"), py::arg("step"),
+          py::arg("mu_product"), py::arg("batch_size"), py::arg("shuffle"), py::arg("seed"),
+          py::arg("epoch"), py::arg("lrs"), py::arg("shuffle_batches") = false,
+          "One epoch of K configurations on the same minibatches of a Dataset, in place: "
+          "specs (the data's model with each one's penalty), params, optimizers, states, step "
+          "and mu_product are lists of K, lrs a (K, steps) float64 array. Each configuration's "
+          "updates are run_epoch's, bit for bit; one whose loss or gradient turns non-finite "
+          "stops there and the others go on. Returns a list of K (loss_sum, steps, status, "
+          "failed_step, step, mu_product).");
+    m.def("many_objective", &many_objective, py::arg("data"), py::arg("params"),
+          "[objective(data, p)[0] for p in params], in one pass over dense X with one output "
+          "(linear, logistic), else one pass each.");
     m.def("shuffled_order", &shuffled_order, py::arg("n"), py::arg("seed"), py::arg("epoch"),
           py::arg("batch_size") = 0,
           "The rows of a shuffled epoch in visiting order (fastopt/reference/shuffle.py); with "

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "fastopt/config.hpp"
+#include "fastopt/many_config.hpp"
 
 namespace fastopt::dispatch {
 
@@ -34,6 +35,15 @@ template <class T>
 using SagaEpoch = EpochOutcome (*)(const ModelSpec&, const Dataset<T>&, const SagaSpec&,
                                    SagaArrays&, StopCheck&) noexcept;
 
+// fastopt/many_epoch.hpp
+template <class T>
+using RunManyEpoch = EpochStatus (*)(const Dataset<T>&, ConfigSlot<T>*, int64_t,
+                                     const EpochSpec&, uint32_t*, StopCheck&) noexcept;
+
+template <class T>
+using ManyObjective = bool (*)(const ModelSpec&, const Dataset<T>&, const T* const*, int64_t,
+                               double*, double*, double*, StopCheck&) noexcept;
+
 template <class T>
 struct TypedKernels {
     OptimizerStep<T> optimizer_step;
@@ -42,6 +52,8 @@ struct TypedKernels {
     SagaEpoch<T> saga_epoch;
     HessianCurvature<T> hessian_curvature;
     HessianProduct<T> hessian_product;
+    RunManyEpoch<T> run_many_epoch;
+    ManyObjective<T> many_objective;
 };
 
 struct KernelTable {

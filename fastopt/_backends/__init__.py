@@ -74,6 +74,14 @@ class Backend(NamedTuple):
     #: ``(data, state, step, seed, epoch) -> (loss sum, ok, failed row position or -1)``: one
     #: SAGA epoch on a :class:`fastopt.reference.saga.SagaState`, in place; None: no SAGA here.
     saga_epoch: Callable | None = None
+    #: ``(data, specs, states, lrs, batch_size, shuffle) -> [epoch's outcome per state]``: one
+    #: epoch of several states on the same minibatches of ``data`` (``specs[i]``: the data's
+    #: model with state i's penalty, ``lrs[i]``: its rates), each as ``epoch`` would run it;
+    #: ``fastopt.fit_many``. None: the configurations are fitted one by one.
+    many_epoch: Callable | None = None
+    #: ``(data, [params]) -> [L(params)]``: ``objective``'s values for several parameter
+    #: vectors, in one pass over X where the backend can (``fastopt compare``'s curves).
+    many_objective: Callable | None = None
 
 
 _warned_fallback = False
@@ -176,24 +184,35 @@ def _record(name):
         from . import cpp
         return Backend("cpp", cpp.optimizer_step, cpp.dataset, cpp.epoch, cpp.objective,
                        cpp.hvp, cpp.column_scaling, _scaling.take_rows, checks_finite=True,
-                       saga_epoch=cpp.saga_epoch)
+                       saga_epoch=cpp.saga_epoch, many_epoch=cpp.many_epoch,
+                       many_objective=cpp.many_objective)
     if name == "numba":
         jit = _numba()
         return Backend("numba", jit.optimizer_step,
                        lambda problem: jit.dataset(problem, fused_multiply_add()),
                        jit.epoch, jit.objective, jit.hvp, _column_scaling(), _scaling.take_rows,
-                       checks_finite=True, saga_epoch=jit.saga_epoch)
+                       checks_finite=True, saga_epoch=jit.saga_epoch, many_epoch=jit.many_epoch,
+                       many_objective=_one_by_one(jit.objective))
     if name == "cuda":
         gpu = _cuda()
         from . import reference
         return Backend("cuda", gpu.optimizer_step, gpu.dataset, gpu.epoch, gpu.objective,
                        reference.hvp, functools.partial(gpu.column_scaling, host=_column_scaling()),
                        gpu.take_rows, checks_finite=False,
-                       check_device_X=gpu.check_device_X)
+                       check_device_X=gpu.check_device_X,
+                       many_objective=_one_by_one(gpu.objective))
     from . import reference
     return Backend("numpy", reference.optimizer_step, reference.dataset, reference.epoch,
                    reference.objective, reference.hvp, _column_scaling(), _scaling.take_rows,
-                   checks_finite=False, saga_epoch=reference.saga_epoch)
+                   checks_finite=False, saga_epoch=reference.saga_epoch,
+                   many_objective=_one_by_one(reference.objective))
+
+
+def _one_by_one(objective):
+    """``many_objective`` from ``objective``: one pass over X per parameter vector."""
+    def many_objective(data, params):
+        return [float(objective(data, p)[0]) for p in params]
+    return many_objective
 
 
 _host_fma = None

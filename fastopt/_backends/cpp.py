@@ -104,5 +104,34 @@ def saga_epoch(data, state, step, seed, epoch):
     return loss_sum, status == 0, failed
 
 
+def many_objective(data, params):
+    return _core.many_objective(data, list(params))
+
+
 def column_scaling(X, sample_weight=None):
     return _scaling.column_scaling(X, sample_weight, moments=_core.column_moments)
+
+
+def many_epoch(data, specs, states, lrs, batch_size, shuffle):
+    """One epoch of several :class:`~fastopt.engine.TrainingState` on the same minibatches
+    (``_core.run_many_epoch``): ``specs[i]`` is the data's model with configuration i's
+    penalty, ``lrs[i]`` its learning rates; the states share seed and epoch count. Returns one
+    ``(mean loss, updates, ok, failed update or -1)`` per state, as :func:`epoch`."""
+    setups = [_setup(state.optimizer) for state in states]
+    first = states[0]
+    outcomes = _core.run_many_epoch(
+        data, [model_spec(spec) for spec in specs], [state.params for state in states],
+        [config for config, _ in setups],
+        [{name: state.optimizer_state[name] for name in names}
+         for state, (_, names) in zip(states, setups)],
+        [step_count(state.optimizer_state) for state in states],
+        [float(state.optimizer_state.get("mu_product", 1.0)) for state in states],
+        batch_size, bool(shuffle), first.seed, first.epochs, lrs, shuffle == "batches")
+    results = []
+    for state, (loss_sum, steps, status, failed, step, mu_product) in zip(states, outcomes):
+        st = state.optimizer_state
+        st["step"] = step
+        if "mu_product" in st:
+            st["mu_product"] = mu_product
+        results.append((loss_sum / data.n_samples, steps, status == 0, failed))
+    return results

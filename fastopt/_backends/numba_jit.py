@@ -1630,6 +1630,76 @@ def epoch(data, state, lrs, batch_size, shuffle, threads=1, lazy=False):
             int(cursor[C_FAILED]) if cursor[C_STATUS] else -1)
 
 
+def _with_spec(data, spec):
+    """``data`` with ``spec``'s penalty: the same arrays, another model configuration."""
+    out = Data.__new__(Data)
+    for name in Data.__slots__:
+        setattr(out, name, getattr(data, name))
+    mi = data.mi
+    out.spec = spec
+    out.mi, out.mf = model_config(spec, bool(mi[M_WEIGHTS]), bool(mi[M_STANDARDIZE]),
+                                  bool(mi[M_FUSED]))
+    return out
+
+
+def many_epoch(data, specs, states, lrs, batch_size, shuffle):
+    """One epoch of several states on the same minibatches (``fastopt.fit_many``), each with
+    its own penalty (``specs``) and rates: every minibatch's update for state 1, 2, ..., K in
+    turn (the resumable epoch kernel, called for one update at a time), so that the later
+    states find the minibatch's rows in cache. The same results as :func:`epoch` for each
+    state, as the C++ backend's shared epoch gives them."""
+    n = data.n_samples
+    steps = -(-n // batch_size)
+    if shuffle and n > _MAX_ROWS:
+        raise ValueError("the shuffle handles up to 2**32 - 1 rows; pass shuffle=False or "
+                         "train on chunks with partial_fit")
+    order = _NO_ORDER
+    if shuffle:
+        order = shuffled_order(n, states[0].seed, states[0].epochs,
+                               batch_size if shuffle == "batches" else 0)
+    spec = data.spec
+    d, k = spec.n_features, spec.n_outputs
+    p = spec.n_params
+    # One update per call: a minibatch's rows and then the update (epoch kernel's budget).
+    budget = max(1, min(int(batch_size) * (d * (2 * k + 1) + 1) + 10 * p,
+                        int(_WORK_PER_CALL)))
+    runs = []
+    for spec_i, state, rates in zip(specs, states, lrs):
+        run_data = data if spec_i == spec else _with_spec(data, spec_i)
+        w = _check_params(run_data, state.params)
+        flags, hyper, names = _optimizer_setup(state.optimizer)
+        st = state.optimizer_state
+        check_step(w, w, st, names)
+        rates = np.ascontiguousarray(rates[:steps], dtype=np.float64)
+        if rates.size != steps:
+            raise ValueError(f"lrs must hold {steps} learning rates, got {rates.size}")
+        s0, s1, s2 = _state_arrays(names, st, w.dtype)
+        _require_disjoint([("params", w), ("X", data.X)]
+                          + [(f"state['{name}']", st[name]) for name in names])
+        cursor = np.zeros(7, dtype=np.int64)
+        cursor[C_OPT_STEP] = int(st["step"])
+        sums = np.array([0.0, 0.0, float(st.get("mu_product", 1.0)), 0.0, 0.0, 1.0])
+        # Each its own scratch, the centring terms of sparse standardised X too: a kernel
+        # call can stop inside a minibatch, and the next state's call would overwrite them.
+        args = (run_data.X, run_data.y, run_data.sw, run_data.mean, run_data.inv_std,
+                run_data.mi, run_data.mf, w, s0, s1, s2, flags, hyper, rates, int(batch_size),
+                bool(shuffle), order, np.empty(p), np.empty(p), np.empty(p, dtype=w.dtype),
+                np.empty(k), np.empty(d), cursor, sums, budget, np.zeros((1, p)), np.zeros(1),
+                run_data.csr[:3] + (np.zeros(k),), np.zeros((1, k)), np.zeros(k))
+        runs.append((args, st, cursor, sums))
+    going = list(range(len(runs)))
+    try:
+        while going:  # one minibatch of every state still training, then the next
+            going = [i for i in going if not _epoch_kernel(*runs[i][0])]
+    finally:  # also when interrupted: the optimizer states match the parameters
+        for _, st, cursor, sums in runs:
+            st["step"] = int(cursor[C_OPT_STEP])
+            if "mu_product" in st:
+                st["mu_product"] = float(sums[S_MU])
+    return [(float(sums[S_EPOCH]) / n, int(cursor[C_DONE]), bool(cursor[C_STATUS] == 0),
+             int(cursor[C_FAILED]) if cursor[C_STATUS] else -1) for _, _, cursor, sums in runs]
+
+
 def objective(data, params, threads=1):
     """``(L(params), float64 gradient)`` over all rows, as the C++ backend (its blocks, summed
     in the same order: the C++ result for any ``threads``; here one thread does them all)."""
