@@ -136,6 +136,7 @@ void raise_if_stopped(bool stopped) {
     if (!stopped) return;
     if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
     throw py::error_already_set();
+}
 
 // The configurations of run_many_epoch, checked: their parameters, optimizer states and
 // learning rates, with the data's model and their own penalties.
