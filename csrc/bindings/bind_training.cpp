@@ -268,7 +268,7 @@ py::list many_objective_impl(const CheckedDataset& ds, const std::vector<py::arr
 
 template <class T>
 double objective_impl(const CheckedDataset& ds, const py::array& params,
-                      py::array_t<double>& grad);
+                      py::array_t<double>& grad, int64_t threads);
 
 // objective(data, p)[0] of every p in `params_list`: in one pass over dense X with one output,
 // else one pass each.
@@ -281,8 +281,8 @@ py::list many_objective(const CheckedDataset& ds, const py::list& params_list) {
     py::list values;
     py::array_t<double> grad(n_params(ds.spec));
     for (const py::array& p : params)
-        values.append(ds.f32 ? objective_impl<float>(ds, p, grad)
-                             : objective_impl<double>(ds, p, grad));
+        values.append(ds.f32 ? objective_impl<float>(ds, p, grad, 1)
+                             : objective_impl<double>(ds, p, grad, 1));
     return values;
 }
 
