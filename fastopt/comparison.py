@@ -375,7 +375,9 @@ class _Session:
         def record(entry):
             # The exact training objective after each epoch (one pass over X), not the
             # running mean of the minibatch losses: the curves and "to target" use it.
-            exact_losses.append(self.objective(entry["params"].astype(self.problem.X.dtype)))
+            # many_objective, as the fits trained together use: the same bits either way.
+            exact_losses.append(float(self.backend.many_objective(
+                self.data, [entry["params"].astype(self.problem.X.dtype)])[0]))
             if bar is not None:
                 bar.update()
             # A solver at the optimum (to rounding) would go on spending passes that change
@@ -487,7 +489,8 @@ class _Session:
 
     def final_loss(self, name, result, exact_losses):
         """L(final parameters): a first-order fit's exact loss after its last epoch is it
-        (``many_objective`` gives ``objective``'s bits); a solver's last iterate may not be
+        (``many_objective``'s value: ``objective``'s within rounding); a solver's last iterate
+        may not be
         the point it returns."""
         if name not in SOLVERS and result.n_iter_ and len(exact_losses) == result.n_iter_:
             return float(exact_losses[-1])

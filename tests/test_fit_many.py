@@ -356,7 +356,15 @@ def test_many_objective_is_objective(model, dtype, layout, backend):
     rng = np.random.default_rng(2)
     params = [rng.standard_normal(prepared.spec.n_params).astype(dtype) for _ in range(19)]
     values = record.many_objective(data, params)  # 19: more than one group of 16
+    # One block of objective's rows (n < 2048): the same bits; more rows: the same to rounding.
     assert values == [record.objective(data, p)[0] for p in params]
+    X, y = problem(model, n=9000, d=7, dtype=dtype, sparse=layout == "csr")
+    prepared, _ = prepare(X, y, model=model, penalty="elasticnet", alpha=0.1, l1_ratio=0.3,
+                          fit_intercept=True, sample_weight=None,
+                          standardize=layout == "standardized", backend=record)
+    data = record.dataset(prepared)
+    np.testing.assert_allclose(record.many_objective(data, params),
+                               [record.objective(data, p)[0] for p in params], rtol=1e-13)
 
 
 @pytest.mark.parametrize("backend", ["cpp", "numpy"])

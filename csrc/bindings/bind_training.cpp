@@ -597,8 +597,9 @@ void register_training(py::module_& m) {
           "stops there and the others go on. Returns a list of K (loss_sum, steps, status, "
           "failed_step, step, mu_product).");
     m.def("many_objective", &many_objective, py::arg("data"), py::arg("params"),
-          "[objective(data, p)[0] for p in params], in one pass over dense X with one output "
-          "(linear, logistic), else one pass each.");
+          "[objective(data, p)[0] for p in params] within rounding (rows summed in order, "
+          "not in objective's blocks), in one pass over dense X with one output (linear, "
+          "logistic), else one pass each.");
     m.def("shuffled_order", &shuffled_order, py::arg("n"), py::arg("seed"), py::arg("epoch"),
           py::arg("batch_size") = 0,
           "The rows of a shuffled epoch in visiting order (fastopt/reference/shuffle.py); with "

@@ -323,7 +323,8 @@ void many_dense_step(const Dataset<T>& data, ConfigSlot<T>* const* active, int64
 }
 
 // The full objective L(w_i) over all rows, in order, of `count` parameter vectors w[i] of
-// dense one-output X (its spec `s`), in one pass: objective() of each, to the bit. `params`:
+// dense one-output X (its spec `s`), in one pass: objective() of each to rounding (the rows in
+// order, where objective() sums blocks of rows; the same bits below one block). `params`:
 // count x n_params doubles of scratch, `xs`: 4 x d. Returns false when `stop` fired.
 template <class T>
 bool many_objective(const ModelSpec& s, const Dataset<T>& data, const T* const* w,
