@@ -45,6 +45,7 @@ from . import _validation as v
 from .engine import (DivergenceError, class_weights, convergence_warning, from_original_space,
                      new_state, optimizer_from, prepare, probabilities, scaled_penalty, solve,
                      to_original_space)
+from . import many
 from .estimators import DEFAULT_LR
 from .optim import Optimizer
 from .solvers import LBFGS, lbfgs
@@ -507,31 +508,35 @@ def _lbfgs(problem, params, solver, backend, epochs, tol, pairs):
 
 
 def _stochastic_grid(problem, alphas, optimizer, backend, seed, options, where):
-    """One first-order fit per alpha from zero coefficients, each with the same shuffle seed
-    (the results of separate estimators with that ``random_state``). The seam of
-    ``fastopt.fit_many``: it trains configurations that share the model, batch size, shuffle
-    and data in one pass per epoch, each one equal to its separate fit, so this loop becomes
-    one call of it with a configuration per alpha. Returns as :func:`_exact_path`."""
+    """The first-order fits of every alpha from zero coefficients with the same shuffle seed,
+    trained together by :func:`fastopt.many` (one compiled epoch reads each minibatch once for
+    all of them); each equals the separate estimator's fit with that ``random_state``, to the
+    bit. Returns as :func:`_exact_path`."""
     spec = problem.spec
+    runs = []
+    for index, alpha in enumerate(alphas):
+        params = np.zeros(spec.n_params, dtype=problem.X.dtype)
+        runs.append(many.Run(index, {"schedule": options["schedule"]},
+                             _with_alpha(problem, alpha), new_state(optimizer, params, seed)))
+    many.train_together(problem, runs, backend=backend, epochs=options["epochs"],
+                        batch_size=options["batch_size"], shuffle=True, tol=options["tol"],
+                        n_iter_no_change=options["n_iter_no_change"], early_stopping=False,
+                        validation_fraction=0.1, callback=None, verbose=0, n_jobs=None,
+                        sparse_update="exact")
     coef = np.empty((len(alphas), spec.n_outputs, spec.n_features))
     intercept = np.empty((len(alphas), spec.n_outputs))
     n_iter = np.zeros(len(alphas), dtype=np.int64)
     missed = 0
-    for index, alpha in enumerate(alphas):
-        params = np.zeros(spec.n_params, dtype=problem.X.dtype)
-        state = new_state(optimizer, params, seed)
-        try:
-            params, history, converged, _, _, diverged, _ = solve(
-                _with_alpha(problem, alpha), params, backend=backend, optimizer=optimizer,
-                state=state, **options)
-        except DivergenceError as exc:
-            raise DivergenceError(f"{where}, alpha={alpha:.6g}: {exc}", exc.result) from exc
+    for run, alpha in zip(runs, alphas):
+        if run.error is not None:
+            raise DivergenceError(f"{where}, alpha={alpha:.6g}: {run.error}")
+        diverged = run.monitor.divergence()
         if diverged:
             raise DivergenceError(f"{where}, alpha={alpha:.6g}: {diverged}")
-        missed += options["tol"] is not None and not converged
-        coef[index], intercept[index] = to_original_space(params, spec, problem.scaling,
-                                                          problem.target)
-        n_iter[index] = len(history["loss"])
+        missed += options["tol"] is not None and not run.monitor.converged
+        coef[run.index], intercept[run.index] = to_original_space(
+            run.state.params, spec, problem.scaling, problem.target)
+        n_iter[run.index] = len(run.monitor.history["loss"])
     return coef, intercept, n_iter, missed
 
 

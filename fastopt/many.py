@@ -96,7 +96,7 @@ def _spec_of(problem, options):
                                l1_ratio=l1_ratio)
 
 
-class _Run:
+class Run:
     """One configuration in the group: its problem (the shared data with its penalty), state,
     schedule, monitor and, once it has stopped, why."""
 
@@ -213,9 +213,9 @@ def fit_many(X: ArrayLike, y: ArrayLike, configs: list[dict], *, model: str = "l
         for i in grouped:
             spec = _spec_of(problem, options[i])
             params = np.zeros(spec.n_params, dtype=problem.X.dtype)
-            runs.append(_Run(i, options[i], dataclasses.replace(problem, spec=spec),
+            runs.append(Run(i, options[i], dataclasses.replace(problem, spec=spec),
                              new_state(options[i]["optimizer"], params, seed)))
-        _train_together(problem, runs, backend=record, **{
+        train_together(problem, runs, backend=record, **{
             k: shared[k] for k in ("epochs", "batch_size", "shuffle", "tol", "n_iter_no_change",
                                    "early_stopping", "validation_fraction", "callback",
                                    "verbose", "n_jobs", "sparse_update")})
@@ -268,7 +268,7 @@ def _for_config(callback, index):
     return lambda entry: callback(dict(entry, config=index))
 
 
-def _train_together(problem, runs, *, backend, epochs, batch_size, shuffle, tol,
+def train_together(problem, runs, *, backend, epochs, batch_size, shuffle, tol,
                     n_iter_no_change, early_stopping, validation_fraction, callback, verbose,
                     n_jobs, sparse_update):
     """The epochs of ``runs`` together: ``engine.train`` for each of them, step for step
@@ -285,7 +285,8 @@ def _train_together(problem, runs, *, backend, epochs, batch_size, shuffle, tol,
     steps_per_epoch = -(-n // batch)
     threads = v.check_n_jobs(n_jobs)
     lazy = check_sparse_update(sparse_update, training) == "lazy"
-    together = threads == 1 and not lazy  # what the compiled many_epoch does
+    # what the compiled many_epoch does; otherwise each run's epochs, in turn
+    together = threads == 1 and not lazy and backend.many_epoch is not None
     data = backend.dataset(training) if together else None
     for run in runs:
         run.problem = dataclasses.replace(training, spec=run.problem.spec)
