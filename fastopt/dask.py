@@ -442,7 +442,8 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
             return not monitor.record(entry, info["x"])
 
         run = opt.run(lambda x: objective(None, x), None, params, max_iter=epochs, tol=tol,
-                      callback=step_entry)
+                      callback=step_entry,
+                      curvature_floor=spec.alpha if spec.penalty == "l2" else 0.0)
         if run.status in ("nonfinite", "line_search"):
             raise DivergenceError(f"LBFGS stopped after {run.n_iter} iterations: "
                                   f"{run.message}.")

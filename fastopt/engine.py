@@ -789,8 +789,10 @@ def _solve_full_batch(problem, params, *, backend, solver, max_iter, tol, callba
         return not monitor.record(entry, info["x"])
     record.products = 0
 
+    spec = problem.spec
     run = solver.run(objective, hvp, np.array(params), max_iter=max_iter, tol=tol,
-                     callback=record)
+                     callback=record,
+                     curvature_floor=spec.alpha if spec.penalty == "l2" else 0.0)
     if run.status == "nonfinite":
         problem.check_finite_now()
     if run.status in ("nonfinite", "line_search"):
@@ -800,10 +802,9 @@ def _solve_full_batch(problem, params, *, backend, solver, max_iter, tol, callba
     converged = run.status in ("converged", "precision")
     x, grad_max = np.asarray(run.x, dtype=params.dtype), float(np.max(np.abs(run.grad),
                                                                        initial=0.0))
-    if finish and converged and problem.spec.n_params <= FINISH_PARAMS_PER_PASS * run.n_evals:
+    if finish and converged and spec.n_params <= FINISH_PARAMS_PER_PASS * run.n_evals:
         x, grad_max, converged = _newton_finish(problem, data, backend, x, monitor,
                                                 run.n_evals)
-    spec = problem.spec
     smooth = spec.penalty not in ("l1", "elasticnet") or spec.alpha == 0
     return Solved(x, monitor.history, converged, None, run.status == "stopped", None,
                   grad_max if smooth else None)

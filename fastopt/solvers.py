@@ -88,6 +88,10 @@ class SolverResult:
     pairs : list of (s, y)
         L-BFGS: the correction pairs it ended with, oldest first (``initial_pairs`` of a warm
         start on a neighbouring problem).
+    curvatures : (float, float)
+        L-BFGS: the lowest and highest curvature ``s^T y / s^T s`` seen along its steps
+        (``(inf, 0)`` before the first pair); their ratio says how ill-conditioned the
+        problem looked.
     """
 
     x: np.ndarray
@@ -101,6 +105,7 @@ class SolverResult:
     history: dict = field(default_factory=dict)
     n_hvp: int = 0
     pairs: list = field(default_factory=list)
+    curvatures: tuple = (np.inf, 0.0)
 
 
 class _Counter:
@@ -324,7 +329,7 @@ def _nonfinite_start(x, count):
 
 def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
           tolerance_change=1e-9, tolerance_gap=0.0, max_eval=None, line_search="strong_wolfe",
-          callback=None, should_stop=None, initial_pairs=()):
+          callback=None, should_stop=None, initial_pairs=(), curvature_floor=0.0):
     r"""Minimise ``objective`` with L-BFGS and a strong-Wolfe line search.
 
     Each iteration takes the direction ``d = -H_k g`` of the two-loop recursion (Nocedal &
@@ -352,7 +357,8 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
         Converged when the step's max-norm or the change of the objective is below it.
     tolerance_gap : float
         Converged when the estimated relative distance to the optimum (``_gap_estimate``:
-        the quasi-Newton model's ``g^T H g / 2`` with the flattest curvature seen, or the last
+        the quasi-Newton model's ``g^T H g / 2`` with the flattest curvature seen, or
+        ``curvature_floor`` when the curvatures seen span :data:`WIDE_SPECTRUM`, or the last
         decrease of ``f`` if larger, over ``|f|``) is at most this (0: never). It is an
         estimate, not a bound: along directions of low curvature that no step has explored
         it can still be optimistic (near-collinear features, n=3000, d=12: estimate 4.6e-8,
@@ -368,6 +374,9 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
         solver (status "stopped").
     should_stop : callable, optional
         Polled before every iteration; True stops the solver (status "stopped").
+    curvature_floor : float
+        A lower bound of the objective's curvature (an l2 penalty's strength), 0 if none; see
+        ``tolerance_gap``.
     initial_pairs : iterable of (s, y), optional
         Correction pairs to start from instead of none (then the first step is 1, not
         ``1 / |g|_2``): a warm start's curvature, e.g. the ``pairs`` of a solve of a nearby
@@ -392,10 +401,11 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
     history = dict(_new_history(), gap=[])
     progress = _Progress(x)
     pairs = deque(maxlen=history_size)  # (s, y, 1 / s.y)
-    flattest = np.inf  # the lowest curvature s^T y / s^T s seen along a step
+    flattest, steepest = np.inf, 0.0  # the curvatures s^T y / s^T s seen along steps
     for s, y in initial_pairs:
-        flattest = min(flattest, _add_pair(pairs, np.asarray(s, dtype=np.float64),
-                                           np.asarray(y, dtype=np.float64)))
+        curvature = _add_pair(pairs, np.asarray(s, dtype=np.float64),
+                              np.asarray(y, dtype=np.float64))
+        flattest, steepest = min(flattest, curvature), max(steepest, _finite(curvature))
     status, message = "max_iter", f"reached max_iter={max_iter}"
     iteration = 0
     if np.max(np.abs(g), initial=0.0) <= tolerance_grad:
@@ -420,12 +430,15 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
             break
         new = search.point
         s = new.x.astype(np.float64) - x
-        flattest = min(flattest, _add_pair(pairs, s, new.grad - g))
+        curvature = _add_pair(pairs, s, new.grad - g)
+        flattest, steepest = min(flattest, curvature), max(steepest, _finite(curvature))
         f_change = abs(new.f - f)
         x, f, g = new.x, new.f, new.grad
         iteration += 1
         estimating = tolerance_gap > 0 and pairs and np.isfinite(flattest)
-        products = _two_loop(g, pairs, (None, 1.0 / flattest) if estimating else (None,))
+        wide = curvature_floor > 0 and steepest >= WIDE_SPECTRUM * flattest
+        lowest = min(flattest, curvature_floor) if wide else flattest
+        products = _two_loop(g, pairs, (None, 1.0 / lowest) if estimating else (None,))
         direction = -products[:, 0]
         gap = (_gap_estimate(g, products[:, 1], f, f_change) if estimating
                else np.inf if tolerance_gap > 0 else np.nan)
@@ -463,7 +476,22 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
             status, message = "max_eval", f"reached max_eval={max_eval} objective calls"
             break
     return SolverResult(x, f, g, iteration, count.calls, status == "converged", status,
-                        message, history, pairs=[(s, y) for s, y, _ in pairs])
+                        message, history, pairs=[(s, y) for s, y, _ in pairs],
+                        curvatures=(flattest, steepest))
+
+
+WIDE_SPECTRUM = 30.0
+"""When L-BFGS's steps have met curvatures this far apart, its gap estimate takes the
+``curvature_floor`` (the l2 penalty's strength: no direction is flatter) for the directions no
+pair spans. On near-collinear features (n=1e5, d=100; curvatures 370 apart) the flattest
+curvature seen was 300 times the floor, and the fit stopped at a true gap of 2.1e-6 (40
+iterations and 9e-12 with the floor); the benchmark's other problems met curvatures 1.1 to 90
+apart, and the floor cost them nothing below 30 and up to 3 iterations above (taking it always
+cost 5 more of 12 on the binary 200,000 x 50)."""
+
+
+def _finite(value):
+    return value if np.isfinite(value) else 0.0
 
 
 def _add_pair(pairs, s, y):
@@ -728,11 +756,12 @@ class LBFGS:
     tolerance_gap: float | None = None
     max_eval: int | None = None
 
-    def run(self, objective, hvp, x0, *, max_iter, tol, callback):
+    def run(self, objective, hvp, x0, *, max_iter, tol, callback, curvature_floor=0.0):
         grad, gap = _tolerances(self.tolerance_grad, self.tolerance_gap, tol)
         return lbfgs(objective, x0, max_iter=max_iter, history_size=self.history_size,
                      tolerance_grad=grad, tolerance_change=self.tolerance_change,
-                     tolerance_gap=gap, max_eval=self.max_eval, callback=callback)
+                     tolerance_gap=gap, max_eval=self.max_eval, callback=callback,
+                     curvature_floor=curvature_floor)
 
 
 @dataclass(frozen=True)
@@ -747,7 +776,7 @@ class NewtonCG:
     max_cg_iter: int | None = None
     max_eval: int | None = None
 
-    def run(self, objective, hvp, x0, *, max_iter, tol, callback):
+    def run(self, objective, hvp, x0, *, max_iter, tol, callback, curvature_floor=0.0):
         grad, gap = _tolerances(self.tolerance_grad, self.tolerance_gap, tol)
         return newton_cg(objective, hvp, x0, max_iter=max_iter, tol=grad, tolerance_gap=gap,
                          max_cg_iter=self.max_cg_iter, max_eval=self.max_eval,
