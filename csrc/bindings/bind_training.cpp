@@ -29,6 +29,13 @@ bool poll_signals(void*) noexcept {
     return PyErr_CheckSignals() != 0;
 }
 
+// A loop that stopped for Ctrl-C: the KeyboardInterrupt its poll left pending (or a new one).
+void raise_if_stopped(bool stopped) {
+    if (!stopped) return;
+    if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+    throw py::error_already_set();
+}
+
 template <class T>
 struct Scratch {
     std::vector<double> params, grad, scores, row, center, residual_sum;
@@ -63,10 +70,7 @@ EpochOutcome epoch_impl(const CheckedDataset& ds, py::array& params, const Optim
         py::gil_scoped_release release;
         out = kernel(ds.spec, data, opt, scalars, w, bufs, e, scratch.ws, stop);
     }
-    if (out.status == EpochStatus::interrupted) {
-        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
-        throw py::error_already_set();
-    }
+    raise_if_stopped(out.status == EpochStatus::interrupted);
     return out;
 }
 
@@ -132,12 +136,6 @@ std::vector<double> pass_memory(const CheckedDataset& ds, int64_t threads) {
     return std::vector<double>(size_t(pass_layout(ds).doubles(threads)));
 }
 
-void raise_if_stopped(bool stopped) {
-    if (!stopped) return;
-    if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
-    throw py::error_already_set();
-}
-
 // The configurations of run_many_epoch, checked: their parameters, optimizer states and
 // learning rates, with the data's model and their own penalties.
 struct ManyConfigs {
@@ -177,10 +175,7 @@ py::list many_epoch_impl(const CheckedDataset& ds, ManyConfigs& k, const EpochSp
         py::gil_scoped_release release;
         status = kernel(data, slots.data(), int64_t(count), e, order.data(), stop);
     }
-    if (status == EpochStatus::interrupted) {
-        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
-        throw py::error_already_set();
-    }
+    raise_if_stopped(status == EpochStatus::interrupted);
     py::list out;
     for (const ConfigSlot<T>& c : slots)
         out.append(py::make_tuple(c.out.loss_sum, c.out.steps, static_cast<int>(c.out.status),
@@ -257,10 +252,7 @@ py::list many_objective_impl(const CheckedDataset& ds, const std::vector<py::arr
         done = kernel(ds.spec, data, w.data(), count, scratch.data(), xs.data(), out.data(),
                       stop);
     }
-    if (!done) {
-        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
-        throw py::error_already_set();
-    }
+    raise_if_stopped(!done);
     py::list values;
     for (double v : out) values.append(v);
     return values;
@@ -340,10 +332,7 @@ EpochOutcome saga_impl(const CheckedDataset& ds, SagaArrays& arrays, const SagaS
         py::gil_scoped_release release;
         out = kernel(ds.spec, data, e, arrays, stop);
     }
-    if (out.status == EpochStatus::interrupted) {
-        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
-        throw py::error_already_set();
-    }
+    raise_if_stopped(out.status == EpochStatus::interrupted);
     return out;
 }
 

@@ -715,8 +715,9 @@ def _sparse_correction(mi, mean, inv_std, grad, rsum):
 
 
 @_jit
-def _accumulate_sparse_row(r, y, sw, mean, inv_std, mi, w, grad, f, csr, rsum):
-    """models.hpp accumulate_sparse_row; returns s_r * l_r."""
+def _sparse_row_scores(r, inv_std, mi, w, f, csr):
+    """x~_r . W_c (+ b_c) of CSR row ``r`` into ``f`` (the scores of models.hpp
+    accumulate_sparse_row and of objective.hpp row_scores)."""
     values, indptr, indices, center = csr
     d, k = mi[M_FEATURES], mi[M_OUTPUTS]
     intercept = mi[M_INTERCEPT] != 0
@@ -732,6 +733,18 @@ def _accumulate_sparse_row(r, y, sw, mean, inv_std, mi, w, grad, f, csr, rsum):
         if standardize:
             score = score - center[c]
         f[c] = score + w[k * d + c] if intercept else score
+
+
+@_jit
+def _accumulate_sparse_row(r, y, sw, mean, inv_std, mi, w, grad, f, csr, rsum):
+    """models.hpp accumulate_sparse_row; returns s_r * l_r."""
+    values, indptr, indices, _ = csr
+    d, k = mi[M_FEATURES], mi[M_OUTPUTS]
+    intercept = mi[M_INTERCEPT] != 0
+    standardize = mi[M_STANDARDIZE] != 0
+    fused = mi[M_FUSED] != 0
+    begin, end = np.int64(indptr[r]), np.int64(indptr[r + 1])
+    _sparse_row_scores(r, inv_std, mi, w, f, csr)
     loss = _loss_and_residual(mi[M_MODEL], f, k, y[r])
     weight = sw[r] if mi[M_WEIGHTS] != 0 else 1.0
     for c in range(k):
@@ -1315,17 +1328,7 @@ def _row_scores(r, flat, mean, inv_std, mi, w, f, xs, csr):
     standardize = mi[M_STANDARDIZE] != 0
     fused = mi[M_FUSED] != 0
     if csr[1].size > 0:
-        values, indptr, indices, center = csr
-        begin, end = np.int64(indptr[r]), np.int64(indptr[r + 1])
-        for c in range(k):
-            score = 0.0
-            for e in range(begin, end):
-                j = np.int64(indices[e])
-                x = np.float64(values[e]) * inv_std[j] if standardize else np.float64(values[e])
-                score = _madd(w[c * d + j], x, score, fused)
-            if standardize:
-                score = score - center[c]
-            f[c] = score + w[k * d + c] if intercept else score
+        _sparse_row_scores(r, inv_std, mi, w, f, csr)
         return
     xo = r * d
     zero = np.int64(0)
