@@ -434,9 +434,10 @@ def fit(X, y, *, model="linear", optimizer="adam", strategy="gradient", lr=None,
             now = time.perf_counter()
             entry = {"epoch": info["iteration"], "loss": float(info["f"]) * loss_scale,
                      "lr": float(info["step"]), "seconds": now - started[0],
-                     "steps": int(info["n_evals"]), "grad_max": float(info["grad_max"]),
-                     "gap": float(info["gap"])}
-            for key in ("grad_max", "gap"):
+                     "steps": int(info["n_evals"]), "grad_max": float(info["grad_max"])}
+            if "gap" in info:
+                entry["gap"] = float(info["gap"])
+            for key in ("grad_max", "gap") if "gap" in info else ("grad_max",):
                 monitor.history.setdefault(key, [])
             started[0] = now
             return not monitor.record(entry, info["x"])

@@ -836,7 +836,7 @@ def _newton_finish(problem, data, backend, x, monitor, passes):
         monitor.history["seconds"].append(history["seconds"][i])
         monitor.history["steps"].append(passes + 2 * (i + 1))
         monitor.history["grad_max"].append(history["grad_max"][i])
-        monitor.history["gap"].append(float("nan"))  # known before the step, not after it
+        monitor.history.setdefault("gap", []).append(float("nan"))  # known before a step only
     grad_max = (history["grad_max"][-1] if history["grad_max"]
                 else monitor.history["grad_max"][-1])
     # A step that finds no decrease left (precision) ends early, at the optimum.

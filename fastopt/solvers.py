@@ -80,8 +80,8 @@ class SolverResult:
         Per iteration: ``"loss"`` (objective after the iteration), ``"grad_max"`` (max-norm of
         the gradient), ``"evals"`` (objective calls it took), ``"hvps"`` (Hessian-vector
         products it took; 0 for L-BFGS), ``"step"`` (line-search step length) and
-        ``"seconds"`` (wall time); L-BFGS adds ``"gap"``, the estimated relative distance to
-        the optimum (see ``tolerance_gap``).
+        ``"seconds"`` (wall time); L-BFGS with ``tolerance_gap`` adds ``"gap"``, the estimated
+        relative distance to the optimum.
     n_hvp : int
         Calls of ``hvp`` (Newton-CG; each one pass over the data). Passes over the data in all:
         ``n_evals + n_hvp``.
@@ -370,8 +370,8 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
     line_search : {"strong_wolfe"}
     callback : callable, optional
         ``callback(info)`` after every iteration with a dict ``iteration, x, f, grad, grad_max,
-        gap (the estimate of ``tolerance_gap``), step, n_evals``; returning False stops the
-        solver (status "stopped").
+        step, n_evals`` (and ``gap``, the estimate, with ``tolerance_gap``); returning False
+        stops the solver (status "stopped").
     should_stop : callable, optional
         Polled before every iteration; True stops the solver (status "stopped").
     curvature_floor : float
@@ -398,7 +398,7 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
     f, g, finite = count(x)
     if not finite:
         return _nonfinite_start(x, count)
-    history = dict(_new_history(), gap=[])
+    history = dict(_new_history(), gap=[]) if tolerance_gap > 0 else _new_history()
     progress = _Progress(x)
     pairs = deque(maxlen=history_size)  # (s, y, 1 / s.y)
     flattest, steepest = np.inf, 0.0  # the curvatures s^T y / s^T s seen along steps
@@ -440,17 +440,18 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
         lowest = min(flattest, curvature_floor) if wide else flattest
         products = _two_loop(g, pairs, (None, 1.0 / lowest) if estimating else (None,))
         direction = -products[:, 0]
-        gap = (_gap_estimate(g, products[:, 1], f, f_change) if estimating
-               else np.inf if tolerance_gap > 0 else np.nan)
+        gap = _gap_estimate(g, products[:, 1], f, f_change) if estimating else np.inf
         if not float(g @ direction) < 0:
             pairs.clear()  # rounding made H_k indefinite: restart from steepest descent
             direction = -g
         grad_max = float(np.max(np.abs(g), initial=0.0))
         _record(history, f, grad_max, count.calls - evals_before, 0, new.t, started)
-        history["gap"].append(gap)
-        if callback is not None and callback(
-                {"iteration": iteration, "x": x, "f": f, "grad": g, "grad_max": grad_max,
-                 "gap": gap, "step": new.t, "n_evals": count.calls}) is False:
+        info = {"iteration": iteration, "x": x, "f": f, "grad": g, "grad_max": grad_max,
+                "step": new.t, "n_evals": count.calls}
+        if tolerance_gap > 0:
+            history["gap"].append(gap)
+            info["gap"] = gap
+        if callback is not None and callback(info) is False:
             status, message = "stopped", "callback returned False"
             break
         step_max = float(np.max(np.abs(s), initial=0.0))
