@@ -665,7 +665,7 @@ def is_auto(optimizer):
 def choose_solver(problem):
     """What ``optimizer="auto"`` runs on ``problem``: L-BFGS for the smooth objectives (no
     penalty or l2), SAGA for l1 and elasticnet (proximal: the only solver here that reaches
-    their optimum). See the README's "Which solver" for the measurements behind it."""
+    their optimum). The README's "Solvers that reach the optimum" gives the measurements."""
     spec = problem.spec
     if spec.penalty in ("l1", "elasticnet") and spec.alpha > 0:
         return SOLVERS["saga"]()
