@@ -30,8 +30,8 @@ from fastopt.engine import prepare
 def problems(quick):
     """T1's two make_classification problems (bench/optimum.py), X standardised."""
     from optimum import problems as t1_problems  # bench/ is on sys.path when run as a script
-    return [(name.removeprefix("T1 "), np.ascontiguousarray(X), y)
-            for name, X, y in t1_problems(quick)[:2]]
+    return [(p.name.removeprefix("T1 "), np.ascontiguousarray(p.X), p.y)
+            for p in t1_problems(quick)[:2]]
 
 
 def timed(fn):
