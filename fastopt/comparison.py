@@ -198,27 +198,40 @@ class ComparisonResult:
         return "\n".join(text)
 
 
+# Rows scored at a time: all fits' scores of a block stay in cache. One product of the whole X
+# with the fits' few columns ran slower (1e6 x 100, 11 fits: 170-385 ms against 157 ms in
+# blocks): BLAS copies X into its panels and the product's 88 MB come fresh from the kernel.
+SCORE_ROWS = 4096
+
+
 def _scores(model, results, X, y):
     """The accuracy (classifiers) or R² (linear) of each of ``results`` on ``(X, y)``, from
-    one product of X with all their coefficients (one pass over X)."""
+    the products of X with all their coefficients (one pass over X, in blocks of rows)."""
     coefs = [np.atleast_2d(result.coef_) for result in results]
-    products = np.asarray(X @ np.vstack(coefs).T)
-    out, column = [], 0
-    y_float = np.asarray(y, dtype=np.float64) if model == "linear" else None
-    for result, coef in zip(results, coefs):
-        scores = products[:, column:column + len(coef)] + result.intercept_
-        column += len(coef)
-        if model == "linear":
-            total = float(np.sum((y_float - y_float.mean()) ** 2))
-            residual = float(np.sum((y_float - scores[:, 0]) ** 2))
-            out.append(1.0 - residual / total if total > 0 else float("nan"))
-            continue
-        if model == "logistic":
-            predictions = result.classes_[(scores[:, 0] > 0).astype(np.intp)]
-        else:
-            predictions = result.classes_[np.argmax(scores, axis=1)]
-        out.append(float(np.mean(predictions == np.asarray(y))))
-    return out
+    columns = np.vstack(coefs).T
+    intercepts = np.concatenate([np.broadcast_to(result.intercept_, (len(coef),))
+                                 for result, coef in zip(results, coefs)])
+    bounds = np.cumsum([0] + [len(coef) for coef in coefs])
+    y = np.asarray(y)
+    if model == "linear":
+        y_float = y.astype(np.float64)
+        total = float(np.sum((y_float - y_float.mean()) ** 2))
+    hits = np.zeros(len(results))  # right predictions, or residual sums of squares
+    for lo in range(0, v.n_rows(X), SCORE_ROWS):
+        block = np.asarray(X[lo:lo + SCORE_ROWS] @ columns) + intercepts
+        for i, result in enumerate(results):
+            scores = block[:, bounds[i]:bounds[i + 1]]
+            if model == "linear":
+                hits[i] += float(np.sum((y_float[lo:lo + SCORE_ROWS] - scores[:, 0]) ** 2))
+                continue
+            if model == "logistic":
+                predictions = result.classes_[(scores[:, 0] > 0).astype(np.intp)]
+            else:
+                predictions = result.classes_[np.argmax(scores, axis=1)]
+            hits[i] += np.count_nonzero(predictions == y[lo:lo + SCORE_ROWS])
+    if model == "linear":
+        return [1.0 - rss / total if total > 0 else float("nan") for rss in hits]
+    return [float(count) / len(y) for count in hits]
 
 
 def _data(X, y, model):

@@ -304,3 +304,31 @@ def test_cli_bad_option_values_exit_with_code_2(tmp_path):
         done = run(tmp_path, "compare", "--epochs", "1", *args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr and message in done.stderr, (args, done.stderr)
+
+
+@pytest.mark.parametrize("model", ["linear", "logistic", "softmax"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_table_scores_equal_scikit_learn_metrics_over_several_row_blocks(model, sparse):
+    # _scores sums over blocks of SCORE_ROWS rows: more rows than one block, an uneven last one.
+    import scipy.sparse as sp
+    from sklearn.metrics import accuracy_score, r2_score
+
+    import fastopt
+    from fastopt.comparison import SCORE_ROWS, _scores
+
+    rng = np.random.default_rng(3)
+    n = 2 * SCORE_ROWS + 123
+    X = rng.standard_normal((n, 6))
+    if model == "linear":
+        y = X @ rng.standard_normal(6) + rng.standard_normal(n)
+    else:
+        classes = 2 if model == "logistic" else 3
+        y = np.array(["a", "b", "c"])[:classes][rng.integers(0, classes, n)]
+    data = sp.csr_matrix(X) if sparse else X
+    results = [fastopt.fit(data, y, model=model, optimizer="adam", lr=lr, epochs=1, tol=None,
+                           random_state=0) for lr in (1e-3, 1e-2)]
+    values = _scores(model, results, data, y)
+    for result, value in zip(results, values):
+        expected = (r2_score(y, result.predict(X)) if model == "linear"
+                    else accuracy_score(y, result.predict(X)))
+        assert value == pytest.approx(expected, rel=1e-12, abs=1e-12)
