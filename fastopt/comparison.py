@@ -203,6 +203,11 @@ class ComparisonResult:
 # blocks): BLAS copies X into its panels and the product's 88 MB come fresh from the kernel.
 SCORE_ROWS = 4096
 
+# The parameter vectors one pass of the compiled many_objective serves (max_many_group,
+# csrc/include/fastopt/many_epoch.hpp): the curves' exact losses wait until that many are in,
+# whatever their epochs (10 fits for 3 epochs: 2 passes over X instead of 3).
+OBJECTIVE_GROUP = 16
+
 
 def _scores(model, results, X, y):
     """The accuracy (classifiers) or R² (linear) of each of ``results`` on ``(X, y)``, from
@@ -423,7 +428,8 @@ class _Session:
 
     def fit_group(self, group, batch):
         """The first-order fits of ``group`` in one :func:`fastopt.fit_many`; the exact
-        objectives of each epoch's parameters in one pass over X (``many_objective``)."""
+        objectives of their epochs' parameters by ``many_objective``, OBJECTIVE_GROUP
+        vectors (of any epochs) a pass over X."""
         configs = []
         for _, name, rate in group:
             kind, hyper, _, _ = COMPARE_OPTIMIZERS[name]
@@ -431,7 +437,7 @@ class _Session:
         bars = [_Progress(str(key), self.epochs) for key, _, _ in group] if self.progress \
             else []
         exact_losses = [[] for _ in group]
-        pending = {"epoch": None, "params": [], "configs": []}
+        pending = {"params": [], "configs": []}
 
         def flush():
             if pending["params"]:
@@ -441,15 +447,13 @@ class _Session:
             pending["params"], pending["configs"] = [], []
 
         def record(entry):
-            # The configurations report epoch after epoch in turn: an entry of a new epoch
-            # means the last one's parameters are all in.
-            if entry["epoch"] != pending["epoch"]:
-                flush()
-                pending["epoch"] = entry["epoch"]
+            # Configuration i's epochs report in order, so its losses come out in order.
             if bars:
                 bars[entry["config"]].update()
             pending["params"].append(entry["params"].astype(self.problem.X.dtype))
             pending["configs"].append(entry["config"])
+            if len(pending["params"]) == OBJECTIVE_GROUP:
+                flush()
             return True
 
         start = time.perf_counter()
