@@ -203,10 +203,9 @@ class ComparisonResult:
 # blocks): BLAS copies X into its panels and the product's 88 MB come fresh from the kernel.
 SCORE_ROWS = 4096
 
-# The parameter vectors one pass of the compiled many_objective serves (max_many_group,
-# csrc/include/fastopt/many_epoch.hpp): the curves' exact losses wait until that many are in,
-# whatever their epochs (10 fits for 3 epochs: 2 passes over X instead of 3).
-OBJECTIVE_GROUP = 16
+# The parameter vectors one pass of the compiled many_objective serves (max_objective_group,
+# csrc/include/fastopt/many_config.hpp).
+OBJECTIVE_GROUP = 64
 
 
 def _scores(model, results, X, y):
@@ -279,8 +278,8 @@ def compare(X=None, y=None, *,
         same data and settings); None: found with Newton's method.
     together : True (default): the first-order optimizers that share a batch size (all but
         ``gd``) train together in one :func:`fastopt.fit_many`, which reads each minibatch
-        once for all of them, and the exact objectives of their epochs are taken in one pass
-        over X per epoch; the results are the same to the bit as separate fits, but their
+        once for all of them, and the exact objectives of their epochs are taken 64 parameter
+        vectors (of any fits and epochs) per pass over X; the results are the same to the bit as separate fits, but their
         timings are shared: ``ms_per_epoch``, the curves' ``seconds`` and
         ``seconds_to_target`` are those of the shared epochs, ``seconds`` the wall time of the
         whole group. False: one fit per optimizer, each with its own timings.
@@ -303,6 +302,38 @@ def compare(X=None, y=None, *,
         session.add_row(out, name, *fits[name])
     session.finish(out, target_gap)
     return out
+
+
+class _ExactLosses:
+    """The exact training objectives of the parameters the fits trained together report
+    after each epoch, for the curves: ``many_objective`` takes OBJECTIVE_GROUP of them (of
+    any fits and epochs) per pass over X: 11 fits of 3 epochs cost one pass, not 33."""
+
+    def __init__(self, backend, data):
+        self.backend, self.data = backend, data
+        self.losses: dict = {}  # key -> exact losses of its epochs, in order
+        self.pending: list = []  # (key, params) not evaluated yet
+        self.seconds = 0.0
+
+    def add(self, key, params):
+        self.losses.setdefault(key, [])
+        self.pending.append((key, params))
+        if len(self.pending) == OBJECTIVE_GROUP:
+            self.flush()
+
+    def flush(self):
+        if self.pending:
+            start = time.perf_counter()
+            values = self.backend.many_objective(self.data, [p for _, p in self.pending])
+            for (key, _), value in zip(self.pending, values):
+                self.losses[key].append(float(value))  # a fit's epochs arrive in order
+            self.pending = []
+            self.seconds += time.perf_counter() - start
+
+    def finish(self):
+        """Evaluates what is pending; returns the seconds all the passes took."""
+        self.flush()
+        return self.seconds
 
 
 class _Session:
@@ -373,8 +404,16 @@ class _Session:
                 full_batch = COMPARE_OPTIMIZERS[name][3]
                 groups.setdefault(None if full_batch else self.batch_size, []).append(
                     (key, name, rate))
+        exact = _ExactLosses(self.backend, self.data)
         for batch, group in groups.items():
-            fits.update(self.fit_group(group, batch))
+            fits.update(self.fit_group(group, batch, exact))
+        if groups:
+            # The groups' walls take in the exact objectives' passes, shared by all of them.
+            seconds = exact.finish()
+            for key, fitted in fits.items():
+                if key in exact.losses and fitted[0] is not None:
+                    fits[key] = (fitted[0], exact.losses[key], fitted[2] + seconds,
+                                 *fitted[3:])
         if together:
             self.score(fits)
         else:
@@ -426,52 +465,38 @@ class _Session:
                 bar.close()
         return result, exact_losses, time.perf_counter() - start, rate, None
 
-    def fit_group(self, group, batch):
-        """The first-order fits of ``group`` in one :func:`fastopt.fit_many`; the exact
-        objectives of their epochs' parameters by ``many_objective``, OBJECTIVE_GROUP
-        vectors (of any epochs) a pass over X."""
+    def fit_group(self, group, batch, exact):
+        """The first-order fits of ``group`` in one :func:`fastopt.fit_many`; their epochs'
+        parameters go to ``exact`` (:class:`_ExactLosses`) for the curves' losses. Returns
+        ``{key: (result or None, [], wall seconds of the group, rate, error or None)}``."""
         configs = []
         for _, name, rate in group:
             kind, hyper, _, _ = COMPARE_OPTIMIZERS[name]
             configs.append({"optimizer": make_optimizer(kind, lr=rate, **hyper)})
         bars = [_Progress(str(key), self.epochs) for key, _, _ in group] if self.progress \
             else []
-        exact_losses = [[] for _ in group]
-        pending = {"params": [], "configs": []}
-
-        def flush():
-            if pending["params"]:
-                values = self.backend.many_objective(self.data, pending["params"])
-                for index, value in zip(pending["configs"], values):
-                    exact_losses[index].append(float(value))
-            pending["params"], pending["configs"] = [], []
 
         def record(entry):
-            # Configuration i's epochs report in order, so its losses come out in order.
             if bars:
                 bars[entry["config"]].update()
-            pending["params"].append(entry["params"].astype(self.problem.X.dtype))
-            pending["configs"].append(entry["config"])
-            if len(pending["params"]) == OBJECTIVE_GROUP:
-                flush()
+            exact.add(group[entry["config"]][0], entry["params"].astype(self.problem.X.dtype))
             return True
 
         start = time.perf_counter()
         try:
             results = fit_many(self.X, self.y, configs, batch_size=batch, callback=record,
                                **self.common)
-            flush()
         finally:
             for bar in bars:
                 bar.close()
         wall = time.perf_counter() - start
         fits = {}
-        for (key, _, rate), result, losses in zip(group, results, exact_losses):
+        for (key, _, rate), result in zip(group, results):
             error = result.error
             if error is not None and error.result is None:  # non-finite: nothing to show
                 fits[key] = (None, [], 0.0, rate, error)
             else:
-                fits[key] = (result, losses, wall, rate, None)
+                fits[key] = (result, [], wall, rate, None)
         return fits
 
     def score(self, fits):

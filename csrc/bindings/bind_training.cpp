@@ -239,7 +239,7 @@ py::list many_objective_impl(const CheckedDataset& ds, const std::vector<py::arr
     const int64_t count = int64_t(params.size()), p = n_params(ds.spec);
     std::vector<const T*> w;
     for (const py::array& a : params) w.push_back(static_cast<const T*>(a.data()));
-    std::vector<double> scratch(size_t(std::min<int64_t>(count, 16) * p));
+    std::vector<double> scratch(size_t(std::min<int64_t>(count, max_objective_group) * p));
     std::vector<double> xs(size_t(4 * ds.spec.n_features));
     std::vector<double> out(static_cast<size_t>(count));
     const Dataset<T> data = ds.view<T>();

@@ -8,6 +8,11 @@
 
 namespace fastopt {
 
+// Parameter vectors whose objectives one pass of many_objective takes (its `params` scratch
+// holds that many): no gradients, so 64 of them (64 x (d + 1) doubles) stay in L2 for d up to
+// a few thousand.
+constexpr int64_t max_objective_group = 64;
+
 // One configuration of a multi-configuration epoch: what one run_epoch call takes, with its
 // own scratch memory. The configurations of an epoch share the data, the model and the
 // minibatches; they differ in penalty (spec), optimizer and learning rates.

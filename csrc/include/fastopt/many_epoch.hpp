@@ -332,10 +332,10 @@ bool many_objective(const ModelSpec& s, const Dataset<T>& data, const T* const* 
                     StopCheck& stop) noexcept {
     const int64_t p = n_params(s);
     const RowStream rows(nullptr, data.n);
-    double loss_sums[max_many_group];
-    const double* wd[max_many_group];
-    for (int64_t g = 0; g < count; g += max_many_group) {
-        const int64_t size = std::min(max_many_group, count - g);
+    double loss_sums[max_objective_group];
+    const double* wd[max_objective_group];
+    for (int64_t g = 0; g < count; g += max_objective_group) {
+        const int64_t size = std::min(max_objective_group, count - g);
         for (int64_t i = 0; i < size; ++i) {
             load_params(w[g + i], params + i * p, p);
             wd[i] = params + i * p;
