@@ -350,9 +350,9 @@ class _Session:
         self.common = dict(model=model, schedule=schedule, epochs=epochs,
                            standardize=standardize, penalty=penalty, alpha=alpha, tol=None,
                            random_state=seed, backend=self.backend.name)
-        self.problem, _ = prepare(X, y, model=model, penalty=penalty, alpha=alpha,
-                                  l1_ratio=0.15, fit_intercept=True, sample_weight=None,
-                                  standardize=standardize, backend=self.backend, trains=False)
+        self.problem, self.classes = prepare(
+            X, y, model=model, penalty=penalty, alpha=alpha, l1_ratio=0.15, fit_intercept=True,
+            sample_weight=None, standardize=standardize, backend=self.backend, trains=False)
         self.data = self.backend.dataset(self.problem)
         self.X_scored = v.check_X(X, check_finite=False)  # X as predict() takes it
         # The optimum: Newton to convergence where it applies, else the best final loss.
@@ -485,7 +485,7 @@ class _Session:
         start = time.perf_counter()
         try:
             results = fit_many(self.X, self.y, configs, batch_size=batch, callback=record,
-                               **self.common)
+                               _prepared=(self.problem, self.classes), **self.common)
         finally:
             for bar in bars:
                 bar.close()
