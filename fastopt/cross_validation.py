@@ -6,16 +6,16 @@ conventions (``Cs`` or ``alphas``, ``cv``, ``scoring``, ``refit``, ``n_jobs``; f
 
 How the grid is trained
 -----------------------
-- The exact solvers (``optimizer="lbfgs"``, ``"newton-cg"``, ``"newton"``) follow a
+- The exact solvers (``optimizer="auto"``: L-BFGS for ``"l2"``, SAGA for ``"l1"`` and
+  ``"elasticnet"``; or ``"lbfgs"``, ``"saga"``, ``"newton-cg"``, ``"newton"``) follow a
   *regularisation path* in each fold: the fold's data are checked, encoded and standardised
   once (one :class:`~fastopt.engine.Problem` per fold), and the penalties are solved from the
   strongest to the weakest, each solve starting from the previous solution, and L-BFGS from
   the previous solve's correction pairs too (a warm start: neighbouring optima are close and
   the curvature changes little).
-- The first-order optimizers (``"adam"``, ...) run one fit per (fold, penalty) from zero
-  coefficients, as separate estimators would, on the fold's one Problem.
-  ``fastopt.fit_many`` (a multi-configuration epoch, issue 19) is meant to replace that loop
-  (:func:`_stochastic_grid`) with one pass over the fold per epoch for the whole grid.
+- The first-order optimizers (``"adam"``, ...) train the whole grid of a fold together
+  (:func:`fastopt.fit_many`'s multi-configuration epoch, one pass over the fold per epoch),
+  each (fold, penalty) from zero coefficients, as separate estimators would.
 - ``n_jobs`` runs the folds in threads: every objective evaluation and epoch is a compiled
   call that releases the GIL.
 
@@ -48,12 +48,12 @@ from .engine import (DivergenceError, class_weights, convergence_warning, from_o
 from . import many
 from .estimators import DEFAULT_LR
 from .optim import Optimizer
-from .solvers import LBFGS, lbfgs
+from .solvers import LBFGS, SAGA, lbfgs
 
 __all__ = ["LogisticRegressionCV", "LinearRegressionCV"]
 
 _DTYPES = [np.float64, np.float32]
-_EXACT_PENALTIES = ("l2",)
+_SMOOTH_PENALTIES = ("l2",)
 # L-BFGS's correction pairs on the path (its own default is 10). On CV1's folds (160,000 x 50,
 # C from 1e-4 to 1e4, tol=1e-6) a fold's path took 245 passes over X with 10 pairs, 186 with
 # 20 and 156 with 30 (50 and 100: the same 156); a pair costs two dot products of the
@@ -172,15 +172,18 @@ class _CrossValidatedModel(BaseEstimator):
             v.check_float("lr", self.lr, 0.0)
         folds_threads = v.check_n_jobs(self.n_jobs)
         name = self.optimizer.lower() if isinstance(self.optimizer, str) else None
-        if name in ("lbfgs", "auto"):  # "auto": the path's solver, until the estimators' lands
+        smooth = self.penalty in _SMOOTH_PENALTIES
+        if name == "lbfgs" or name == "auto" and smooth:  # "auto": the estimators' choice
             optimizer = LBFGS(history_size=PATH_HISTORY)
+        elif name == "auto":
+            optimizer = SAGA()
         else:
             optimizer = optimizer_from(self.optimizer, self.lr, DEFAULT_LR.get)
         exact = not isinstance(optimizer, Optimizer)
-        if exact and self.penalty not in _EXACT_PENALTIES:
-            raise ValueError(f"penalty={self.penalty!r} needs a first-order optimizer (e.g. "
-                             f"optimizer='adam'): optimizer={self.optimizer!r} solves smooth "
-                             "objectives only; use penalty='l2'.")
+        if exact and not smooth and not isinstance(optimizer, SAGA):
+            raise ValueError(f"penalty={self.penalty!r} needs optimizer='saga' (or 'auto') or "
+                             f"a first-order optimizer: optimizer={self.optimizer!r} solves "
+                             "smooth objectives only; use penalty='l2'.")
         return grid, optimizer, exact, folds_threads
 
     # -- fitting ------------------------------------------------------------------------------
@@ -256,7 +259,8 @@ class _CrossValidatedModel(BaseEstimator):
             where = f"fold {number + 1} of {len(folds)}"
             if exact:
                 coef, intercept, n_iter, missed = _exact_path(
-                    problem, alphas, order, optimizer, backend, self.epochs, self.tol, where)
+                    problem, alphas, order, optimizer, backend, self.epochs, self.tol, where,
+                    seed=seed)
             else:
                 coef, intercept, n_iter, missed = _stochastic_grid(
                     problem, alphas, optimizer, backend, seed, self._training_options(), where)
@@ -389,7 +393,7 @@ class _CrossValidatedModel(BaseEstimator):
         if exact:
             coef, intercept, n_iter, missed = _exact_path(
                 problem, np.array([alpha]), np.array([0]), optimizer, backend, self.epochs,
-                self.tol, where, init=init)
+                self.tol, where, init=init, seed=seed)
         else:
             coef, intercept, n_iter, missed = _stochastic_grid(
                 problem, np.array([alpha]), optimizer, backend, seed,
@@ -431,11 +435,12 @@ class _CrossValidatedModel(BaseEstimator):
         return v.checked_scores(X, np.atleast_2d(self.coef_), self.intercept_)
 
 
-def _exact_path(problem, alphas, order, solver, backend, epochs, tol, where, init=None):
+def _exact_path(problem, alphas, order, solver, backend, epochs, tol, where, init=None,
+                seed=0):
     """The regularisation path of one Problem with an exact solver: ``alphas[order]`` solved
     in turn, each from the previous solution (the first from ``init``, original-space
     ``(coef, intercept)``, or zero); L-BFGS also keeps its correction pairs from one alpha to
-    the next (:func:`_shifted_pairs`). Returns ``(coef (m, K, d), intercept (m, K), n_iter
+    the next (:func:`_shifted_pairs`); SAGA shuffles with ``seed``. Returns ``(coef (m, K, d), intercept (m, K), n_iter
     (m,), fits that missed tol)`` in the order of ``alphas``."""
     spec = problem.spec
     dtype = problem.X.dtype
@@ -458,7 +463,7 @@ def _exact_path(problem, alphas, order, solver, backend, epochs, tol, where, ini
             else:
                 params, history, converged, *_ = solve(
                     fold_problem, params.copy(), backend=backend, optimizer=solver,
-                    epochs=epochs, batch_size=None, tol=tol)
+                    epochs=epochs, batch_size=None, tol=tol, seed=seed)
                 n_iter[index] = len(history["loss"])
         except DivergenceError as exc:
             raise DivergenceError(f"{where}, alpha={alphas[index]:.6g}: {exc}",
@@ -552,7 +557,8 @@ _COMMON_PARAMETERS = """
         ones, in the grid's order) and fit it on all rows. False: average each fold's best
         coefficients, and the chosen values (scikit-learn's ``refit=False``).
     penalty : {"l2", "l1", "elasticnet"}, default="l2"
-        "l1" and "elasticnet" need a first-order ``optimizer``.
+        "l1" and "elasticnet" are solved by SAGA (``optimizer="auto"`` or ``"saga"``) or a
+        first-order ``optimizer``.
     l1_ratio : float, default=0.15
         The L1 share of the elastic net.
     fit_intercept : bool, default=True
@@ -560,20 +566,24 @@ _COMMON_PARAMETERS = """
         Fit on standardised features, as the fastopt estimators do: each fold computes its
         own statistics (once for the whole path) and the penalty applies to the standardised
         coefficients. Pass False for scikit-learn's objective.
-    optimizer : str, fastopt.LBFGS, fastopt.NewtonCG or fastopt.Optimizer, default="lbfgs"
-        ``"lbfgs"`` (L-BFGS with 30 correction pairs; ``"auto"`` is the same for now),
-        ``"newton-cg"`` and ``"newton"`` (or solver objects) follow
-        the warm-started path; a first-order optimizer (``"adam"``, ``fastopt.SGD(...)``,
-        ...) fits every (fold, value) separately from zero, with ``lr``, ``schedule``,
-        ``batch_size`` and ``n_iter_no_change`` as in the fastopt estimators.
+    optimizer : str, fastopt.LBFGS, fastopt.SAGA, fastopt.NewtonCG or fastopt.Optimizer, \
+default="auto"
+        ``"auto"``: L-BFGS with 30 correction pairs (``"lbfgs"``) for ``"l2"``, SAGA
+        (``"saga"``) for ``"l1"`` and ``"elasticnet"``, as the fastopt estimators choose.
+        These, ``"newton-cg"`` and ``"newton"`` (or solver objects) follow the warm-started
+        path; a first-order optimizer (``"adam"``, ``fastopt.SGD(...)``, ...) fits every
+        (fold, value) from zero, with ``lr``, ``schedule``, ``batch_size`` and
+        ``n_iter_no_change`` as in the fastopt estimators.
     lr : float, default=None
     schedule : None, str, fastopt.schedules.Schedule or callable, default=None
     epochs : int, default=2000
         The exact solvers' iteration limit per fit, or the first-order optimizers' epochs.
     batch_size : int or None, default=32
     tol : float or None, default=1e-4
-        The exact solvers stop when the gradient's largest entry is at most ``tol``; the
-        first-order ones as in the fastopt estimators. Fits that reach ``epochs`` first give
+        L-BFGS, Newton-CG and Newton stop when the gradient's largest entry is at most
+        ``tol``; SAGA when an epoch changes the coefficients by at most ``tol`` relative to
+        their largest (scikit-learn's saga rule); the first-order optimizers as in the
+        fastopt estimators. Fits that reach ``epochs`` first give
         one ``ConvergenceWarning`` that counts them.
     n_iter_no_change : int, default=5
     random_state : None, int or numpy Generator/RandomState, default=None
@@ -659,7 +669,7 @@ class LogisticRegressionCV(ClassifierMixin, _CrossValidatedModel):
     score = _CrossValidatedModel.score  # the scoring's, not ClassifierMixin's accuracy
 
     def __init__(self, Cs=10, alphas=None, cv=None, scoring=None, refit=True, penalty="l2",
-                 l1_ratio=0.15, fit_intercept=True, standardize=True, optimizer="lbfgs",
+                 l1_ratio=0.15, fit_intercept=True, standardize=True, optimizer="auto",
                  lr=None, schedule=None, epochs=2000, batch_size=32, tol=1e-4,
                  n_iter_no_change=5, class_weight=None, random_state=None, backend="auto",
                  n_jobs=None):
@@ -789,7 +799,7 @@ class LinearRegressionCV(RegressorMixin, _CrossValidatedModel):
     score = _CrossValidatedModel.score  # the scoring's, not RegressorMixin's R^2
 
     def __init__(self, alphas=10, cv=None, scoring=None, refit=True, penalty="l2",
-                 l1_ratio=0.15, fit_intercept=True, standardize=True, optimizer="lbfgs",
+                 l1_ratio=0.15, fit_intercept=True, standardize=True, optimizer="auto",
                  lr=None, schedule=None, epochs=2000, batch_size=32, tol=1e-4,
                  n_iter_no_change=5, random_state=None, backend="auto", n_jobs=None):
         self.alphas = alphas
