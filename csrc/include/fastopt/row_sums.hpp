@@ -38,7 +38,7 @@ double sum_sparse_rows_one_output(const ModelSpec& s, const Dataset<T>& data,
                                   int64_t lookahead, const double* w, double* __restrict grad,
                                   const double* center, double* residual_sum,
                                   StopCheck* stop) noexcept {
-    constexpr int64_t chunk = 64, poll_every = 512;
+    constexpr int64_t chunk = 128, poll_every = 512;
     static_assert(poll_every % chunk == 0);
     const int64_t d = s.n_features;
     const T* __restrict values = data.csr.values;
