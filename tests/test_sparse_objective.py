@@ -1,6 +1,7 @@
 """The compiled full pass on CSR X with one output (linear and logistic regression), which takes
-a chunk of rows at a time (row_sums.hpp ``sum_sparse_rows_one_output``): the same bits as the
-Numba backend's row-by-row loop, and the NumPy reference's values to rounding."""
+a chunk of rows at a time (row_sums.hpp ``sum_sparse_rows_one_output``): in every instruction-set
+build the same bits as the Numba backend's row-by-row loop, and the NumPy reference's values to
+rounding."""
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from fastopt import _backends
 from fastopt.engine import prepare
 
 pytestmark = pytest.mark.skipif(_backends._core is None, reason="no compiled module")
+_core = _backends._core
 
 
 def ragged_csr(n, d, dtype, wide, seed):
@@ -27,6 +29,7 @@ def ragged_csr(n, d, dtype, wide, seed):
                           indptr.astype(index_type)), shape=(n, d))
 
 
+@pytest.mark.parametrize("target", _core.cpu_targets() if _core else [])
 @pytest.mark.parametrize("wide", [False, True], ids=["int32", "int64"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("standardize, weighted, intercept",
@@ -34,7 +37,7 @@ def ragged_csr(n, d, dtype, wide, seed):
                           (True, False, False)])
 @pytest.mark.parametrize("model", ["logistic", "linear"])
 def test_chunked_sparse_pass_is_the_row_by_row_pass(model, standardize, weighted, intercept,
-                                                    dtype, wide):
+                                                    dtype, wide, target):
     n, d = 4301, 120  # three blocks of 2048 rows: a partial chunk and group in the last
     X = ragged_csr(n, d, dtype, wide, seed=3)
     rng = np.random.default_rng(4)
@@ -47,12 +50,17 @@ def test_chunked_sparse_pass_is_the_row_by_row_pass(model, standardize, weighted
     # Scores from about -20 to 20: both branches of the logistic loss, and exp(-|z|) small.
     params = (rng.standard_normal(problem.spec.n_params) * 0.5).astype(dtype)
     cpp, numba = _backends.resolve("cpp"), _backends.resolve("numba")
-    data = cpp.dataset(problem)
-    value, grad = cpp.objective(data, params)
-    numba_value, numba_grad = numba.objective(numba.dataset(problem), params)
+    default = _core.cpu_target()
+    _core.set_cpu_target(target)  # Numba fuses its multiply-adds where this build does
+    try:
+        data = cpp.dataset(problem)
+        value, grad = cpp.objective(data, params)
+        numba_value, numba_grad = numba.objective(numba.dataset(problem), params)
+        two_value, two_grad = cpp.objective(data, params, 2)
+    finally:
+        _core.set_cpu_target(default)
     assert value == numba_value
     np.testing.assert_array_equal(grad, numba_grad)
-    two_value, two_grad = cpp.objective(data, params, 2)
     assert two_value == value
     np.testing.assert_array_equal(two_grad, grad)
     ref_value, ref_grad = _backends.resolve("numpy").objective(problem, params)
