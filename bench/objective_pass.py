@@ -7,6 +7,14 @@ round, ``--rounds`` rounds (default 7); the medians are reported with the load a
 runs on 1 thread (threadpoolctl).
 
     python bench/objective_pass.py [--rounds 7] [--fits 3] [--quick] [--passes-only]
+    python bench/objective_pass.py --sparse [--rounds 51] [--fits 5]
+
+``--sparse``: T1's sparse problem instead (20,000 x 4,000 CSR, 30 entries a row, float64, not
+standardised): the pass for logistic and linear regression against SciPy's two products
+``X @ w`` and ``X.T @ r`` (the pass's multiply-adds), then (``--fits`` > 0) the default
+``fastopt.LogisticRegression(alpha=1/n, standardize=False)`` fit against scikit-learn's
+``LogisticRegression(C=1, tol=1e-6)`` (lbfgs). For before/after, run it with each build's
+Python in turn: the SciPy row is the yardstick both runs share.
 
 ``--passes-only`` times the passes and the reads, no fits; it also runs on a fastopt build
 whose objective has no ``threads`` (an older build on PYTHONPATH, for before/after runs
@@ -53,16 +61,75 @@ def one_batch_epoch(backend, data, params):
     return lambda: backend.epoch(data, state, lrs, data.n_samples, False)
 
 
+def medians(contenders, rounds):
+    """``{label: (median wall, median CPU time)}``, one call each per round, interleaved."""
+    times = {key: [] for key in contenders}
+    with threadpool_limits(1):
+        for fn in contenders.values():
+            fn()
+        for _ in range(rounds):
+            for key, fn in contenders.items():
+                times[key].append(timed(fn))
+    return {key: (statistics.median(t[0] for t in ts), statistics.median(t[1] for t in ts))
+            for key, ts in times.items()}
+
+
+def sparse(backend, rounds, fits):
+    """T1's sparse problem: the CSR pass against SciPy's two products, and whole fits."""
+    from optimum import problems as t1_problems
+    from sklearn.linear_model import LogisticRegression
+    problem = next(p for p in t1_problems(False) if p.sparse)
+    X, y = problem.X, problem.y
+    n, d = X.shape
+    w = np.random.default_rng(1).standard_normal(d) * 0.1
+    contenders = {}
+    for model in ("logistic", "linear"):
+        prepared = prepare(X, y, model=model, penalty="l2", alpha=1.0 / n, l1_ratio=0.15,
+                           fit_intercept=True, sample_weight=None, backend=backend)[0]
+        data, params = backend.dataset(prepared), np.append(w, 0.1)
+        contenders[f"objective pass, {model}"] = (
+            lambda data=data, params=params: backend.objective(data, params))
+    r = np.random.default_rng(2).standard_normal(n)
+    contenders["SciPy X @ w + X.T @ r"] = lambda: (X @ w, X.T @ r)
+    contenders["SciPy X @ w"] = lambda: X @ w
+    contenders["SciPy X.T @ r"] = lambda: X.T @ r
+    print(f"{problem.name}: {X.nnz:,} entries, load average {os.getloadavg()}; medians of "
+          f"{rounds} rounds, wall and CPU time of the calling thread (x SciPy's two products)")
+    result = medians(contenders, rounds)
+    floor = result["SciPy X @ w + X.T @ r"]
+    for key, (wall, cpu) in result.items():
+        print(f"  {key:28s} {wall * 1e3:7.3f} ms ({wall / floor[0]:4.2f}x)"
+              f"  cpu {cpu * 1e3:7.3f} ms ({cpu / floor[1]:4.2f}x)")
+    if fits <= 0:
+        return
+    makers = {"fastopt default": lambda: fastopt.LogisticRegression(alpha=1.0 / n,
+                                                                    standardize=False),
+              "sklearn lbfgs C=1 tol=1e-6": lambda: LogisticRegression(C=1.0, tol=1e-6)}
+    seconds = {key: [] for key in makers}
+    with threadpool_limits(1):
+        for _ in range(fits):
+            for key, make in makers.items():
+                seconds[key].append(timed(lambda make=make: make().fit(X, y))[1])
+    print(f"  whole fits, medians of {fits} (CPU time), load average {os.getloadavg()}:")
+    for key, values in seconds.items():
+        print(f"  {key:28s} {statistics.median(values) * 1e3:7.1f} ms")
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--fits", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--fits", type=int, default=None)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--passes-only", action="store_true")
+    parser.add_argument("--sparse", action="store_true")
     args = parser.parse_args()
     backend = _backends.resolve("cpp")
     print(f"fastopt from {os.path.dirname(fastopt.__file__)}, backend "
           f"{_backends.describe('cpp')}, load average {os.getloadavg()}")
+    if args.sparse:
+        return sparse(backend, args.rounds or 51, 5 if args.fits is None else args.fits)
+    args.rounds = args.rounds or 7
+    args.fits = 3 if args.fits is None else args.fits
     for name, X, y in problems(args.quick):
         n = X.shape[0]
         est = fastopt.LogisticRegression(optimizer="lbfgs", penalty="l2", alpha=1.0 / n,
