@@ -304,6 +304,9 @@ def compare(X=None, y=None, *,
     return out
 
 
+_AT_ZERO = object()  # the key of the objective at zero in _ExactLosses
+
+
 class _ExactLosses:
     """The exact training objectives of the parameters the fits trained together report
     after each epoch, for the curves: ``many_objective`` takes OBJECTIVE_GROUP of them (of
@@ -367,8 +370,7 @@ class _Session:
             except ValueError:
                 optimum, self.optimum_source = math.inf, "best fit"
         self.optimum = optimum
-        self.initial_loss = self.objective(np.zeros(self.problem.spec.n_params,
-                                                    dtype=self.problem.X.dtype))
+        self.initial_loss = None  # the objective at zero: run() takes it with the curves'
 
     def objective(self, params):
         return float(self.backend.objective(self.data, params)[0])
@@ -405,6 +407,9 @@ class _Session:
                 groups.setdefault(None if full_batch else self.batch_size, []).append(
                     (key, name, rate))
         exact = _ExactLosses(self.backend, self.data)
+        zero = np.zeros(self.problem.spec.n_params, dtype=self.problem.X.dtype)
+        if groups:
+            exact.add(_AT_ZERO, zero)
         for batch, group in groups.items():
             fits.update(self.fit_group(group, batch, exact))
         if groups:
@@ -414,6 +419,9 @@ class _Session:
                 if key in exact.losses and fitted[0] is not None:
                     fits[key] = (fitted[0], exact.losses[key], fitted[2] + seconds,
                                  *fitted[3:])
+            self.initial_loss = exact.losses[_AT_ZERO][0]
+        if self.initial_loss is None:
+            self.initial_loss = float(self.backend.many_objective(self.data, [zero])[0])
         if together:
             self.score(fits)
         else:
