@@ -66,3 +66,42 @@ def test_chunked_sparse_pass_is_the_row_by_row_pass(model, standardize, weighted
     ref_value, ref_grad = _backends.resolve("numpy").objective(problem, params)
     np.testing.assert_allclose(value, ref_value, rtol=1e-12)
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-12 * np.abs(ref_grad).max())
+
+
+@pytest.mark.parametrize("sparse", [True, False], ids=["csr", "dense"])
+@pytest.mark.parametrize("model", ["logistic", "softmax"])
+def test_objective_keeps_its_scratch_between_calls_and_threads(model, sparse):
+    """The dataset keeps the objective's scratch memory from call to call (bind_training.cpp
+    KeptScratch): each call's value and gradient are those of a fresh dataset, whatever was
+    evaluated before, and threads calling it at once (one borrows the kept memory, the others
+    get their own) each get theirs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(5)
+    n, d = 3000, 120
+    X = ragged_csr(n, d, np.float64, False, 5)
+    y = rng.integers(0, 3 if model == "softmax" else 2, n).astype(np.float64)
+    backend = _backends.resolve("cpp")
+
+    def dataset():
+        problem, _ = prepare(X if sparse else X.toarray(), y, model=model, penalty="l2",
+                             alpha=1e-3, l1_ratio=0.15, fit_intercept=True, sample_weight=None,
+                             standardize=True, backend=backend)
+        return problem, backend.dataset(problem)
+
+    problem, kept = dataset()
+    points = [rng.standard_normal(problem.spec.n_params) for _ in range(6)]
+    expected = []
+    for w in points:  # each from a dataset of its own
+        value, grad = backend.objective(dataset()[1], w, 2)
+        expected.append((value, grad.copy()))
+    for w, (value, grad) in zip(points[::-1], expected[::-1]):  # one dataset, in turn
+        got_value, got_grad = backend.objective(kept, w, 2)
+        assert got_value == value
+        np.testing.assert_array_equal(got_grad, grad)
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda i: backend.objective(kept, points[i % 6], 1),
+                                range(60)))
+    for i, (value, grad) in enumerate(results):
+        assert value == expected[i % 6][0]
+        np.testing.assert_array_equal(grad, expected[i % 6][1])

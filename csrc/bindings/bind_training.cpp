@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -135,6 +136,41 @@ int64_t checked_threads(const CheckedDataset& ds, int64_t threads) {
 std::vector<double> pass_memory(const CheckedDataset& ds, int64_t threads) {
     return std::vector<double>(size_t(pass_layout(ds).doubles(threads)));
 }
+
+// The scratch of one objective pass (Scratch and pass_memory, ~9 p doubles): the dataset's
+// own (CheckedDataset::pass_scratch), reused from call to call, or, while another thread
+// holds it, a fresh one. The kernels write every part before they read it. Fresh memory each
+// call cost more than the pass on sparse X with many columns: 20,000 x 400,000 CSR, 30
+// entries a row, 16.4 ms a pass against 2.4 ms for SciPy's X @ w and X.T @ r, in page faults.
+template <class T>
+class KeptScratch {
+   public:
+    KeptScratch(const CheckedDataset& ds, int64_t threads)
+        : lock_(*ds.pass_mutex, std::try_to_lock) {
+        const size_t doubles = size_t(pass_layout(ds).doubles(threads));
+        if (lock_.owns_lock()) {
+            if (!ds.pass_scratch) ds.pass_scratch = std::make_shared<Held>(ds.spec);
+            held_ = static_cast<Held*>(ds.pass_scratch.get());
+        } else {
+            own_ = std::make_unique<Held>(ds.spec);
+            held_ = own_.get();
+        }
+        if (held_->lanes.size() < doubles) held_->lanes.resize(doubles);
+    }
+
+    Scratch<T>& scratch() noexcept { return held_->scratch; }
+    double* lanes() noexcept { return held_->lanes.data(); }
+
+   private:
+    struct Held {
+        explicit Held(const ModelSpec& s) : scratch(s) {}
+        Scratch<T> scratch;
+        std::vector<double> lanes;
+    };
+    std::unique_lock<std::mutex> lock_;
+    std::unique_ptr<Held> own_;
+    Held* held_ = nullptr;
+};
 
 // The configurations of run_many_epoch, checked: their parameters, optimizer states and
 // learning rates, with the data's model and their own penalties.
@@ -281,8 +317,8 @@ py::list many_objective(const CheckedDataset& ds, const py::list& params_list) {
 template <class T>
 double objective_impl(const CheckedDataset& ds, const py::array& params,
                       py::array_t<double>& grad, int64_t threads) {
-    Scratch<T> scratch(ds.spec);
-    std::vector<double> lanes = pass_memory(ds, threads);
+    KeptScratch<T> kept(ds, threads);
+    Scratch<T>& scratch = kept.scratch();
     const Dataset<T> data = ds.view<T>();
     StopCheck stop;
     stop.poll = &poll_signals;
@@ -291,7 +327,7 @@ double objective_impl(const CheckedDataset& ds, const py::array& params,
     double value;
     {
         py::gil_scoped_release release;
-        value = kernel(ds.spec, data, w, scratch.ws, lanes.data(), threads, stop);
+        value = kernel(ds.spec, data, w, scratch.ws, kept.lanes(), threads, stop);
     }
     raise_if_stopped(stop.stopped);
     std::copy(scratch.grad.begin(), scratch.grad.end(), grad.mutable_data());

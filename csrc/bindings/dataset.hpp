@@ -11,6 +11,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 
@@ -166,6 +168,11 @@ class CheckedDataset {
     // The tuning knobs, read at construction (FASTOPT_* environment variables).
     int64_t near_rows = 4, far_rows = 0, chunk = 0;
     bool blocks = false;
+    // The scratch memory of the objective's passes (bind_training.cpp, KeptScratch), kept from
+    // call to call for the thread that holds the mutex: a solver calls the objective tens of
+    // times on one dataset, and fresh memory cost a page fault a page.
+    std::shared_ptr<std::mutex> pass_mutex = std::make_shared<std::mutex>();
+    mutable std::shared_ptr<void> pass_scratch;
 
    private:
     static py::object optional_vector(const py::handle& obj, const std::string& what,
