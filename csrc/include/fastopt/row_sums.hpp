@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "fastopt/config.hpp"
 #include "fastopt/logistic_math.hpp"
@@ -155,22 +156,18 @@ double sum_rows(const ModelSpec& s, const Dataset<T>& data, const RowStream& row
     };
     if constexpr (sparse) {
         if (k == 1) {
-            const bool standardized = data.mean != nullptr;
-            if (data.csr.indices64)
-                return standardized
-                           ? sum_sparse_rows_one_output<T, int64_t, true>(
-                                 s, data, data.csr.indices64, rows, lo, hi, next_lo, next_hi,
-                                 lookahead, w, grad, center, residual_sum, stop)
-                           : sum_sparse_rows_one_output<T, int64_t, false>(
-                                 s, data, data.csr.indices64, rows, lo, hi, next_lo, next_hi,
-                                 lookahead, w, grad, center, residual_sum, stop);
-            return standardized
-                       ? sum_sparse_rows_one_output<T, int32_t, true>(
-                             s, data, data.csr.indices32, rows, lo, hi, next_lo, next_hi,
-                             lookahead, w, grad, center, residual_sum, stop)
-                       : sum_sparse_rows_one_output<T, int32_t, false>(
-                             s, data, data.csr.indices32, rows, lo, hi, next_lo, next_hi,
-                             lookahead, w, grad, center, residual_sum, stop);
+            auto chunked = [&](const auto* indices) {
+                using Index = std::remove_cv_t<std::remove_pointer_t<decltype(indices)>>;
+                return data.mean != nullptr
+                           ? sum_sparse_rows_one_output<T, Index, true>(
+                                 s, data, indices, rows, lo, hi, next_lo, next_hi, lookahead, w,
+                                 grad, center, residual_sum, stop)
+                           : sum_sparse_rows_one_output<T, Index, false>(
+                                 s, data, indices, rows, lo, hi, next_lo, next_hi, lookahead, w,
+                                 grad, center, residual_sum, stop);
+            };
+            return data.csr.indices64 ? chunked(data.csr.indices64)
+                                      : chunked(data.csr.indices32);
         }
     }
     if constexpr (!sparse) {
