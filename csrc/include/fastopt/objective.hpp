@@ -86,6 +86,13 @@ bool ordered_blocks(int64_t n, const PassLayout& layout, int64_t lanes, double* 
     double* losses = partials + blocks * reduce;
     double* lane_memory = losses + blocks;
     total = lane_memory + lanes * layout.lane;
+    if (blocks == 1) {
+        // One block (sparse X with many columns: objective_block_rows): its sums are the
+        // total, the same bits as 0 + partial, without two more passes over the p sums.
+        for (int64_t j = 0; j < reduce; ++j) total[j] = 0.0;
+        loss = body(0, n, total, lane_memory + reduce, &stop);
+        return !stop.stopped;
+    }
     std::atomic<int64_t> next{0};
     std::atomic<bool> quit{false};
     auto work = [&](int64_t t) {
