@@ -278,11 +278,12 @@ def compare(X=None, y=None, *,
         same data and settings); None: found with Newton's method.
     together : True (default): the first-order optimizers that share a batch size (all but
         ``gd``) train together in one :func:`fastopt.fit_many`, which reads each minibatch
-        once for all of them, and the exact objectives of their epochs are taken 64 parameter
-        vectors (of any fits and epochs) per pass over X; the results are the same to the bit as separate fits, but their
-        timings are shared: ``ms_per_epoch``, the curves' ``seconds`` and
-        ``seconds_to_target`` are those of the shared epochs, ``seconds`` the wall time of the
-        whole group. False: one fit per optimizer, each with its own timings.
+        once for all of them, and the exact objectives of their epochs are taken up to 64
+        parameter vectors (of any fits and epochs) a pass over X; the results are the same
+        to the bit as separate fits, but their timings are shared: ``ms_per_epoch``, the
+        curves' ``seconds`` and ``seconds_to_target`` are those of the shared epochs,
+        ``seconds`` the wall time of the whole group and of the exact objectives' passes.
+        False: one fit per optimizer, each with its own timings.
     """
     X, y, model = _data(X, y, model)
     names = list(COMPARE_OPTIMIZERS) if optimizers is None else list(optimizers)
@@ -310,10 +311,14 @@ _AT_ZERO = object()  # the key of the objective at zero in _ExactLosses
 class _ExactLosses:
     """The exact training objectives of the parameters the fits trained together report
     after each epoch, for the curves: ``many_objective`` takes OBJECTIVE_GROUP of them (of
-    any fits and epochs) per pass over X: 11 fits of 3 epochs cost one pass, not 33."""
+    any fits and epochs) per pass over X: 11 fits of 3 epochs cost one pass, not 33. The
+    vectors waiting never take more memory than X (many parameters: softmax on wide X)."""
 
-    def __init__(self, backend, data):
+    def __init__(self, backend, data, problem):
         self.backend, self.data = backend, data
+        x_bytes = problem.X.data.nbytes if v.is_sparse(problem.X) else problem.X.nbytes
+        vector_bytes = problem.spec.n_params * problem.X.dtype.itemsize
+        self.group = int(min(OBJECTIVE_GROUP, max(1, x_bytes // vector_bytes)))
         self.losses: dict = {}  # key -> exact losses of its epochs, in order
         self.pending: list = []  # (key, params) not evaluated yet
         self.seconds = 0.0
@@ -321,7 +326,7 @@ class _ExactLosses:
     def add(self, key, params):
         self.losses.setdefault(key, [])
         self.pending.append((key, params))
-        if len(self.pending) == OBJECTIVE_GROUP:
+        if len(self.pending) >= self.group:
             self.flush()
 
     def flush(self):
@@ -406,7 +411,7 @@ class _Session:
                 full_batch = COMPARE_OPTIMIZERS[name][3]
                 groups.setdefault(None if full_batch else self.batch_size, []).append(
                     (key, name, rate))
-        exact = _ExactLosses(self.backend, self.data)
+        exact = _ExactLosses(self.backend, self.data, self.problem)
         zero = np.zeros(self.problem.spec.n_params, dtype=self.problem.X.dtype)
         if groups:
             exact.add(_AT_ZERO, zero)

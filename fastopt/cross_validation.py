@@ -440,8 +440,8 @@ def _exact_path(problem, alphas, order, solver, backend, epochs, tol, where, ini
     """The regularisation path of one Problem with an exact solver: ``alphas[order]`` solved
     in turn, each from the previous solution (the first from ``init``, original-space
     ``(coef, intercept)``, or zero); L-BFGS also keeps its correction pairs from one alpha to
-    the next (:func:`_shifted_pairs`); SAGA shuffles with ``seed``. Returns ``(coef (m, K, d), intercept (m, K), n_iter
-    (m,), fits that missed tol)`` in the order of ``alphas``."""
+    the next (:func:`_shifted_pairs`); SAGA shuffles with ``seed``. Returns ``(coef (m, K,
+    d), intercept (m, K), n_iter (m,), fits that missed tol)`` in the order of ``alphas``."""
     spec = problem.spec
     dtype = problem.X.dtype
     if init is None:

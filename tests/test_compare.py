@@ -332,3 +332,33 @@ def test_table_scores_equal_scikit_learn_metrics_over_several_row_blocks(model, 
         expected = (r2_score(y, result.predict(X)) if model == "linear"
                     else accuracy_score(y, result.predict(X)))
         assert value == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+def test_curves_wait_for_at_most_the_memory_of_x():
+    """The exact losses of fits trained together are taken 64 parameter vectors a pass over X,
+    but the vectors waiting never take more memory than X: with 10 classes on 30 rows of 50
+    features (510 parameters, more than a third of X's 1500 numbers), two at a time; the
+    curves are those of separate fits all the same."""
+    from fastopt import _backends
+    from fastopt.comparison import _ExactLosses
+    from fastopt.engine import prepare
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 50))
+    y = np.arange(30) % 10
+    backend = _backends.resolve("cpp")
+    problem, _ = prepare(X, y, model="softmax", penalty="l2", alpha=1e-3, l1_ratio=0.15,
+                         fit_intercept=True, sample_weight=None, backend=backend)
+    exact = _ExactLosses(backend, backend.dataset(problem), problem)
+    assert exact.group == 2  # 1500 numbers of X, 510 parameters a vector
+    big = rng.standard_normal((4000, 20))
+    problem, _ = prepare(big, big[:, 0] > 0, model="logistic", penalty="l2", alpha=1e-3,
+                         l1_ratio=0.15, fit_intercept=True, sample_weight=None, backend=backend)
+    assert _ExactLosses(backend, backend.dataset(problem), problem).group == 64
+    together = compare(X, y, model="softmax", optimizers=["adam", "sgd"], epochs=3,
+                       progress=False, together=True)
+    separate = compare(X, y, model="softmax", optimizers=["adam", "sgd"], epochs=3,
+                       progress=False, together=False)
+    for name in ("adam", "sgd"):
+        np.testing.assert_array_equal(together.curves[name]["loss"],
+                                      separate.curves[name]["loss"])
