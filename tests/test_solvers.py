@@ -456,3 +456,30 @@ def test_solvers_bench_runs():
     for label in ("ratio objective / read", "fastopt lbfgs (defaults)",
                   "fastopt newton_cg", "sklearn newton-cholesky (defaults)"):
         assert done.stdout.count(label) == 2, done.stdout
+
+
+def test_two_loop_is_the_l_bfgs_matrix_for_every_scale():
+    """``_two_loop`` against the explicit inverse-Hessian estimate: H_0 = gamma I, then for
+    each pair, oldest first, H <- (I - rho s y^T) H (I - rho y s^T) + rho s s^T; one row per
+    scale (None: the newest pair's s^T y / y^T y)."""
+    from fastopt.solvers import _two_loop
+
+    rng = np.random.default_rng(4)
+    p = 7
+    A = rng.standard_normal((p, p))
+    A = A @ A.T + p * np.eye(p)  # curvatures s^T y > 0
+    pairs = []
+    for _ in range(4):
+        s = rng.standard_normal(p)
+        y = A @ s
+        pairs.append((s, y, 1.0 / float(s @ y)))
+    g = rng.standard_normal(p)
+    rows = _two_loop(g, pairs, (None, 0.25))
+    newest = float(pairs[-1][0] @ pairs[-1][1]) / float(pairs[-1][1] @ pairs[-1][1])
+    for row, gamma in zip(rows, (newest, 0.25)):
+        H = gamma * np.eye(p)
+        for s, y, rho in pairs:
+            V = np.eye(p) - rho * np.outer(y, s)
+            H = V.T @ H @ V + rho * np.outer(s, s)
+        np.testing.assert_allclose(row, H @ g, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(_two_loop(g, pairs)[0], rows[0])
