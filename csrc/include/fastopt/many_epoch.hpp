@@ -57,21 +57,46 @@ void many_apply(ConfigSlot<T>& c, const BatchSums& sums, int64_t step, int64_t m
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
-// dot's final sums of its sixteen lanes v and tail, in vector registers: v[l] + v[l + 8],
-// then ((c0 + c4) + (c1 + c5)) + ((c2 + c6) + (c3 + c7)), then + tail: the same additions.
-inline double reduce16(const double* v, double tail) noexcept {
-    const __m256d c03 = _mm256_add_pd(_mm256_load_pd(v), _mm256_load_pd(v + 8));
-    const __m256d c47 = _mm256_add_pd(_mm256_load_pd(v + 4), _mm256_load_pd(v + 12));
-    const __m256d t = _mm256_add_pd(c03, c47);
-    const __m128d h = _mm_hadd_pd(_mm256_castpd256_pd128(t), _mm256_extractf128_pd(t, 1));
-    return (_mm_cvtsd_f64(h) + _mm_cvtsd_f64(_mm_unpackhi_pd(h, h))) + tail;
+// dot's final sums of four rows at once, each to the bit: acc[r] holds row r's sixteen lanes
+// v, tail the four rows' tails. Per row v[l] + v[l + 8], then t_k = c_k + c_{k+4}, then
+// ((t_0 + t_1) + (t_2 + t_3)) + tail: dot's additions, with the rows in the lanes (a 4 x 4
+// transpose) instead of one row's horizontal sums. The result goes to memory as one vector:
+// the caller reads it back as a vector (scalar stores then a vector load stall the forwarding).
+inline void reduce_rows4(const double (*acc)[16], __m256d tail, double* out) noexcept {
+    __m256d t[4];
+    for (int r = 0; r < 4; ++r) {
+        const __m256d c03 = _mm256_add_pd(_mm256_load_pd(acc[r]), _mm256_load_pd(acc[r] + 8));
+        const __m256d c47 =
+            _mm256_add_pd(_mm256_load_pd(acc[r] + 4), _mm256_load_pd(acc[r] + 12));
+        t[r] = _mm256_add_pd(c03, c47);
+    }
+    const __m256d lo01 = _mm256_unpacklo_pd(t[0], t[1]), hi01 = _mm256_unpackhi_pd(t[0], t[1]);
+    const __m256d lo23 = _mm256_unpacklo_pd(t[2], t[3]), hi23 = _mm256_unpackhi_pd(t[2], t[3]);
+    const __m256d k0 = _mm256_permute2f128_pd(lo01, lo23, 0x20);  // t_r[0] for r = 0..3
+    const __m256d k1 = _mm256_permute2f128_pd(hi01, hi23, 0x20);
+    const __m256d k2 = _mm256_permute2f128_pd(lo01, lo23, 0x31);
+    const __m256d k3 = _mm256_permute2f128_pd(hi01, hi23, 0x31);
+    const __m256d sum = _mm256_add_pd(_mm256_add_pd(k0, k1), _mm256_add_pd(k2, k3));
+    _mm256_store_pd(out, _mm256_add_pd(sum, tail));
+}
+
+// The tails of dot for four rows, j in [from, d), the rows side by side.
+template <class T>
+inline __m256d tails4(const double* w, const T* const* x, int64_t from, int64_t d) noexcept {
+    __m256d tail = _mm256_setzero_pd();
+    for (int64_t j = from; j < d; ++j)
+        tail = _mm256_fmadd_pd(_mm256_set1_pd(w[j]),
+                               _mm256_set_pd(double(x[3][j]), double(x[2][j]),
+                                             double(x[1][j]), double(x[0][j])),
+                               tail);
+    return tail;
 }
 #endif
 
 // dot<T>(w, x[r], d) of four rows, each to the bit (the same lanes, multiply-adds and final
 // sums), with each chunk of w loaded once for the four: the dot products of many_dense_rows
 // were bound by loads (two per multiply-add). The sixteen lanes go in two halves, eight
-// accumulators each, so that they stay in the sixteen AVX2 registers.
+// accumulators each, so that they stay in the sixteen AVX2 registers. `out`: 32-byte aligned.
 template <class T>
 inline void dot4(const double* __restrict w, const T* const* x, int64_t d,
                  double* out) noexcept {
@@ -94,11 +119,7 @@ inline void dot4(const double* __restrict w, const T* const* x, int64_t d,
             _mm256_store_pd(acc[r] + o + 4, a[r][1]);
         }
     }
-    for (int r = 0; r < 4; ++r) {
-        double tail = 0.0;
-        for (int64_t j = wide; j < d; ++j) tail = madd(w[j], double(x[r][j]), tail);
-        out[r] = reduce16(acc[r], tail);
-    }
+    reduce_rows4(acc, tails4(w, x, wide, d), out);
 #else
     for (int r = 0; r < 4; ++r) out[r] = dot<T>(w, x[r], d);
 #endif
@@ -126,15 +147,8 @@ inline void dot4x2(const double* __restrict wa, const double* __restrict wb,
         for (int c = 0; c < 2; ++c)
             for (int r = 0; r < 4; ++r) _mm256_store_pd(acc[c][r] + q, a[c][r]);
     }
-    for (int c = 0; c < 2; ++c) {
-        const double* w = c == 0 ? wa : wb;
-        double* out = c == 0 ? out_a : out_b;
-        for (int r = 0; r < 4; ++r) {
-            double tail = 0.0;
-            for (int64_t j = wide; j < d; ++j) tail = madd(w[j], double(x[r][j]), tail);
-            out[r] = reduce16(acc[c][r], tail);
-        }
-    }
+    reduce_rows4(acc[0], tails4(wa, x, wide, d), out_a);
+    reduce_rows4(acc[1], tails4(wb, x, wide, d), out_b);
 #else
     dot4<T>(wa, x, d, out_a);
     dot4<T>(wb, x, d, out_b);
@@ -215,17 +229,49 @@ void many_dense_rows(const ModelSpec& s, const Dataset<T>& data, const double* c
     int64_t pos = lo;
     for (; pos + block <= hi; pos += block) {
         const Row* x[block];
-        double labels[block], weight[block];
+        alignas(32) double labels[block], weight[block];
+        int64_t at[block];
         for (int r = 0; r < block; ++r) {
             request(pos + r);
-            const int64_t row = rows.row(pos + r);
-            x[r] = row_at(row, r);
-            labels[r] = y[row];
-            weight[r] = weights ? weights[row] : 1.0;
+            at[r] = rows.row(pos + r);
+            x[r] = row_at(at[r], r);
         }
         // The configurations two at a time (the rows' chunks loaded once for both), each
         // one's sums as for one.
-        double score[2][block], rc[2][block];
+        alignas(32) double score[2][block], rc[2][block];
+#if defined(__AVX2__) && defined(__FMA__)
+        // In vector registers, the four rows side by side: the same operations as below.
+        const __m256d yv = _mm256_set_pd(y[at[3]], y[at[2]], y[at[1]], y[at[0]]);
+        const __m256d wv = weights ? _mm256_set_pd(weights[at[3]], weights[at[2]],
+                                                   weights[at[1]], weights[at[0]])
+                                   : _mm256_set1_pd(1.0);
+        _mm256_store_pd(labels, yv);
+        _mm256_store_pd(weight, wv);
+        auto sums = [&](int64_t i, const double* sc, double* r_c) {
+            alignas(32) double f[block], loss[block];
+            __m256d fv = _mm256_load_pd(sc), lv;
+            if (intercept) fv = _mm256_add_pd(fv, _mm256_set1_pd(w[i][d]));
+            if (model == Model::logistic) {
+                _mm256_store_pd(f, fv);
+                logistic_loss4(f, labels, loss);
+                fv = _mm256_load_pd(f);
+                lv = _mm256_load_pd(loss);
+            } else {  // loss_and_residual: r = f - y, 0.5 * r * r
+                fv = _mm256_sub_pd(fv, yv);
+                lv = _mm256_mul_pd(_mm256_mul_pd(_mm256_set1_pd(0.5), fv), fv);
+            }
+            if constexpr (gradient) {
+                _mm256_store_pd(r_c, _mm256_mul_pd(fv, wv));
+                for (int r = 0; r < block; ++r) intercept_grads[i] += r_c[r];
+            }
+            _mm256_store_pd(loss, _mm256_mul_pd(wv, lv));
+            for (int r = 0; r < block; ++r) loss_sums[i] += loss[r];
+        };
+#else
+        for (int r = 0; r < block; ++r) {
+            labels[r] = y[at[r]];
+            weight[r] = weights ? weights[at[r]] : 1.0;
+        }
         auto sums = [&](int64_t i, const double* sc, double* r_c) {
             double f[block], loss[block];
             for (int r = 0; r < block; ++r) f[r] = intercept ? sc[r] + w[i][d] : sc[r];
@@ -241,6 +287,7 @@ void many_dense_rows(const ModelSpec& s, const Dataset<T>& data, const double* c
             }
             for (int r = 0; r < block; ++r) loss_sums[i] += weight[r] * loss[r];
         };
+#endif
         int64_t i = 0;
         for (; i + 2 <= count; i += 2) {
             dot4x2<Row>(w[i], w[i + 1], x, d, score[0], score[1]);
