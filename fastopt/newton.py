@@ -84,7 +84,8 @@ def newton_fit(problem, params, *, max_iter, tol, backend="auto", callback=None,
     history has one entry per step, ``grad_max`` the gradient's largest entry after it.
     ``objective(problem, params) -> (value, gradient)`` and ``hessian_of(problem, params)``
     replace the backend's objective and :func:`hessian` (fastopt.dask sums them over the
-    partitions of a distributed X)."""
+    partitions of a distributed X; ``optimizer="auto"`` passes a sample's). With ``gap`` the
+    history also has ``gap``: the decrement's estimate of the relative gap before each step."""
     spec = problem.spec
     if problem.X is not None and is_device_array(problem.X):
         raise ValueError("optimizer='newton' builds its Hessian on the host: pass X in host "
@@ -107,6 +108,8 @@ def newton_fit(problem, params, *, max_iter, tol, backend="auto", callback=None,
     dtype = np.asarray(params).dtype
     w = np.asarray(params, dtype=np.float64).copy()
     history = {"epoch": [], "loss": [], "lr": [], "seconds": [], "steps": [], "grad_max": []}
+    if gap > 0:  # the decrement's estimate of the relative gap, before each step
+        history["gap"] = []
     converged = False
     value, grad = objective(problem, w.astype(dtype))
     for iteration in range(1, max_iter + 1):
@@ -125,10 +128,13 @@ def newton_fit(problem, params, *, max_iter, tol, backend="auto", callback=None,
             step *= 0.5
         else:
             break  # no decrease possible in floating point: at the optimum
+        estimate = decrement / 2 / max(abs(value), np.finfo(np.float64).tiny)
         w, value, grad = candidate, new_value, new_grad
         entry = {"epoch": iteration, "loss": value, "lr": step,
                  "seconds": time.perf_counter() - start, "steps": iteration,
                  "grad_max": float(np.max(np.abs(grad), initial=0.0))}
+        if gap > 0:
+            entry["gap"] = estimate
         for key, item in entry.items():
             history[key].append(item)
         if verbose:

@@ -193,3 +193,91 @@ def test_the_gap_tolerance_stops_near_the_optimum(solver):
     loose = lbfgs(f, np.zeros(30), max_iter=500, tolerance_grad=0.0, tolerance_change=0.0,
                   tolerance_gap=1e-2)
     assert (loose.f - best) / abs(best) > 1e-8  # the tolerance decides where it stops
+
+
+def tall_problem(n=24_000, d=10, seed=5, dtype=np.float64):
+    """Dense logistic regression with many more rows than parameters, where
+    ``optimizer="auto"`` takes Newton's method with a sampled Hessian; near-collinear
+    features (L-BFGS needs many passes there)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, 3)) @ rng.standard_normal((3, d)) + 0.01 * rng.standard_normal(
+        (n, d))
+    X = standardized(X)
+    y = (X @ rng.standard_normal(d) + rng.logistic(size=n) > 0).astype(int)
+    return X.astype(dtype), y
+
+
+def test_tall_dense_logistic_problems_take_newton_with_a_sampled_hessian():
+    from fastopt.engine import hessian_sample_rows
+    X, y = tall_problem()
+    kw = dict(l1_ratio=0.15, fit_intercept=True, sample_weight=None)
+    tall, _ = prepare(X, y, model="logistic", penalty="l2", alpha=1e-3, **kw)
+    assert hessian_sample_rows(tall) == 2000  # max(2000, 20 p), p = 11
+    # Not where the sample would be over a tenth of the rows, or its Hessian costly (p large
+    # for n), nor for sparse X, softmax, linear regression or an l1 penalty.
+    short, _ = prepare(X[:19_000], y[:19_000], model="logistic", penalty="l2", alpha=1e-3, **kw)
+    assert hessian_sample_rows(short) is None
+    wide, _ = prepare(np.hstack([X] * 12), y, model="logistic", penalty="l2", alpha=1e-3, **kw)
+    assert hessian_sample_rows(wide) is None  # p = 121: 2420 x 121 > 3 n
+    others = [prepare(sparse.csr_matrix(X), y, model="logistic", penalty="l2", alpha=1e-3, **kw),
+              prepare(X, y % 2 + (X[:, 0] > 1), model="softmax", penalty="l2", alpha=1e-3, **kw),
+              prepare(X, X @ np.ones(10), model="linear", penalty="l2", alpha=1e-3, **kw),
+              prepare(X, y, model="logistic", penalty="l1", alpha=1e-3, **kw)]
+    assert all(hessian_sample_rows(p) is None for p, _ in others)
+    # The estimator's default takes it (Newton's history: a decrement per step, few steps);
+    # a number as tol keeps L-BFGS.
+    auto = fo.LogisticRegression(alpha=1e-3).fit(X, y)
+    assert "gap" in auto.history_ and auto.n_iter_ <= 15
+    assert auto.history_["steps"] == list(range(1, auto.n_iter_ + 1))
+    numbered = fo.LogisticRegression(alpha=1e-3, tol=1e-6).fit(X, y)
+    assert numbered.n_iter_ > auto.n_iter_ and numbered.history_["steps"][-1] > auto.n_iter_
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted, standardize", [(False, False), (True, True)])
+def test_newton_with_a_sampled_hessian_reaches_the_optimum(dtype, weighted, standardize):
+    X, y = tall_problem(dtype=dtype)
+    n, alpha = len(y), 1e-4
+    weights = np.random.default_rng(1).uniform(0.2, 3.0, n) if weighted else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        ours = fo.LogisticRegression(alpha=alpha, standardize=standardize).fit(
+            X, y, sample_weight=weights)
+    assert "gap" in ours.history_ and ours.history_["gap"][-1] > AUTO_GAP  # Newton's history
+    exact = sklearn_linear.LogisticRegression(C=1.0 / (alpha * n), tol=1e-12, max_iter=10_000,
+                                              solver="newton-cholesky")
+    exact.fit(X.astype(np.float64), y, sample_weight=weights)
+    spec_problem, _ = prepare(X.astype(np.float64), y, model="logistic", penalty="l2",
+                              alpha=alpha, l1_ratio=0.15, fit_intercept=True,
+                              sample_weight=weights, standardize=False)
+    backend = _backends.resolve("auto")
+    data = backend.dataset(spec_problem)
+
+    def value(est):
+        params = from_original_space(spec_problem, est.coef_, est.intercept_, np.float64)
+        return float(backend.objective(data, params)[0])
+    best = value(exact)
+    assert (value(ours) - best) / abs(best) <= 1e-6
+    assert ours.grad_max_ < 1e-3
+    # The same fit on two threads (the passes add their row blocks in a fixed order).
+    twice = fo.LogisticRegression(alpha=alpha, standardize=standardize, n_jobs=2).fit(
+        X, y, sample_weight=weights)
+    np.testing.assert_array_equal(twice.coef_, ours.coef_)
+
+
+@pytest.mark.parametrize("rows", [slice(7, 8), slice(None, None, 10)])
+def test_newton_with_a_sampled_hessian_names_nan_in_x(rows):
+    # One bad row (likely outside the sample: found by the first pass) or many (in it).
+    X, y = tall_problem()
+    X[rows, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fo.LogisticRegression(alpha=1e-3, standardize=False).fit(X, y)
+
+
+def test_newton_with_a_sampled_hessian_says_how_far_it_got():
+    X, y = tall_problem()
+    with pytest.warns(ConvergenceWarning, match=r"Maximum number of epochs \(2\) reached "
+                      r"before the estimated relative distance to the optimum fell to 1e-07: "
+                      r"it is [0-9.e-]+, the gradient's largest entry"):
+        est = fo.LogisticRegression(alpha=1e-4, epochs=2).fit(X, y)
+    assert est.n_iter_ == 2 and est.history_["gap"][-1] > AUTO_GAP
