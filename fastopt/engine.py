@@ -678,8 +678,10 @@ def choose_solver(problem):
 # for dense logistic regression with many more rows than parameters: the sample's Hessian
 # costs m p^2 multiply-adds in BLAS, against n p in a pass over X, and the steps contract the
 # distance to the optimum by ~sqrt(p / m) each. Measured on the benchmark's two such problems
-# (1 thread, gap <= 1e-6): 200,000 x 50 in 7 passes instead of L-BFGS's 13-15 (64 against
-# 94-110 ms); near-collinear 100,000 x 100 in 13 instead of ~40 (107 against 286 ms).
+# (T1, 1 thread): 200,000 x 50 in 6 steps (7 passes) where L-BFGS takes 12 iterations (66-80
+# against 94-103 ms); near-collinear 100,000 x 100 in 11 steps where L-BFGS takes 40 (112-125
+# against 202-293 ms). The sample's size and the two limits below keep its Hessian under a
+# pass: m = 2000 rows for p = 51 cost 0.9 ms a step (Hessian and lstsq) against 7.4 ms a pass.
 HESSIAN_SAMPLE_MIN_ROWS = 2000
 HESSIAN_SAMPLE_ROWS_PER_PARAM = 20
 HESSIAN_SAMPLE_MAX_COST = 3  # m p at most this many times n: the Hessian under ~2/3 of a pass
@@ -690,11 +692,13 @@ def hessian_sample_rows(problem):
     """The rows of the subsampled Hessian that ``optimizer="auto"`` (with ``tol="auto"``) uses
     on ``problem``, or None where it keeps to :func:`choose_solver`'s pick: sparse X, GPU
     arrays, softmax (a Hessian of (k p)^2 per row), linear regression (a constant Hessian:
-    L-BFGS needs ~5 passes), l1 and elasticnet, and X with too few rows for the sample's
-    Hessian to cost less than about 2/3 of a pass, or for the sample to be a tenth of them."""
+    L-BFGS needs ~5 passes), no penalty (separable classes have no optimum: Newton's steps
+    would grow for all of ``epochs``), l1 and elasticnet, and X with too few rows for the
+    sample's Hessian to cost less than about 2/3 of a pass, or for the sample to be a tenth
+    of them."""
     spec = problem.spec
     if (spec.model != "logistic" or v.is_sparse(problem.X) or v.is_device_array(problem.X)
-            or spec.penalty in ("l1", "elasticnet") and spec.alpha > 0):
+            or spec.penalty != "l2" or spec.alpha <= 0):
         return None
     p, n = spec.n_params, problem.n_samples
     rows = max(HESSIAN_SAMPLE_MIN_ROWS, HESSIAN_SAMPLE_ROWS_PER_PARAM * p)

@@ -682,7 +682,7 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
     with :math:`\tilde x = (x - \mu) / \sigma` when ``standardize=True``. The solver chosen by
     the default ``optimizer="auto"``, the minibatches, the optimizer, the schedule and the
     stopping rule are those of :class:`LinearRegression`, with one more route: for two
-    classes, dense X and many more rows than parameters (a sample of ``m = max(2000, 20 p)``
+    classes, an l2 penalty, dense X and many more rows than parameters (a sample of ``m = max(2000, 20 p)``
     rows at most a tenth of them, and ``m p <= 3 n``), ``tol="auto"`` runs Newton's method
     with the exact gradient and the Hessian of that sample (drawn once, seed 0), until its
     Newton decrement is below 1e-7 of the loss (``engine.hessian_sample_rows``). See

@@ -496,10 +496,12 @@ def _finite(value):
 
 
 def _add_pair(pairs, s, y):
-    """Keep the pair unless ``s^T y`` is too small for a positive definite ``H``; returns its
-    curvature ``s^T y / s^T s`` (inf when left out)."""
-    sy = float(s @ y)
-    if sy > 1e-10 * np.linalg.norm(s) * np.linalg.norm(y):
+    """Keep the pair unless ``s^T y`` is too small for a positive definite ``H``, or ``y^T y``
+    underflows to 0 (the gradient's change is below 1e-154: separable classes without a
+    penalty, where the loss fades to 0; the newest pair's scaling would divide by it);
+    returns its curvature ``s^T y / s^T s`` (inf when left out)."""
+    sy, yy = float(s @ y), float(y @ y)
+    if yy > 0 and sy > 1e-10 * np.linalg.norm(s) * math.sqrt(yy):
         pairs.append((s, y, 1.0 / sy))
         return sy / float(s @ s)
     return np.inf

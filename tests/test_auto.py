@@ -281,3 +281,19 @@ def test_newton_with_a_sampled_hessian_says_how_far_it_got():
                       r"it is [0-9.e-]+, the gradient's largest entry"):
         est = fo.LogisticRegression(alpha=1e-4, epochs=2).fit(X, y)
     assert est.n_iter_ == 2 and est.history_["gap"][-1] > AUTO_GAP
+
+
+def test_separable_classes_without_a_penalty_end_at_a_vanishing_loss():
+    # No optimum exists: the loss fades towards 0 as the coefficients grow. L-BFGS's newest
+    # pair then had y^T y underflow to 0 and the fit died with ZeroDivisionError; the
+    # sampled-Hessian route is not taken without a penalty (its steps would grow for all of
+    # epochs).
+    from fastopt.engine import hessian_sample_rows
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30_000, 5))
+    y = (X @ rng.standard_normal(5) > 0).astype(int)
+    unpenalised, _ = prepare(X, y, model="logistic", penalty=None, alpha=0.0, l1_ratio=0.15,
+                             fit_intercept=True, sample_weight=None)
+    assert hessian_sample_rows(unpenalised) is None
+    est = fo.LogisticRegression(penalty=None).fit(X, y)
+    assert est.history_["loss"][-1] < 1e-100 and est.score(X, y) == 1.0
