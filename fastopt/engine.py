@@ -271,10 +271,7 @@ def prepare(X, y, *, model, penalty, alpha, l1_ratio, fit_intercept, sample_weig
         if classes is None:
             classes, targets = v.encode_labels(y)
         else:
-            unknown = np.setdiff1d(np.unique(y), classes)
-            if len(unknown):
-                raise ValueError(f"y contains labels not in classes: {unknown.tolist()}")
-            targets = np.searchsorted(classes, y).astype(np.float64)
+            targets = v.class_indices(y, classes)
         if model == "logistic" and len(classes) != 2:
             raise ValueError(f"model='logistic' needs exactly 2 classes, got {len(classes)}; "
                              "use model='softmax' for more")

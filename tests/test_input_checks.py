@@ -242,3 +242,22 @@ def test_predicting_on_finite_X_does_not_scan_it(scans_of_X):
     result.predict(X), result.predict_proba(X)
     estimator.predict(X), estimator.predict_proba(X), estimator.score(X, y)
     assert scans_of_X == []
+
+
+@pytest.mark.parametrize("y, classes, expected", [
+    (np.array([1.0, 0.0, 1.0]), np.array([0.0, 1.0]), [1.0, 0.0, 1.0]),  # two classes
+    (np.array([3, 7, 7]), np.array([3.0, 7.0]), [0.0, 1.0, 1.0]),  # ints against floats
+    (np.array(["b", "c", "a"]), np.array(["a", "b", "c"]), [1.0, 2.0, 0.0]),
+    (np.array([2, 0, 1, 2]), np.array([0, 1, 2]), [2.0, 0.0, 1.0, 2.0])])
+def test_class_indices_are_positions_in_the_sorted_classes(y, classes, expected):
+    np.testing.assert_array_equal(v.class_indices(y, classes), expected)
+
+
+@pytest.mark.parametrize("y, classes, named", [
+    (np.array([0.0, 2.0, 1.0, 2.0]), np.array([0.0, 1.0]), r"\[2\.0\]"),
+    (np.array([np.nan, 1.0]), np.array([0.0, 1.0]), r"\[nan\]"),
+    (np.array(["a", "z", "q"]), np.array(["a", "b"]), r"\['q', 'z'\]"),
+    (np.array([5, 1, -1]), np.array([0, 1, 2]), r"\[-1, 5\]")])
+def test_class_indices_name_the_labels_not_in_classes(y, classes, named):
+    with pytest.raises(ValueError, match="y contains labels not in classes: " + named):
+        v.class_indices(y, classes)
