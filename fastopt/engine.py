@@ -746,20 +746,13 @@ def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epo
     if auto:
         rows = hessian_sample_rows(problem) if tol == "auto" else None
         if rows is not None:
-            return _solve_sampled_newton(problem, params, backend=backend, rows=rows,
-                                         max_iter=epochs, callback=callback, verbose=verbose,
-                                         threads=v.check_n_jobs(n_jobs))
+            return _solve_newton(problem, params, backend=backend, max_iter=epochs, tol=tol,
+                                 callback=callback, verbose=verbose,
+                                 threads=v.check_n_jobs(n_jobs), sample_rows=rows)
         optimizer = choose_solver(problem)
     if optimizer is None:
-        problem.check_finite_now()
-        data = backend.dataset(problem)
-        params, history, converged = newton_fit(
-            problem, params, max_iter=epochs, tol=tol, callback=callback, verbose=verbose,
-            objective=lambda _, x: backend.objective(data, x))
-        history["loss"] = [loss * problem.loss_scale for loss in history["loss"]]
-        return Solved(params, history, converged, None, False, None,
-                      history["grad_max"][-1] if history["grad_max"]
-                      else _gradient_max(problem, data, params, backend))
+        return _solve_newton(problem, params, backend=backend, max_iter=epochs, tol=tol,
+                             callback=callback, verbose=verbose, threads=v.check_n_jobs(n_jobs))
     if isinstance(optimizer, SAGA):
         return _solve_saga(problem, params, backend=backend, solver=optimizer, max_iter=epochs,
                            tol=tol, callback=callback, verbose=verbose, seed=seed)
@@ -788,29 +781,34 @@ def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epo
                   monitor.interrupted, monitor.divergence(), None)
 
 
-def _solve_sampled_newton(problem, params, *, backend, rows, max_iter, callback, verbose,
-                          threads=1):
-    """Newton's method from ``params`` with the exact gradient (one compiled pass per
-    objective, on ``threads``) and the Hessian of ``rows`` rows drawn once (seed 0, so the fit
-    is repeatable), until the decrement ``g^T H_s^-1 g / 2`` is at most :data:`AUTO_GAP`
-    relative to the loss (it tracked the true gap within 1.2x on the benchmark's problems).
-    X is scanned for NaN and inf only when the first objective is not finite."""
+def _solve_newton(problem, params, *, backend, max_iter, tol, callback, verbose, threads=1,
+                  sample_rows=None):
+    """Newton's method from ``params``, the objective one compiled pass on ``threads``. With
+    ``sample_rows`` (``optimizer="auto"``): the Hessian of that many rows drawn once (seed 0,
+    so the fit is repeatable), until the decrement ``g^T H_s^-1 g / 2`` is at most
+    :data:`AUTO_GAP` relative to the loss (it tracked the true gap within 1.2x on the
+    benchmark's problems), X scanned for NaN and inf only when the first objective is not
+    finite. Without: the exact Hessian, over all of X, which is checked first."""
     data = backend.dataset(problem)
-    picked = np.sort(np.random.default_rng(0).choice(problem.n_samples, rows, replace=False))
-    sample = problem.subset(picked, backend)
-    sample.check_finite_now()
+    hessian_of, gap = None, 0.0
+    if sample_rows is None:
+        problem.check_finite_now()
+    else:
+        picked = np.sort(np.random.default_rng(0).choice(problem.n_samples, sample_rows,
+                                                         replace=False))
+        sample = problem.subset(picked, backend)
+        sample.check_finite_now()
+        hessian_of, gap, tol = (lambda _, w: hessian(sample, w)), AUTO_GAP, 0.0
 
     def objective(_, x):
         value, grad = backend.objective(data, x, threads)
-        if not np.isfinite(value) and objective.first:
-            problem.check_finite_now()  # the ValueError that names NaN or inf in X
-        objective.first = False
+        if not np.isfinite(value):
+            problem.check_finite_now()  # the ValueError that names NaN or inf in X, once
         return value, grad
-    objective.first = True
 
     params, history, converged = newton_fit(
-        problem, params, max_iter=max_iter, tol=0.0, gap=AUTO_GAP, callback=callback,
-        verbose=verbose, objective=objective, hessian_of=lambda _, w: hessian(sample, w))
+        problem, params, max_iter=max_iter, tol=tol, gap=gap, callback=callback,
+        verbose=verbose, objective=objective, hessian_of=hessian_of)
     history["loss"] = [loss * problem.loss_scale for loss in history["loss"]]
     grad_max = (history["grad_max"][-1] if history["grad_max"]
                 else _gradient_max(problem, data, params, backend))
