@@ -26,7 +26,7 @@ from . import _backends
 from . import _validation as v
 from . import _scaling
 from ._scaling import target_units
-from .newton import hessian, newton_fit
+from .newton import SampledHessian, newton_fit
 from .optim import Optimizer, make_optimizer
 from .reference.models import MODELS, PENALTIES, ModelSpec
 from .schedules import make_schedule
@@ -672,36 +672,50 @@ def choose_solver(problem):
 
 
 # Newton's method with the Hessian of a fixed sample of rows (and the gradient of all of them)
-# for dense logistic regression with many more rows than parameters: the sample's Hessian
-# costs m p^2 multiply-adds in BLAS, against n p in a pass over X, and the steps contract the
-# distance to the optimum by ~sqrt(p / m) each. Measured on the benchmark's two such problems
-# (T1, 1 thread): 200,000 x 50 in 6 steps (7 passes) where L-BFGS takes 12 iterations (66-80
-# against 94-103 ms); near-collinear 100,000 x 100 in 11 steps where L-BFGS takes 40 (112-125
-# against 202-293 ms). The sample's size and the two limits below keep its Hessian under a
-# pass: m = 2000 rows for p = 51 cost 0.9 ms a step (Hessian and lstsq) against 7.4 ms a pass.
+# for dense logistic and softmax regression with many more rows than parameters: the sample's
+# Hessian costs m p^2 multiply-adds in BLAS (m p^2 / 2 for softmax: one symmetric product),
+# against 2 n p in a pass over X, and the steps contract the distance to the optimum by
+# ~sqrt(p / m) each. Measured on the benchmark's three such problems (T1, 1 thread): 200,000 x
+# 50 in 6 steps (7 passes) where L-BFGS takes 12 iterations (66-80 against 94-103 ms);
+# near-collinear 100,000 x 100 in 11 steps where L-BFGS takes 40 (112-125 against 202-293 ms);
+# 5 classes, 300,000 x 100 (505 parameters) in 7 steps where L-BFGS takes 15. Softmax needs
+# more rows per parameter than two classes: with 2,000 / 3,000 / 4,000 / 6,000 / 8,000 rows
+# that problem took 18 / 10 / 7 / 6 / 6 steps; two classes took the same 6 steps from 2,000
+# rows as from more. The cost limit keeps the Hessian's multiply-adds under twice a pass's,
+# which BLAS runs ~4x faster a multiply-add: 0.9 ms a step for m = 2,000, p = 51 (7.4 ms a
+# pass), ~20 ms for m = 4,040, 505 parameters (40 ms a pass).
 HESSIAN_SAMPLE_MIN_ROWS = 2000
-HESSIAN_SAMPLE_ROWS_PER_PARAM = 20
-HESSIAN_SAMPLE_MAX_COST = 3  # m p at most this many times n: the Hessian under ~2/3 of a pass
+HESSIAN_SAMPLE_ROWS_PER_PARAM = {"logistic": 20, "softmax": 8}
+HESSIAN_SAMPLE_MAX_COST = 2  # the Hessian's multiply-adds at most this many times a pass's
 HESSIAN_SAMPLE_MAX_SHARE = 0.1  # m at most this share of n: below, L-BFGS's passes are cheap
 
 
 def hessian_sample_rows(problem):
     """The rows of the subsampled Hessian that ``optimizer="auto"`` (with ``tol="auto"``) uses
     on ``problem``, or None where it keeps to :func:`choose_solver`'s pick: sparse X, GPU
-    arrays, softmax (a Hessian of (k p)^2 per row), linear regression (a constant Hessian:
-    L-BFGS needs ~5 passes), no penalty (separable classes have no optimum: Newton's steps
-    would grow for all of ``epochs``), l1 and elasticnet, and X with too few rows for the
-    sample's Hessian to cost less than about 2/3 of a pass, or for the sample to be a tenth
-    of them."""
+    arrays, linear regression (a constant Hessian: L-BFGS needs ~5 passes), no penalty
+    (separable classes have no optimum: Newton's steps would grow for all of ``epochs``), l1
+    and elasticnet, and X with too few rows for the sample's Hessian to cost at most
+    :data:`HESSIAN_SAMPLE_MAX_COST` passes' multiply-adds, or for the sample to be a tenth of
+    them."""
     spec = problem.spec
-    if (spec.model != "logistic" or v.is_sparse(problem.X) or v.is_device_array(problem.X)
-            or spec.penalty != "l2" or spec.alpha <= 0):
+    if (spec.model not in HESSIAN_SAMPLE_ROWS_PER_PARAM or v.is_sparse(problem.X)
+            or v.is_device_array(problem.X) or spec.penalty != "l2" or spec.alpha <= 0):
         return None
-    p, n = spec.n_params, problem.n_samples
-    rows = max(HESSIAN_SAMPLE_MIN_ROWS, HESSIAN_SAMPLE_ROWS_PER_PARAM * p)
-    if rows * p > HESSIAN_SAMPLE_MAX_COST * n or rows > HESSIAN_SAMPLE_MAX_SHARE * n:
+    n = problem.n_samples
+    rows = max(HESSIAN_SAMPLE_MIN_ROWS, HESSIAN_SAMPLE_ROWS_PER_PARAM[spec.model] * spec.n_params)
+    if (_sample_hessian_cost(spec, rows, n) > HESSIAN_SAMPLE_MAX_COST
+            or rows > HESSIAN_SAMPLE_MAX_SHARE * n):
         return None
     return rows
+
+
+def _sample_hessian_cost(spec, rows, n):
+    """The multiply-adds of a ``rows``-row sample's Hessian over those of a pass over ``n``
+    rows: ``rows p^2`` (``rows p^2 / 2`` for softmax, one symmetric product) against
+    ``2 n p``."""
+    p = spec.n_params
+    return rows * p * p / (2 if spec.model == "softmax" else 1) / (2 * n * p)
 
 
 def is_full_batch(optimizer):
@@ -790,7 +804,7 @@ def _solve_newton(problem, params, *, backend, max_iter, tol, callback, verbose,
     benchmark's problems), X scanned for NaN and inf only when the first objective is not
     finite. Without: the exact Hessian, over all of X, which is checked first."""
     data = backend.dataset(problem)
-    hessian_of, gap = None, 0.0
+    direction_of, gap = None, 0.0
     if sample_rows is None:
         problem.check_finite_now()
     else:
@@ -798,7 +812,8 @@ def _solve_newton(problem, params, *, backend, max_iter, tol, callback, verbose,
                                                          replace=False))
         sample = problem.subset(picked, backend)
         sample.check_finite_now()
-        hessian_of, gap, tol = (lambda _, w: hessian(sample, w)), AUTO_GAP, 0.0
+        keep = _sample_hessian_cost(problem.spec, sample_rows, problem.n_samples) > 0.5
+        direction_of, gap, tol = SampledHessian(sample, keep=keep), AUTO_GAP, 0.0
 
     def objective(_, x):
         value, grad = backend.objective(data, x, threads)
@@ -808,7 +823,7 @@ def _solve_newton(problem, params, *, backend, max_iter, tol, callback, verbose,
 
     params, history, converged = newton_fit(
         problem, params, max_iter=max_iter, tol=tol, gap=gap, callback=callback,
-        verbose=verbose, objective=objective, hessian_of=hessian_of)
+        verbose=verbose, objective=objective, direction_of=direction_of)
     history["loss"] = [loss * problem.loss_scale for loss in history["loss"]]
     grad_max = (history["grad_max"][-1] if history["grad_max"]
                 else _gradient_max(problem, data, params, backend))

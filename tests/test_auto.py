@@ -195,7 +195,7 @@ def test_the_gap_tolerance_stops_near_the_optimum(solver):
     assert (loose.f - best) / abs(best) > 1e-8  # the tolerance decides where it stops
 
 
-def tall_problem(n=24_000, d=10, seed=5, dtype=np.float64):
+def tall_problem(n=24_000, d=10, seed=5, dtype=np.float64, classes=2):
     """Dense logistic regression with many more rows than parameters, where
     ``optimizer="auto"`` takes Newton's method with a sampled Hessian; near-collinear
     features (L-BFGS needs many passes there)."""
@@ -203,7 +203,11 @@ def tall_problem(n=24_000, d=10, seed=5, dtype=np.float64):
     X = rng.standard_normal((n, 3)) @ rng.standard_normal((3, d)) + 0.01 * rng.standard_normal(
         (n, d))
     X = standardized(X)
-    y = (X @ rng.standard_normal(d) + rng.logistic(size=n) > 0).astype(int)
+    if classes > 2:
+        y = np.argmax(X @ rng.standard_normal((d, classes)) + rng.gumbel(size=(n, classes)),
+                      axis=1)
+    else:
+        y = (X @ rng.standard_normal(d) + rng.logistic(size=n) > 0).astype(int)
     return X.astype(dtype), y
 
 
@@ -213,14 +217,19 @@ def test_tall_dense_logistic_problems_take_newton_with_a_sampled_hessian():
     kw = dict(l1_ratio=0.15, fit_intercept=True, sample_weight=None)
     tall, _ = prepare(X, y, model="logistic", penalty="l2", alpha=1e-3, **kw)
     assert hessian_sample_rows(tall) == 2000  # max(2000, 20 p), p = 11
+    three = y % 2 + (X[:, 0] > 1)
+    softmax, _ = prepare(X, three, model="softmax", penalty="l2", alpha=1e-3, **kw)
+    assert hessian_sample_rows(softmax) == 2000  # max(2000, 8 p), p = 33
     # Not where the sample would be over a tenth of the rows, or its Hessian costly (p large
-    # for n), nor for sparse X, softmax, linear regression or an l1 penalty.
+    # for n), nor for sparse X, linear regression or an l1 penalty.
     short, _ = prepare(X[:19_000], y[:19_000], model="logistic", penalty="l2", alpha=1e-3, **kw)
     assert hessian_sample_rows(short) is None
     wide, _ = prepare(np.hstack([X] * 12), y, model="logistic", penalty="l2", alpha=1e-3, **kw)
-    assert hessian_sample_rows(wide) is None  # p = 121: 2420 x 121 > 3 n
+    assert hessian_sample_rows(wide) is None  # p = 121: 2420 p^2 over 6 times 2 n p
+    wide_softmax, _ = prepare(np.hstack([X] * 6), three, model="softmax", penalty="l2",
+                              alpha=1e-3, **kw)
+    assert hessian_sample_rows(wide_softmax) is None  # p = 183: 2000 p^2 / 2 over 2 x 2 n p
     others = [prepare(sparse.csr_matrix(X), y, model="logistic", penalty="l2", alpha=1e-3, **kw),
-              prepare(X, y % 2 + (X[:, 0] > 1), model="softmax", penalty="l2", alpha=1e-3, **kw),
               prepare(X, X @ np.ones(10), model="linear", penalty="l2", alpha=1e-3, **kw),
               prepare(X, y, model="logistic", penalty="l1", alpha=1e-3, **kw)]
     assert all(hessian_sample_rows(p) is None for p, _ in others)
@@ -235,8 +244,10 @@ def test_tall_dense_logistic_problems_take_newton_with_a_sampled_hessian():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("weighted, standardize", [(False, False), (True, True)])
-def test_newton_with_a_sampled_hessian_reaches_the_optimum(dtype, weighted, standardize):
-    X, y = tall_problem(dtype=dtype)
+@pytest.mark.parametrize("classes", [2, 3])
+def test_newton_with_a_sampled_hessian_reaches_the_optimum(dtype, weighted, standardize,
+                                                           classes):
+    X, y = tall_problem(dtype=dtype, classes=classes)
     n, alpha = len(y), 1e-4
     weights = np.random.default_rng(1).uniform(0.2, 3.0, n) if weighted else None
     with warnings.catch_warnings():
@@ -247,7 +258,8 @@ def test_newton_with_a_sampled_hessian_reaches_the_optimum(dtype, weighted, stan
     exact = sklearn_linear.LogisticRegression(C=1.0 / (alpha * n), tol=1e-12, max_iter=10_000,
                                               solver="newton-cholesky")
     exact.fit(X.astype(np.float64), y, sample_weight=weights)
-    spec_problem, _ = prepare(X.astype(np.float64), y, model="logistic", penalty="l2",
+    spec_problem, _ = prepare(X.astype(np.float64), y,
+                              model="logistic" if classes == 2 else "softmax", penalty="l2",
                               alpha=alpha, l1_ratio=0.15, fit_intercept=True,
                               sample_weight=weights, standardize=False)
     backend = _backends.resolve("auto")
@@ -297,3 +309,45 @@ def test_separable_classes_without_a_penalty_end_at_a_vanishing_loss():
     assert hessian_sample_rows(unpenalised) is None
     est = fo.LogisticRegression(penalty=None).fit(X, y)
     assert est.history_["loss"][-1] < 1e-100 and est.score(X, y) == 1.0
+
+
+def test_sampled_hessian_solves_the_singular_softmax_hessian_as_least_squares_does():
+    # Softmax with intercepts: the Hessian is singular along the shift of every intercept by
+    # one amount, where the gradient has no component. The curvature SampledHessian adds
+    # there makes an LU solve possible and must give least squares' (minimum-norm) answer.
+    from fastopt.newton import SampledHessian, hessian
+    X, y = tall_problem(n=3000, classes=3)
+    problem_, _ = prepare(X, y, model="softmax", penalty="l2", alpha=1e-3, l1_ratio=0.15,
+                          fit_intercept=True, sample_weight=None)
+    rng = np.random.default_rng(2)
+    params = rng.standard_normal(problem_.spec.n_params)
+    grad = _backends.resolve("numpy").objective(
+        _backends.resolve("numpy").dataset(problem_), params)[1]
+    H = hessian(problem_, params)
+    assert np.linalg.matrix_rank(H) == len(H) - 1
+    least_squares = np.linalg.lstsq(H, grad, rcond=None)[0]
+    direction = SampledHessian(problem_)(problem_, params, grad)
+    np.testing.assert_allclose(direction, least_squares, rtol=1e-8, atol=1e-10)
+    # It is a solve, not least squares again: the Hessian it solves is invertible.
+    solver = SampledHessian(problem_)
+    solver(problem_, params, grad)
+    assert np.linalg.matrix_rank(solver.H) == len(H)
+
+
+def test_sampled_hessian_keeps_a_costly_hessian_for_a_second_step(monkeypatch):
+    from fastopt import newton
+    X, y = tall_problem(n=3000, classes=3)
+    problem_, _ = prepare(X, y, model="softmax", penalty="l2", alpha=1e-3, l1_ratio=0.15,
+                          fit_intercept=True, sample_weight=None)
+    at = []
+    monkeypatch.setattr(newton, "hessian", lambda sample, w: (at.append(len(at)), np.eye(33))[1])
+    for keep, expected in ((True, [0, 1, 2, 4, 6]), (False, list(range(7)))):
+        at.clear()
+        solver = newton.SampledHessian(problem_, keep=keep)
+        calls = []
+        for step in range(7):
+            before = len(at)
+            solver(problem_, np.zeros(33), np.ones(33))
+            if len(at) > before:
+                calls.append(step)
+        assert calls == expected

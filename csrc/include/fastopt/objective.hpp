@@ -255,16 +255,20 @@ inline void exp_nonpositive4(double* v) noexcept {
 // Softmax losses and residuals of `rows` rows of scores f (k each, labels y), as
 // loss_and_residual computes them but with exp_nonpositive (every f_c - max f is <= 0): the
 // exps of all the rows in one loop the compiler vectorizes, where std::exp was a library call
-// each (with std::log, a quarter of the pass on a 5-class problem). Losses into `loss`.
+// each (with std::log, a quarter of the pass on a 5-class problem). Losses into `loss`. The
+// running maximum is a local select (maxsd), not a store into an array that the compiler made
+// a branch; the divisions go four at a time (each quotient rounded once, as the scalar's).
+// Together: 124 -> 118 ns a row on 300,000 x 100, 5 classes (112 -> 104 with X in cache).
 inline void softmax_losses(double* __restrict f, int64_t rows, int64_t k, const double* y,
                            double* loss) noexcept {
     double top[2], f_label[2];
     for (int64_t r = 0; r < rows; ++r) {
         double* fr = f + r * k;
-        top[r] = fr[0];
-        for (int64_t c = 1; c < k; ++c) top[r] = std::max(top[r], fr[c]);
+        double highest = fr[0];
+        for (int64_t c = 1; c < k; ++c) highest = fr[c] > highest ? fr[c] : highest;
+        top[r] = highest;
         f_label[r] = fr[static_cast<int64_t>(y[r])];
-        for (int64_t c = 0; c < k; ++c) fr[c] = fr[c] - top[r];
+        for (int64_t c = 0; c < k; ++c) fr[c] = fr[c] - highest;
     }
     int64_t i = 0;
     for (; i + 4 <= rows * k; i += 4) exp_nonpositive4(f + i);
@@ -274,7 +278,13 @@ inline void softmax_losses(double* __restrict f, int64_t rows, int64_t k, const 
         double total = 0.0;
         for (int64_t c = 0; c < k; ++c) total += fr[c];
         loss[r] = (top[r] + std::log(total)) - f_label[r];
-        for (int64_t c = 0; c < k; ++c) fr[c] = fr[c] / total;
+        int64_t c = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+        const __m256d divisor = _mm256_set1_pd(total);
+        for (; c + 4 <= k; c += 4)
+            _mm256_storeu_pd(fr + c, _mm256_div_pd(_mm256_loadu_pd(fr + c), divisor));
+#endif
+        for (; c < k; ++c) fr[c] = fr[c] / total;
         fr[static_cast<int64_t>(y[r])] -= 1.0;
     }
 }
@@ -293,8 +303,10 @@ double sum_dense_rows_outputs(const ModelSpec& s, const Dataset<T>& data, int64_
     double loss_sum = 0.0;
     for (int64_t pos = lo; pos < hi; pos += 2) {
         const int64_t rows = std::min<int64_t>(2, hi - pos);
-        for (int64_t r = 0; r < rows; ++r) {  // the next pair on its way
-            const int64_t ahead = pos + r + 2 * data.prefetch_rows;
+        // The pair prefetch_rows ahead on its way (4 rows: 113 ns a row on 300,000 x 100 with 5
+        // classes, 8 rows: 119, 12: 124).
+        for (int64_t r = 0; r < rows; ++r) {
+            const int64_t ahead = pos + r + data.prefetch_rows;
             if (data.prefetch_rows > 0 && ahead < data.n) prefetch_sample(data, ahead, d);
         }
         const T* xt[2] = {data.X + pos * d, data.X + (pos + rows - 1) * d};
