@@ -32,7 +32,8 @@ from .reference.models import MODELS, PENALTIES, ModelSpec
 from .schedules import make_schedule
 from .reference import saga as _saga
 from .reference.models import penalty as _penalty
-from .solvers import AUTO_GAP, SAGA_AUTO_TOL, SOLVERS, LBFGS, NewtonCG, SAGA
+from .solvers import (AUTO_GAP, SAGA_AUTO_TOL, SOLVERS, LBFGS, NewtonCG, SAGA,
+                      compiled_lbfgs)
 
 __all__ = ["Problem", "TrainingState", "FitResult", "DivergenceError", "prepare", "train",
            "solve", "result", "Monitor"]
@@ -869,9 +870,27 @@ def _solve_full_batch(problem, params, *, backend, solver, max_iter, tol, callba
     record.products = 0
 
     spec = problem.spec
-    run = solver.run(objective, hvp, np.array(params), max_iter=max_iter, tol=tol,
-                     callback=record,
-                     curvature_floor=spec.alpha if spec.penalty == "l2" else 0.0)
+    floor = spec.alpha if spec.penalty == "l2" else 0.0
+    if (isinstance(solver, LBFGS) and backend.lbfgs is not None and callback is None
+            and not verbose):
+        # The compiled loop, without a Python call per iteration: on small problems those
+        # were most of the fit (benchopt's 1000 x 10: ~90 us an iteration, a pass ~5 us).
+        run = compiled_lbfgs(
+            lambda x0, **settings: backend.lbfgs(data, x0, threads, **settings),
+            np.array(params), **solver.settings(max_iter=max_iter, tol=tol,
+                                                curvature_floor=floor))
+        evals = 1 + np.cumsum(run.history["evals"])
+        for i in range(run.n_iter):
+            entry = {"epoch": i + 1, "loss": run.history["loss"][i] * problem.loss_scale,
+                     "lr": run.history["step"][i], "seconds": run.history["seconds"][i],
+                     "steps": int(evals[i]), "grad_max": run.history["grad_max"][i]}
+            if "gap" in run.history:
+                entry["gap"] = run.history["gap"][i]
+                monitor.history.setdefault("gap", [])
+            monitor.record(entry, run.x)
+    else:
+        run = solver.run(objective, hvp, np.array(params), max_iter=max_iter, tol=tol,
+                         callback=record, curvature_floor=floor)
     if run.status == "nonfinite":
         problem.check_finite_now()
     if run.status in ("nonfinite", "line_search"):

@@ -45,6 +45,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -200,8 +201,7 @@ def strong_wolfe(evaluate, x, f0, g0, direction, t, *, c1=1e-4, c2=0.9, max_eval
     """
     dphi0 = float(g0 @ direction)
     if not dphi0 < 0:
-        return LineSearchResult("line_search", None, 0,
-                                f"not a descent direction (g.d = {dphi0:.3g})")
+        return LineSearchResult("line_search", None, 0, _not_descent_message(dphi0))
     dtype = x.dtype
     x64 = x.astype(np.float64)
     d_max = float(np.max(np.abs(direction)))
@@ -241,8 +241,7 @@ def strong_wolfe(evaluate, x, f0, g0, direction, t, *, c1=1e-4, c2=0.9, max_eval
             return LineSearchResult("ok", best, evals, why, wolfe=False)
         status = status if any_finite or evals == 0 else "nonfinite"
         if status == "nonfinite":
-            why = (f"the objective or its gradient was not finite at every step tried "
-                   f"(down to {last_t:.3g})")
+            why = _nonfinite_message(last_t)
         return LineSearchResult(status, None, evals, why)
 
     def zoom(lo, hi):
@@ -252,13 +251,10 @@ def strong_wolfe(evaluate, x, f0, g0, direction, t, *, c1=1e-4, c2=0.9, max_eval
         while evals < max_evals:
             width = abs(hi.t - lo.t)
             if width * d_max <= tolerance_change:
-                return give_up(lo, f"the line-search interval shrank to {width * d_max:.3g} "
-                               f"in x, below tolerance_change={tolerance_change:g}",
+                return give_up(lo, _small_step_message(width * d_max, tolerance_change),
                                "small_step")
             if width * d_max <= resolution:
-                return give_up(lo, f"no step along the search direction decreases the "
-                               f"objective at the precision of {dtype} parameters (interval "
-                               f"{width * d_max:.3g} in x)", "precision")
+                return give_up(lo, _precision_message(dtype, width * d_max), "precision")
             left, right = min(lo.t, hi.t), max(lo.t, hi.t)
             if hi.finite:
                 t = _cubic_minimizer(lo.t, lo.f, lo.slope, hi.t, hi.f, hi.slope)
@@ -279,8 +275,7 @@ def strong_wolfe(evaluate, x, f0, g0, direction, t, *, c1=1e-4, c2=0.9, max_eval
             if p.slope * (hi.t - lo.t) >= 0:
                 hi = lo
             lo = p
-        return give_up(lo, f"no step met the strong Wolfe conditions in {max_evals} "
-                       "evaluations")
+        return give_up(lo, _no_wolfe_message(max_evals))
 
     start = Trial(0.0, f0, dphi0)
     prev = start
@@ -301,8 +296,7 @@ def strong_wolfe(evaluate, x, f0, g0, direction, t, *, c1=1e-4, c2=0.9, max_eval
         guess = _cubic_minimizer(prev.t, prev.f, prev.slope, p.t, p.f, p.slope)
         prev = p
         t = high if guess is None else min(max(guess, low), high)
-    return give_up(prev if prev.t > 0 else None,
-                   f"no step met the strong Wolfe conditions in {max_evals} evaluations")
+    return give_up(prev if prev.t > 0 else None, _no_wolfe_message(max_evals))
 
 
 def _new_history():
@@ -406,7 +400,7 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
         curvature = _add_pair(pairs, np.asarray(s, dtype=np.float64),
                               np.asarray(y, dtype=np.float64))
         flattest, steepest = min(flattest, curvature), max(steepest, _finite(curvature))
-    status, message = "max_iter", f"reached max_iter={max_iter}"
+    status, message = "max_iter", _max_iter_message(max_iter)
     iteration = 0
     if np.max(np.abs(g), initial=0.0) <= tolerance_grad:
         status, message = "converged", _grad_message(g, tolerance_grad)
@@ -459,26 +453,74 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
             status, message = "converged", _grad_message(g, tolerance_grad)
             break
         if gap <= tolerance_gap:
-            status, message = "converged", (f"the estimated relative distance to the optimum "
-                                            f"{gap:.3g} reached tolerance_gap={tolerance_gap:g}")
+            status, message = "converged", _gap_message(gap, tolerance_gap)
             break
         if progress.revisited(x):
             status, message = "precision", progress.MESSAGE
             break
         if step_max <= tolerance_change:
-            status, message = "converged", (f"the step's max-norm {step_max:.3g} fell below "
-                                            f"tolerance_change={tolerance_change:g}")
+            status, message = "converged", _step_message(step_max, tolerance_change)
             break
         if f_change < tolerance_change:
-            status, message = "converged", (f"the objective changed by {f_change:.3g} < "
-                                            f"tolerance_change={tolerance_change:g}")
+            status, message = "converged", _change_message(f_change, tolerance_change)
             break
         if count.calls >= max_eval:
-            status, message = "max_eval", f"reached max_eval={max_eval} objective calls"
+            status, message = "max_eval", _max_eval_message(max_eval)
             break
     return SolverResult(x, f, g, iteration, count.calls, status == "converged", status,
                         message, history, pairs=[(s, y) for s, y, _ in pairs],
                         curvatures=(flattest, steepest))
+
+
+def compiled_lbfgs(run, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
+                   tolerance_change=1e-9, tolerance_gap=0.0, max_eval=None, curvature_floor=0.0):
+    """:func:`lbfgs` with its loop compiled: ``run(x0, **settings) -> dict`` is a backend's
+    loop (``fastopt._core.lbfgs`` on a Dataset: the same steps as :func:`lbfgs`, whose
+    reference it is, to the rounding of its dot products), called with :func:`lbfgs`'s
+    settings; its reason and number become :func:`lbfgs`'s status and message here. Returns
+    the :class:`SolverResult` :func:`lbfgs` would (no callback: the history comes at the
+    end)."""
+    _check_common(max_iter, max_eval)
+    if not isinstance(history_size, (int, np.integer)) or history_size < 1:
+        raise ValueError(f"history_size must be a positive integer, got {history_size!r}")
+    if max_eval is None:
+        max_eval = max(1, max_iter * 5 // 4)
+    out = run(x0, max_iter=max_iter, history_size=history_size, max_eval=max_eval,
+              tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
+              tolerance_gap=tolerance_gap, curvature_floor=curvature_floor)
+    x, g, detail = out["x"], out["g"], out["detail"]
+    statuses = {
+        0: ("max_iter", lambda: _max_iter_message(max_iter)),
+        1: ("converged", lambda: _grad_message(g, tolerance_grad)),
+        2: ("converged", lambda: _small_step_message(detail, tolerance_change)),
+        3: ("converged", lambda: _gap_message(detail, tolerance_gap)),
+        4: ("precision", lambda: _Progress.MESSAGE),
+        5: ("converged", lambda: _step_message(detail, tolerance_change)),
+        6: ("converged", lambda: _change_message(detail, tolerance_change)),
+        7: ("max_eval", lambda: _max_eval_message(max_eval)),
+        8: ("line_search", lambda: _not_descent_message(detail)),
+        9: ("precision", lambda: _precision_message(x.dtype, detail)),
+        10: ("line_search", lambda: _no_wolfe_message(25)),
+        11: ("nonfinite", lambda: _nonfinite_message(detail)),
+    }
+    if out["reason"] == 12:
+        return _nonfinite_start(x, SimpleNamespace(calls=out["n_evals"]))
+    status, words = statuses[out["reason"]]
+    message = words()
+    if out["reason"] in (8, 9, 10, 11):  # a line search that found no step: _search_failed's
+        message = _search_failed(SimpleNamespace(status=status, message=message), g)
+    history = _new_history()
+    history["loss"] = [float(v) for v in out["loss"]]
+    history["grad_max"] = [float(v) for v in out["grad_max"]]
+    history["evals"] = [int(v) for v in out["evals"]]
+    history["hvps"] = [0] * len(out["loss"])
+    history["step"] = [float(v) for v in out["step"]]
+    history["seconds"] = [float(v) for v in out["seconds"]]
+    if tolerance_gap > 0:
+        history["gap"] = [float(v) for v in out["gap"]]
+    return SolverResult(x, float(out["f"]), g, int(out["n_iter"]), int(out["n_evals"]),
+                        status == "converged", status, message, history,
+                        pairs=list(out["pairs"]), curvatures=tuple(out["curvatures"]))
 
 
 WIDE_SPECTRUM = 30.0
@@ -573,6 +615,52 @@ def _grad_message(g, tol):
             f"tolerance {tol:g}")
 
 
+# The solvers' other messages, one function each: the compiled L-BFGS (_compiled_lbfgs) says
+# why it stopped with a number, and these give it the words of the Python loop.
+def _not_descent_message(dphi0):
+    return f"not a descent direction (g.d = {dphi0:.3g})"
+
+
+def _nonfinite_message(last_t):
+    return (f"the objective or its gradient was not finite at every step tried "
+            f"(down to {last_t:.3g})")
+
+
+def _small_step_message(width, tolerance_change):
+    return (f"the line-search interval shrank to {width:.3g} in x, below "
+            f"tolerance_change={tolerance_change:g}")
+
+
+def _precision_message(dtype, width):
+    return (f"no step along the search direction decreases the objective at the precision "
+            f"of {np.dtype(dtype)} parameters (interval {width:.3g} in x)")
+
+
+def _no_wolfe_message(max_evals):
+    return f"no step met the strong Wolfe conditions in {max_evals} evaluations"
+
+
+def _gap_message(gap, tolerance_gap):
+    return (f"the estimated relative distance to the optimum {gap:.3g} reached "
+            f"tolerance_gap={tolerance_gap:g}")
+
+
+def _step_message(step_max, tolerance_change):
+    return f"the step's max-norm {step_max:.3g} fell below tolerance_change={tolerance_change:g}"
+
+
+def _change_message(f_change, tolerance_change):
+    return f"the objective changed by {f_change:.3g} < tolerance_change={tolerance_change:g}"
+
+
+def _max_iter_message(max_iter):
+    return f"reached max_iter={max_iter}"
+
+
+def _max_eval_message(max_eval):
+    return f"reached max_eval={max_eval} objective calls"
+
+
 def _search_failed(search, g):
     prefix = "" if search.status == "precision" else "line search failed: "
     return (f"{prefix}{search.message} (gradient max-norm "
@@ -647,7 +735,7 @@ def newton_cg(objective, hvp, x0, *, max_iter, tol=1e-5, tolerance_gap=0.0, max_
     history = _new_history()
     progress = _Progress(x)
     n_hvp = 0
-    status, message = "max_iter", f"reached max_iter={max_iter}"
+    status, message = "max_iter", _max_iter_message(max_iter)
     iteration = 0
     f_change = np.inf
     if np.max(np.abs(g), initial=0.0) <= tol:
@@ -666,8 +754,7 @@ def newton_cg(objective, hvp, x0, *, max_iter, tol=1e-5, tolerance_gap=0.0, max_
         gap = (max(-0.5 * float(g @ direction), f_change)
                / max(abs(f), np.finfo(float).tiny))
         if gap <= tolerance_gap:
-            status, message = "converged", (f"the estimated relative distance to the optimum "
-                                            f"{gap:.3g} reached tolerance_gap={tolerance_gap:g}")
+            status, message = "converged", _gap_message(gap, tolerance_gap)
             break
         search = strong_wolfe(count, x, f, g, direction, 1.0, tolerance_change=0.0)
         if search.status != "ok" and cg_status != "steepest":
@@ -697,7 +784,7 @@ def newton_cg(objective, hvp, x0, *, max_iter, tol=1e-5, tolerance_gap=0.0, max_
             status, message = "precision", progress.MESSAGE
             break
         if count.calls >= max_eval:
-            status, message = "max_eval", f"reached max_eval={max_eval} objective calls"
+            status, message = "max_eval", _max_eval_message(max_eval)
             break
     return SolverResult(x, f, g, iteration, count.calls, status == "converged", status,
                         message, history, n_hvp)
@@ -766,12 +853,17 @@ class LBFGS:
     tolerance_gap: float | None = None
     max_eval: int | None = None
 
-    def run(self, objective, hvp, x0, *, max_iter, tol, callback, curvature_floor=0.0):
+    def settings(self, *, max_iter, tol, curvature_floor=0.0):
+        """The keyword arguments of :func:`lbfgs` (less ``callback``) for a fit's ``epochs``
+        (``max_iter``) and ``tol``."""
         grad, gap = _tolerances(self.tolerance_grad, self.tolerance_gap, tol)
-        return lbfgs(objective, x0, max_iter=max_iter, history_size=self.history_size,
-                     tolerance_grad=grad, tolerance_change=self.tolerance_change,
-                     tolerance_gap=gap, max_eval=self.max_eval, callback=callback,
-                     curvature_floor=curvature_floor)
+        return dict(max_iter=max_iter, history_size=self.history_size, tolerance_grad=grad,
+                    tolerance_change=self.tolerance_change, tolerance_gap=gap,
+                    max_eval=self.max_eval, curvature_floor=curvature_floor)
+
+    def run(self, objective, hvp, x0, *, max_iter, tol, callback, curvature_floor=0.0):
+        return lbfgs(objective, x0, callback=callback, **self.settings(
+            max_iter=max_iter, tol=tol, curvature_floor=curvature_floor))
 
 
 @dataclass(frozen=True)

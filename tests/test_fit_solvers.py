@@ -123,8 +123,12 @@ def test_n_jobs_reaches_the_passes_of_the_solvers(solver):
         seen.append(("hvp", threads))
         return record.hvp(problem, data, params, threads)
 
+    def lbfgs(data, x0, threads=1, **settings):  # the compiled loop: its passes on `threads`
+        seen.append(("objective", threads))
+        return record.lbfgs(data, x0, threads, **settings)
+
     X, y = data("logistic")
     fo.fit(X, y, model="logistic", optimizer=solver, penalty="l2", alpha=1e-2, n_jobs=2,
-           backend=record._replace(objective=objective, hvp=hvp))
+           backend=record._replace(objective=objective, hvp=hvp, lbfgs=lbfgs))
     assert seen and set(seen) == ({("objective", 2), ("hvp", 2)} if solver == "newton-cg"
                                   else {("objective", 2)})

@@ -13,8 +13,9 @@
 #include "bindings/array_checks.hpp"
 #include "bindings/dataset.hpp"
 #include "dispatch/dispatch.hpp"
-#include "fastopt/objective.hpp"
 #include "fastopt/config.hpp"
+#include "fastopt/lbfgs.hpp"
+#include "fastopt/objective.hpp"
 #include "fastopt/scans.hpp"
 #include "fastopt/shuffle.hpp"
 
@@ -334,6 +335,84 @@ double objective_impl(const CheckedDataset& ds, const py::array& params,
     return value;
 }
 
+// L-BFGS (fastopt/include/fastopt/lbfgs.hpp) from x0 on the objective of a Dataset, the whole
+// loop without the GIL, one objective pass per evaluation.
+template <class T>
+py::dict lbfgs_impl(const CheckedDataset& ds, const py::array& x0, int64_t threads,
+                    const LbfgsSettings& settings) {
+    KeptScratch<T> kept(ds, threads);
+    Scratch<T>& scratch = kept.scratch();
+    const Dataset<T> data = ds.view<T>();
+    StopCheck stop;
+    stop.poll = &poll_signals;
+    const auto kernel = dispatch::kernels().of<T>().objective;
+    const T* first = static_cast<const T*>(x0.data());
+    std::vector<T> start(first, first + n_params(ds.spec));
+    LbfgsOutcome<T> out;
+    {
+        py::gil_scoped_release release;
+        out = lbfgs<T>(
+            [&](const T* w, double& value, double* grad) {
+                value = kernel(ds.spec, data, w, scratch.ws, kept.lanes(), threads, stop);
+                std::copy(scratch.grad.begin(), scratch.grad.end(), grad);
+                // A pass of under 512 rows never reaches the kernel's own polls: count every
+                // pass here too, so that Ctrl-C stops a long fit on few rows.
+                return !baseline::tick(stop, ds.n * int64_t(scratch.grad.size()));
+            },
+            std::move(start), settings);
+    }
+    raise_if_stopped(stop.stopped);
+    const size_t steps = out.history.size();
+    py::array_t<double> loss(steps), grad_max(steps), step(steps), gap(steps), seconds(steps);
+    py::array_t<int64_t> evals(steps);
+    for (size_t i = 0; i < steps; ++i) {
+        const LbfgsStep& h = out.history[i];
+        loss.mutable_at(i) = h.loss;
+        grad_max.mutable_at(i) = h.grad_max;
+        step.mutable_at(i) = h.step;
+        gap.mutable_at(i) = h.gap;
+        seconds.mutable_at(i) = h.seconds;
+        evals.mutable_at(i) = h.evals;
+    }
+    py::list pairs;
+    for (size_t i = 0; i < out.pairs_s.size(); ++i)
+        pairs.append(py::make_tuple(py::array_t<double>(py::ssize_t(out.pairs_s[i].size()),
+                                                        out.pairs_s[i].data()),
+                                    py::array_t<double>(py::ssize_t(out.pairs_y[i].size()),
+                                                        out.pairs_y[i].data())));
+    py::dict result;
+    result["reason"] = static_cast<int>(out.reason);
+    result["detail"] = out.detail;
+    result["n_iter"] = out.n_iter;
+    result["n_evals"] = out.n_evals;
+    result["f"] = out.f;
+    result["x"] = py::array_t<T>(py::ssize_t(out.x.size()), out.x.data());
+    result["g"] = py::array_t<double>(py::ssize_t(out.g.size()), out.g.data());
+    result["loss"] = loss;
+    result["grad_max"] = grad_max;
+    result["step"] = step;
+    result["gap"] = gap;
+    result["seconds"] = seconds;
+    result["evals"] = evals;
+    result["pairs"] = pairs;
+    result["curvatures"] = py::make_tuple(out.flattest, out.steepest);
+    return result;
+}
+
+py::dict lbfgs_fit(const CheckedDataset& ds, const py::handle& x0_obj, int64_t threads,
+                   int64_t max_iter, int64_t history_size, int64_t max_eval,
+                   double tolerance_grad, double tolerance_change, double tolerance_gap,
+                   double curvature_floor) {
+    py::array x0 = checked_params(ds, x0_obj);
+    threads = checked_threads(ds, threads);
+    if (max_iter < 0 || history_size < 1 || max_eval < 1)
+        throw py::value_error("max_iter must be >= 0, history_size and max_eval >= 1");
+    const LbfgsSettings settings{max_iter,        history_size,  max_eval,       tolerance_grad,
+                                 tolerance_change, tolerance_gap, curvature_floor};
+    return ds.f32 ? lbfgs_impl<float>(ds, x0, threads, settings)
+                  : lbfgs_impl<double>(ds, x0, threads, settings);
+}
+
 py::tuple objective(const CheckedDataset& ds, const py::handle& params_obj, int64_t threads) {
     py::array params = checked_params(ds, params_obj);
     threads = checked_threads(ds, threads);
@@ -640,6 +719,14 @@ void register_training(py::module_& m) {
           "Full objective over all rows of a Dataset and its float64 gradient: rows in blocks "
           "of a fixed size, `threads` threads, partial sums added in block order (the same "
           "bits for any `threads`).");
+    m.def("lbfgs", &lbfgs_fit, py::arg("data"), py::arg("x0"), py::arg("threads"),
+          py::arg("max_iter"), py::arg("history_size"), py::arg("max_eval"),
+          py::arg("tolerance_grad"), py::arg("tolerance_change"), py::arg("tolerance_gap"),
+          py::arg("curvature_floor"),
+          "fastopt.solvers.lbfgs on the objective of a Dataset, the loop compiled: a dict "
+          "with reason and detail (fastopt.solvers maps them to status and message), n_iter, "
+          "n_evals, f, x (X's dtype), g, the history per iteration (loss, grad_max, step, gap, "
+          "seconds, evals), pairs and curvatures.");
     py::class_<HessianOperator>(m, "HessianOperator",
                                 "v -> H(params) v for the full objective of a Dataset (penalty "
                                 "none or l2): the rows' curvature at params is computed once, "

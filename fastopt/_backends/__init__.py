@@ -79,6 +79,10 @@ class Backend(NamedTuple):
     #: model with state i's penalty, ``lrs[i]``: its rates), each as ``epoch`` would run it;
     #: ``fastopt.fit_many``. None: the configurations are fitted one by one.
     many_epoch: Callable | None = None
+    #: ``(data, x0, threads, **settings) -> dict``: :func:`fastopt.solvers.lbfgs` with the
+    #: loop compiled (:func:`fastopt.solvers.compiled_lbfgs` reads the dict); None: the loop
+    #: runs in Python on ``objective``.
+    lbfgs: Callable | None = None
     #: ``(data, [params]) -> [L(params)]``: ``objective``'s values for several parameter
     #: vectors, in one pass over X where the backend can (``fastopt compare``'s curves).
     many_objective: Callable | None = None
@@ -185,7 +189,7 @@ def _record(name):
         return Backend("cpp", cpp.optimizer_step, cpp.dataset, cpp.epoch, cpp.objective,
                        cpp.hvp, cpp.column_scaling, _scaling.take_rows, checks_finite=True,
                        saga_epoch=cpp.saga_epoch, many_epoch=cpp.many_epoch,
-                       many_objective=cpp.many_objective)
+                       lbfgs=cpp.lbfgs, many_objective=cpp.many_objective)
     if name == "numba":
         jit = _numba()
         return Backend("numba", jit.optimizer_step,

@@ -90,6 +90,12 @@ def objective(data, params, threads=1):
     return _core.objective(data, params, threads)
 
 
+def lbfgs(data, x0, threads=1, **settings):
+    """L-BFGS on the objective of ``data`` with the loop compiled (``_core.lbfgs``): the
+    dict that :func:`fastopt.solvers.compiled_lbfgs` reads."""
+    return _core.lbfgs(data, np.ascontiguousarray(x0, dtype=data.dtype), threads, **settings)
+
+
 def hvp(problem, data, params, threads=1):
     """``v -> H(params) v`` (float64) at ``params``: the compiled operator, which computes the
     rows' curvature once, here; each product is one pass over X."""
