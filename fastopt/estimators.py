@@ -681,12 +681,13 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
 
     with :math:`\tilde x = (x - \mu) / \sigma` when ``standardize=True``. The solver chosen by
     the default ``optimizer="auto"``, the minibatches, the optimizer, the schedule and the
-    stopping rule are those of :class:`LinearRegression`, with one more route: for two
-    classes, an l2 penalty, dense X and many more rows than parameters (a sample of ``m = max(2000, 20 p)``
-    rows at most a tenth of them, and ``m p <= 3 n``), ``tol="auto"`` runs Newton's method
-    with the exact gradient and the Hessian of that sample (drawn once, seed 0), until its
-    Newton decrement is below 1e-7 of the loss (``engine.hessian_sample_rows``). See
-    :func:`fastopt.fit`, which gives the same coefficients for the same arguments.
+    stopping rule are those of :class:`LinearRegression`, with one more route: for an l2
+    penalty, dense X and many more rows than parameters (a sample of ``m = max(2000, 20 p)``
+    rows for two classes, ``max(2000, 8 p)`` for more, at most a tenth of them, whose Hessian
+    costs at most twice a pass), ``tol="auto"`` runs Newton's method with the exact gradient
+    and the Hessian of that sample (drawn once, seed 0), until its Newton decrement is below
+    1e-7 of the loss (``engine.hessian_sample_rows``). See :func:`fastopt.fit`, which gives the
+    same coefficients for the same arguments.
 
     ``standardize=True`` is the default, unlike :func:`fastopt.fit`, so that the defaults work
     on raw features of any scale: the kernel standardises on the fly (X is never copied), with
