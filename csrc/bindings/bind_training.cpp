@@ -315,53 +315,70 @@ py::list many_objective(const CheckedDataset& ds, const py::list& params_list) {
     return values;
 }
 
+// Objective passes on a Dataset, one after another: the kept scratch, the kernel and the
+// Ctrl-C poll, for objective (one pass) and lbfgs (a loop of them). Call without the GIL.
+template <class T>
+class ObjectivePasses {
+   public:
+    ObjectivePasses(const CheckedDataset& ds, int64_t threads)
+        : ds_(ds), threads_(threads), kept_(ds, threads), data_(ds.view<T>()),
+          kernel_(dispatch::kernels().of<T>().objective) {
+        stop.poll = &poll_signals;
+    }
+
+    // L(w), its float64 gradient into grad.
+    double operator()(const T* w, double* grad) noexcept {
+        Scratch<T>& scratch = kept_.scratch();
+        const double value = kernel_(ds_.spec, data_, w, scratch.ws, kept_.lanes(), threads_, stop);
+        std::copy(scratch.grad.begin(), scratch.grad.end(), grad);
+        return value;
+    }
+
+    StopCheck stop;
+
+   private:
+    const CheckedDataset& ds_;
+    int64_t threads_;
+    KeptScratch<T> kept_;
+    Dataset<T> data_;
+    dispatch::Objective<T> kernel_;
+};
+
 template <class T>
 double objective_impl(const CheckedDataset& ds, const py::array& params,
                       py::array_t<double>& grad, int64_t threads) {
-    KeptScratch<T> kept(ds, threads);
-    Scratch<T>& scratch = kept.scratch();
-    const Dataset<T> data = ds.view<T>();
-    StopCheck stop;
-    stop.poll = &poll_signals;
-    const auto kernel = dispatch::kernels().of<T>().objective;
-    const T* w = static_cast<const T*>(params.data());
+    ObjectivePasses<T> passes(ds, threads);
     double value;
     {
         py::gil_scoped_release release;
-        value = kernel(ds.spec, data, w, scratch.ws, kept.lanes(), threads, stop);
+        value = passes(static_cast<const T*>(params.data()), grad.mutable_data());
     }
-    raise_if_stopped(stop.stopped);
-    std::copy(scratch.grad.begin(), scratch.grad.end(), grad.mutable_data());
+    raise_if_stopped(passes.stop.stopped);
     return value;
 }
 
-// L-BFGS (fastopt/include/fastopt/lbfgs.hpp) from x0 on the objective of a Dataset, the whole
+// L-BFGS (csrc/include/fastopt/lbfgs.hpp) from x0 on the objective of a Dataset, the whole
 // loop without the GIL, one objective pass per evaluation.
 template <class T>
 py::dict lbfgs_impl(const CheckedDataset& ds, const py::array& x0, int64_t threads,
                     const LbfgsSettings& settings) {
-    KeptScratch<T> kept(ds, threads);
-    Scratch<T>& scratch = kept.scratch();
-    const Dataset<T> data = ds.view<T>();
-    StopCheck stop;
-    stop.poll = &poll_signals;
-    const auto kernel = dispatch::kernels().of<T>().objective;
+    ObjectivePasses<T> passes(ds, threads);
     const T* first = static_cast<const T*>(x0.data());
     std::vector<T> start(first, first + n_params(ds.spec));
+    const int64_t work = ds.n * n_params(ds.spec);
     LbfgsOutcome<T> out;
     {
         py::gil_scoped_release release;
         out = lbfgs<T>(
             [&](const T* w, double& value, double* grad) {
-                value = kernel(ds.spec, data, w, scratch.ws, kept.lanes(), threads, stop);
-                std::copy(scratch.grad.begin(), scratch.grad.end(), grad);
+                value = passes(w, grad);
                 // A pass of under 512 rows never reaches the kernel's own polls: count every
                 // pass here too, so that Ctrl-C stops a long fit on few rows.
-                return !baseline::tick(stop, ds.n * int64_t(scratch.grad.size()));
+                return !baseline::tick(passes.stop, work);
             },
             std::move(start), settings);
     }
-    raise_if_stopped(stop.stopped);
+    raise_if_stopped(passes.stop.stopped);
     const size_t steps = out.history.size();
     py::array_t<double> loss(steps), grad_max(steps), step(steps), gap(steps), seconds(steps);
     py::array_t<int64_t> evals(steps);

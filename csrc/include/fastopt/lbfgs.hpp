@@ -236,7 +236,8 @@ LbfgsOutcome<T> lbfgs(Evaluate&& evaluate, std::vector<T> x0, const LbfgsSetting
                 any_finite = true;
                 point.f = value;
                 point.slope = dot(point.g, direction);
-                point.moved = std::memcmp(point.x.data(), x.data(), p * sizeof(T)) != 0;
+                // np.array_equal's test: 0.0 and -0.0 are the same point
+                point.moved = !std::equal(point.x.begin(), point.x.end(), x.begin());
                 return point;
             };
             auto sufficient = [&](const Trial<T>& q) {
@@ -399,7 +400,11 @@ LbfgsOutcome<T> lbfgs(Evaluate&& evaluate, std::vector<T> x0, const LbfgsSetting
             detail = gap;
             break;
         }
-        if (std::find(seen.begin(), seen.end(), x) != seen.end()) {
+        // _Progress compares the iterates' bytes
+        auto same_bytes = [&](const std::vector<T>& other) {
+            return std::memcmp(other.data(), x.data(), p * sizeof(T)) == 0;
+        };
+        if (std::find_if(seen.begin(), seen.end(), same_bytes) != seen.end()) {
             reason = LbfgsReason::revisited;
             break;
         }
