@@ -40,7 +40,16 @@ def hessian(problem, params):
     k, d = spec.n_outputs, spec.n_features
     width = d + int(spec.fit_intercept)
     coef, intercept = spec.unpack(np.asarray(params, dtype=np.float64))
+    # At zero parameters every row has the same curvature in the scores, C (1/4 for two
+    # classes, diag(1/k) - 1/k^2 for softmax): the data term is C (x) Z^T S Z, one product of
+    # Z's width instead of k times it (a fit's first Newton step from zero; 20 -> 1 ms on
+    # 4,040 rows of 5 classes x 101 columns).
+    at_zero = spec.model != "linear" and not np.any(coef) and not np.any(intercept)
     H = np.zeros((k, width, k, width))
+    if at_zero:
+        curvature = (np.full((1, 1), 0.25) if spec.model == "logistic"
+                     else np.eye(k) / k - 1.0 / k**2)
+        gram = np.zeros((width, width))
     # Blocks of rows whose V (or Z) takes about HESSIAN_BLOCK_BYTES: one product over 4,040
     # rows of 505 columns took 15 ms, four over the 1 MiB blocks of X's scans 24.
     step = max(1, HESSIAN_BLOCK_BYTES // (8 * k * width))
@@ -53,6 +62,10 @@ def hessian(problem, params):
         Z = np.hstack([X, np.ones((len(X), 1))]) if spec.fit_intercept else X
         s = (np.ones(len(X)) if problem.sample_weight is None
              else problem.sample_weight[rows])
+        if at_zero:
+            Zs = np.sqrt(s)[:, None] * Z
+            gram += Zs.T @ Zs
+            continue
         scores = X @ coef.T + intercept
         if spec.model == "linear":
             H[0, :, 0, :] += Z.T @ (s[:, None] * Z)
@@ -66,7 +79,9 @@ def hessian(problem, params):
             # V^T V of one array is a symmetric product (BLAS syrk): half the multiply-adds
             # of V^T (s V), 41 -> 20 ms on 4,000 rows of 5 classes x 101 columns.
             H -= (V.T @ V).reshape(k, width, k, width)
-    if spec.model == "softmax":
+    if at_zero:
+        H = np.einsum("ab,ij->aibj", curvature, gram)
+    elif spec.model == "softmax":
         classes = np.arange(k)
         H[classes, :, classes, :] = 0.0
         H[classes, :, classes, :] = -H.sum(axis=2)

@@ -351,3 +351,21 @@ def test_sampled_hessian_keeps_a_costly_hessian_for_a_second_step(monkeypatch):
             if len(at) > before:
                 calls.append(step)
         assert calls == expected
+
+
+@pytest.mark.parametrize("model, classes", [("logistic", 2), ("softmax", 4)])
+@pytest.mark.parametrize("standardize", [False, True])
+def test_hessian_at_zero_is_the_hessian(model, classes, standardize):
+    # At zero parameters hessian() takes one product of the rows (every row's probabilities
+    # are the same there); it must be the Hessian the general path gives next to zero.
+    from fastopt.newton import hessian
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((3000, 7)) * 3.0 + 1.0
+    y = rng.integers(0, classes, 3000)
+    problem_, _ = prepare(X, y, model=model, penalty="l2", alpha=1e-3, l1_ratio=0.15,
+                          fit_intercept=True, sample_weight=rng.uniform(0.5, 2.0, 3000),
+                          standardize=standardize)
+    p = problem_.spec.n_params
+    at_zero, next_to_zero = hessian(problem_, np.zeros(p)), hessian(problem_, np.full(p, 1e-300))
+    np.testing.assert_allclose(at_zero, next_to_zero, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(at_zero, at_zero.T, rtol=1e-12, atol=1e-14)
