@@ -26,7 +26,7 @@ from . import _backends
 from . import _validation as v
 from . import _scaling
 from ._scaling import target_units
-from .newton import SampledHessian, newton_fit
+from .newton import MAX_PARAMS as NEWTON_MAX_PARAMS, SampledHessian, newton_fit
 from .optim import Optimizer, make_optimizer
 from .reference.models import MODELS, PENALTIES, ModelSpec
 from .schedules import make_schedule
@@ -696,12 +696,14 @@ def hessian_sample_rows(problem):
     on ``problem``, or None where it keeps to :func:`choose_solver`'s pick: sparse X, GPU
     arrays, linear regression (a constant Hessian: L-BFGS needs ~5 passes), no penalty
     (separable classes have no optimum: Newton's steps would grow for all of ``epochs``), l1
-    and elasticnet, and X with too few rows for the sample's Hessian to cost at most
+    and elasticnet, more parameters than Newton's method takes (``newton.MAX_PARAMS``), and X
+    with too few rows for the sample's Hessian to cost at most
     :data:`HESSIAN_SAMPLE_MAX_COST` passes' multiply-adds, or for the sample to be a tenth of
     them."""
     spec = problem.spec
     if (spec.model not in HESSIAN_SAMPLE_ROWS_PER_PARAM or v.is_sparse(problem.X)
-            or v.is_device_array(problem.X) or spec.penalty != "l2" or spec.alpha <= 0):
+            or v.is_device_array(problem.X) or spec.penalty != "l2" or spec.alpha <= 0
+            or spec.n_params > NEWTON_MAX_PARAMS):
         return None
     n = problem.n_samples
     rows = max(HESSIAN_SAMPLE_MIN_ROWS, HESSIAN_SAMPLE_ROWS_PER_PARAM[spec.model] * spec.n_params)

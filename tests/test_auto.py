@@ -211,7 +211,7 @@ def tall_problem(n=24_000, d=10, seed=5, dtype=np.float64, classes=2):
     return X.astype(dtype), y
 
 
-def test_tall_dense_logistic_problems_take_newton_with_a_sampled_hessian():
+def test_tall_dense_logistic_problems_take_newton_with_a_sampled_hessian(monkeypatch):
     from fastopt.engine import hessian_sample_rows
     X, y = tall_problem()
     kw = dict(l1_ratio=0.15, fit_intercept=True, sample_weight=None)
@@ -229,6 +229,12 @@ def test_tall_dense_logistic_problems_take_newton_with_a_sampled_hessian():
     wide_softmax, _ = prepare(np.hstack([X] * 6), three, model="softmax", penalty="l2",
                               alpha=1e-3, **kw)
     assert hessian_sample_rows(wide_softmax) is None  # p = 183: 2000 p^2 / 2 over 2 x 2 n p
+    # Nor with more parameters than Newton's method takes (newton_fit would refuse them),
+    # however many rows there are.
+    from fastopt import engine
+    monkeypatch.setattr(engine, "NEWTON_MAX_PARAMS", 32)
+    assert hessian_sample_rows(softmax) is None  # p = 33
+    monkeypatch.undo()
     others = [prepare(sparse.csr_matrix(X), y, model="logistic", penalty="l2", alpha=1e-3, **kw),
               prepare(X, X @ np.ones(10), model="linear", penalty="l2", alpha=1e-3, **kw),
               prepare(X, y, model="logistic", penalty="l1", alpha=1e-3, **kw)]
