@@ -876,7 +876,7 @@ def _solve_full_batch(problem, params, *, backend, solver, max_iter, tol, callba
     if (isinstance(solver, LBFGS) and backend.lbfgs is not None and callback is None
             and not verbose):
         # The compiled loop, without a Python call per iteration: on small problems those
-        # were most of the fit (benchopt's 1000 x 10: ~90 us an iteration, a pass ~5 us).
+        # were most of the fit (benchopt's 1000 x 10: ~90 us an iteration, a pass ~16 us).
         run = compiled_lbfgs(
             lambda x0, **settings: backend.lbfgs(data, x0, threads, **settings),
             np.array(params), **solver.settings(max_iter=max_iter, tol=tol,
