@@ -857,18 +857,22 @@ def _solve_full_batch(problem, params, *, backend, solver, max_iter, tol, callba
         return hvp.apply(vector)
     hvp.at = None
 
+    def entry(iteration, f, step, seconds, passes, grad_max, gap=None):
+        """One iteration's history entry; the gap estimate when the solver made one."""
+        made = {"epoch": iteration, "loss": float(f) * problem.loss_scale, "lr": float(step),
+                "seconds": seconds, "steps": int(passes), "grad_max": float(grad_max)}
+        if gap is not None:
+            made["gap"] = float(gap)
+            monitor.history.setdefault("gap", [])
+        return made
+
     def record(info):
         now = time.perf_counter()
         record.products += int(info.get("cg_iter", 0))  # Newton-CG: each one a pass too
-        entry = {"epoch": info["iteration"], "loss": float(info["f"]) * problem.loss_scale,
-                 "lr": float(info["step"]), "seconds": now - started[0],
-                 "steps": int(info["n_evals"]) + record.products,
-                 "grad_max": float(info["grad_max"])}
-        if "gap" in info:
-            entry["gap"] = float(info["gap"])
-            monitor.history.setdefault("gap", [])
+        made = entry(info["iteration"], info["f"], info["step"], now - started[0],
+                     info["n_evals"] + record.products, info["grad_max"], info.get("gap"))
         started[0] = now
-        return not monitor.record(entry, info["x"])
+        return not monitor.record(made, info["x"])
     record.products = 0
 
     spec = problem.spec
@@ -881,15 +885,12 @@ def _solve_full_batch(problem, params, *, backend, solver, max_iter, tol, callba
             lambda x0, **settings: backend.lbfgs(data, x0, threads, **settings),
             np.array(params), **solver.settings(max_iter=max_iter, tol=tol,
                                                 curvature_floor=floor))
-        evals = 1 + np.cumsum(run.history["evals"])
+        passes = 1 + np.cumsum(run.history["evals"])
+        gaps = run.history.get("gap", [None] * run.n_iter)
         for i in range(run.n_iter):
-            entry = {"epoch": i + 1, "loss": run.history["loss"][i] * problem.loss_scale,
-                     "lr": run.history["step"][i], "seconds": run.history["seconds"][i],
-                     "steps": int(evals[i]), "grad_max": run.history["grad_max"][i]}
-            if "gap" in run.history:
-                entry["gap"] = run.history["gap"][i]
-                monitor.history.setdefault("gap", [])
-            monitor.record(entry, run.x)
+            monitor.record(entry(i + 1, run.history["loss"][i], run.history["step"][i],
+                                 run.history["seconds"][i], passes[i],
+                                 run.history["grad_max"][i], gaps[i]), run.x)
     else:
         run = solver.run(objective, hvp, np.array(params), max_iter=max_iter, tol=tol,
                          callback=record, curvature_floor=floor)

@@ -310,6 +310,15 @@ def _check_common(max_iter, max_eval):
         raise ValueError(f"max_eval must be a positive integer or None, got {max_eval!r}")
 
 
+def _lbfgs_budget(max_iter, history_size, max_eval):
+    """L-BFGS's settings checked; returns ``max_eval``, by default ``max_iter * 5 // 4``
+    (torch's)."""
+    _check_common(max_iter, max_eval)
+    if not isinstance(history_size, (int, np.integer)) or history_size < 1:
+        raise ValueError(f"history_size must be a positive integer, got {history_size!r}")
+    return max(1, max_iter * 5 // 4) if max_eval is None else max_eval
+
+
 def _check_line_search(line_search):
     if line_search != "strong_wolfe":
         raise ValueError(f"line_search must be 'strong_wolfe', got {line_search!r}")
@@ -380,12 +389,8 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
     -------
     SolverResult
     """
-    _check_common(max_iter, max_eval)
     _check_line_search(line_search)
-    if not isinstance(history_size, (int, np.integer)) or history_size < 1:
-        raise ValueError(f"history_size must be a positive integer, got {history_size!r}")
-    if max_eval is None:
-        max_eval = max(1, max_iter * 5 // 4)
+    max_eval = _lbfgs_budget(max_iter, history_size, max_eval)
     dtype = _iterate_dtype(x0)
     x = np.array(x0, dtype=dtype).ravel()
     count = _Counter(objective, dtype, x.shape)
@@ -477,14 +482,11 @@ def compiled_lbfgs(run, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
     """:func:`lbfgs` with its loop compiled: ``run(x0, **settings) -> dict`` is a backend's
     loop (``fastopt._core.lbfgs`` on a Dataset: the same steps as :func:`lbfgs`, whose
     reference it is, to the rounding of its dot products), called with :func:`lbfgs`'s
-    settings; its reason and number become :func:`lbfgs`'s status and message here. Returns
+    settings; its reason (``LbfgsReason`` in ``csrc/include/fastopt/lbfgs.hpp``, the keys of
+    ``statuses`` below) and number become :func:`lbfgs`'s status and message here. Returns
     the :class:`SolverResult` :func:`lbfgs` would (no callback: the history comes at the
     end)."""
-    _check_common(max_iter, max_eval)
-    if not isinstance(history_size, (int, np.integer)) or history_size < 1:
-        raise ValueError(f"history_size must be a positive integer, got {history_size!r}")
-    if max_eval is None:
-        max_eval = max(1, max_iter * 5 // 4)
+    max_eval = _lbfgs_budget(max_iter, history_size, max_eval)
     out = run(x0, max_iter=max_iter, history_size=history_size, max_eval=max_eval,
               tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
               tolerance_gap=tolerance_gap, curvature_floor=curvature_floor)
@@ -615,7 +617,7 @@ def _grad_message(g, tol):
             f"tolerance {tol:g}")
 
 
-# The solvers' other messages, one function each: the compiled L-BFGS (_compiled_lbfgs) says
+# The solvers' other messages, one function each: the compiled L-BFGS (compiled_lbfgs) says
 # why it stopped with a number, and these give it the words of the Python loop.
 def _not_descent_message(dphi0):
     return f"not a descent direction (g.d = {dphi0:.3g})"
