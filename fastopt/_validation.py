@@ -250,6 +250,21 @@ def class_indices(y, classes):
     return targets
 
 
+def check_class_labels(y):
+    """A ValueError where ``y`` are not class labels (continuous or multi-output targets), as
+    scikit-learn's ``check_classification_targets`` says it. A 1-d array of integers, bools or
+    floats that are whole numbers within int64 (scikit-learn's test) is answered here:
+    ``type_of_target``'s generic checks took ~180 us a fit, 15% of a fit on 1,000 x 10."""
+    if isinstance(y, np.ndarray) and y.ndim == 1:
+        if y.dtype.kind in "biu":
+            return
+        # NaN and inf fail the first test; they go on to scikit-learn's message.
+        if y.dtype.kind == "f" and (np.abs(y) < 2.0**63).all() and (y == np.floor(y)).all():
+            return
+    from sklearn.utils.multiclass import check_classification_targets
+    check_classification_targets(y)
+
+
 def encode_labels(y):
     """``(classes, indices)``: the sorted distinct labels and each row's index into them."""
     if y.ndim == 1 and y.dtype.kind in "biuf" and len(y):

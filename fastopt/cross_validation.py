@@ -37,7 +37,6 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.metrics import check_scoring
 from sklearn.model_selection import check_cv
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _backends
@@ -232,7 +231,7 @@ class _CrossValidatedModel(BaseEstimator):
             sample_weight = v.check_sample_weight(sample_weight, n, 1.0)
         classes, targets = None, None
         if not self._regression:
-            check_classification_targets(y)
+            v.check_class_labels(y)
             classes, targets = v.encode_labels(y)
             if len(classes) < 2:
                 raise ValueError("This solver needs samples of at least 2 classes in the "

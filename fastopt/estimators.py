@@ -19,7 +19,6 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils import assert_all_finite
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -36,6 +35,18 @@ from .solvers import LBFGS
 __all__ = ["LinearRegression", "LogisticRegression"]
 
 _DTYPES = [np.float64, np.float32]  # kept as they are: no copy of C-contiguous float X
+
+
+def _ready_arrays(X, y):
+    """Whether ``validate_data`` would return ``X`` and ``y`` as they are: NumPy arrays (not
+    subclasses, no feature names), X 2-d, C-contiguous, float64 or float32, with rows and
+    columns, y 1-d finite numbers (else its message: "Input y contains NaN"), one per row.
+    Then the estimators skip it: its generic checks took ~115 us a fit, 13% of a default fit
+    on 1,000 x 10."""
+    return (type(X) is np.ndarray and type(y) is np.ndarray and X.ndim == 2 and y.ndim == 1
+            and X.dtype in _DTYPES and X.flags.c_contiguous and X.shape[0] > 0
+            and X.shape[1] > 0 and len(y) == X.shape[0] and y.dtype.kind in "biuf"
+            and (y.dtype.kind != "f" or bool(np.isfinite(y).all())))
 
 # lr=None with an optimizer given by name: torch's defaults (1e-3 for SGD and Adam) are tuned
 # for neural networks and take thousands of epochs on a standardised linear model, so the
@@ -243,6 +254,16 @@ class _FastoptLinearModel(BaseEstimator):
         return X.map_blocks(function, chunks=(X.chunks[0], (sample.shape[1],)),
                             dtype=sample.dtype)
 
+    def _reset_features(self, X, check_finite):
+        """What ``validate_data(reset=True)`` does with arrays that :func:`_ready_arrays`
+        accepts: records ``n_features_in_``, forgets ``feature_names_in_`` (an ndarray has
+        none) and, with ``check_finite``, checks X for NaN and inf."""
+        if check_finite:
+            v.assert_all_finite(X)
+        self.n_features_in_ = int(X.shape[1])
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
     def _fit(self, X, y, sample_weight, *, partial, classes=None):
         """Run the fit on a scratch copy of the training state and commit the fitted
         attributes only when it succeeds: an error or a KeyboardInterrupt leaves the estimator
@@ -275,9 +296,12 @@ class _FastoptLinearModel(BaseEstimator):
         scales = self.standardize and not (partial and fitted)
         trains_checking = optimizer is not None and backend.checks_finite  # not Newton
         check_later = not v.is_sparse(X) and (scales or trains_checking)
-        X, y = validate_data(self, X, y, reset=not partial or not fitted, dtype=_DTYPES,
-                             order="C", accept_sparse="csr", y_numeric=self._regression,
-                             multi_output=False, ensure_all_finite=not check_later)
+        if not partial and _ready_arrays(X, y):
+            self._reset_features(X, check_finite=not check_later)
+        else:
+            X, y = validate_data(self, X, y, reset=not partial or not fitted, dtype=_DTYPES,
+                                 order="C", accept_sparse="csr", y_numeric=self._regression,
+                                 multi_output=False, ensure_all_finite=not check_later)
         if v.is_sparse(X):  # duplicate entries summed (on a copy), as fastopt.fit does
             X = v.canonical_csr(X)
         model, classes = self._model_and_classes(y, classes, first_partial if partial else None)
@@ -783,7 +807,7 @@ class LogisticRegression(ClassifierMixin, _FastoptLinearModel):
         self.class_weight = class_weight
 
     def _model_and_classes(self, y, classes, first_partial):
-        check_classification_targets(y)
+        v.check_class_labels(y)
         if first_partial is None:  # fit: the classes of y
             classes, _ = v.encode_labels(y)
         elif first_partial:

@@ -56,7 +56,7 @@ def hessian(problem, params):
     for rows in (slice(start, start + step) for start in range(0, problem.n_samples, step)):
         X = problem.X[rows]
         X = X.toarray() if is_sparse(X) else X  # a block of rows at a time: bounded memory
-        X = X.astype(np.float64)
+        X = X.astype(np.float64, copy=False)
         if problem.mean is not None:
             X = (X - problem.mean) * problem.inv_std
         Z = np.hstack([X, np.ones((len(X), 1))]) if spec.fit_intercept else X
@@ -89,18 +89,20 @@ def hessian(problem, params):
     if spec.penalty == "l2" and spec.alpha > 0:
         for a in range(k):
             H[a, np.arange(d), a, np.arange(d)] += spec.alpha
+    H = H.reshape(k * width, k * width)
+    if k == 1:  # the flat layout [w, b] is already the class-major one
+        return H
     # order[flat index] = class-major index (c, j), flat layout [W (k x d), intercepts (k)]
     order = np.empty(k * width, dtype=np.intp)
     for c in range(k):
         order[c * d:(c + 1) * d] = c * width + np.arange(d)
         if spec.fit_intercept:
             order[k * d + c] = c * width + d
-    H = H.reshape(k * width, k * width)
     return H[np.ix_(order, order)]
 
 
 def newton_fit(problem, params, *, max_iter, tol, backend="auto", callback=None, verbose=0,
-               objective=None, hessian_of=None, direction_of=None, gap=0.0):
+               objective=None, hessian_of=None, direction_of=None, gap=0.0, start=None):
     """Minimise the objective from ``params``. Returns ``(params, history, converged)``; the
     history has one entry per step, ``grad_max`` the gradient's largest entry after it.
     ``objective(problem, params) -> (value, gradient)`` and ``hessian_of(problem, params)``
@@ -108,7 +110,8 @@ def newton_fit(problem, params, *, max_iter, tol, backend="auto", callback=None,
     partitions of a distributed X); ``direction_of(problem, params, gradient)`` replaces the
     least-squares solve of the Hessian with the gradient (``optimizer="auto"`` passes a
     :class:`SampledHessian`). With ``gap`` the history also has ``gap``: the decrement's
-    estimate of the relative gap before each step."""
+    estimate of the relative gap before each step. ``start``: ``(value, gradient)`` at
+    ``params`` when the caller has them (L-BFGS's last evaluation): one pass fewer."""
     spec = problem.spec
     if problem.X is not None and is_device_array(problem.X):
         raise ValueError("optimizer='newton' builds its Hessian on the host: pass X in host "
@@ -137,7 +140,7 @@ def newton_fit(problem, params, *, max_iter, tol, backend="auto", callback=None,
     if gap > 0:  # the decrement's estimate of the relative gap, before each step
         history["gap"] = []
     converged = False
-    value, grad = objective(problem, w.astype(dtype))
+    value, grad = start if start is not None else objective(problem, w.astype(dtype))
     for iteration in range(1, max_iter + 1):
         start = time.perf_counter()
         direction = direction_of(problem, w, grad)

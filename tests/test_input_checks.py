@@ -205,6 +205,73 @@ def test_encoded_labels_equal_numpy_unique(values, dtype):
     assert indices.dtype == np.float64
 
 
+@pytest.mark.parametrize("y", [
+    np.array([0.0, 1.5, 2.0]), np.array([0.0, np.nan, 1.0]), np.array([0.0, np.inf, 1.0]),
+    np.array([[0, 1], [1, 0]]), np.array([0.5, 0.25], dtype=np.float32),
+    np.array([0, 1], dtype=np.int32), np.array([2.0, -3.0, 2.0]), np.array(["a", "b"]),
+    np.array([True, False]), np.array([1e300, 0.0]), [0, 1, 1]])
+def test_class_labels_are_judged_as_scikit_learn_judges_them(y):
+    """check_class_labels answers the common cases itself: it must agree with
+    check_classification_targets on every kind of target."""
+    from sklearn.utils.multiclass import check_classification_targets
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scikit-learn's own, casting NaN
+        try:
+            check_classification_targets(y)
+        except ValueError as error:
+            with pytest.raises(ValueError, match=str(error)[:20]):
+                v.check_class_labels(y)
+        else:
+            v.check_class_labels(y)
+
+
+@pytest.mark.parametrize("y", [np.arange(6) % 2, np.array([0.0, 2.0, 1.0] * 2)])
+def test_ordinary_class_labels_do_not_call_type_of_target(monkeypatch, y):
+    import sklearn.utils.multiclass
+    monkeypatch.setattr(sklearn.utils.multiclass, "check_classification_targets",
+                        lambda y: pytest.fail("the generic check ran"))
+    v.check_class_labels(y)
+    fo.LogisticRegression().fit(np.arange(12.0).reshape(6, 2), y)
+
+
+def test_plain_arrays_skip_validate_data_with_the_same_result(monkeypatch):
+    """NumPy arrays that validate_data would return unchanged skip it; anything else still
+    goes through it. Both record n_features_in_ and drop feature names of an earlier fit."""
+    from fastopt import estimators
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 3))
+    y = (X[:, 0] > 0).astype(np.int64)
+    calls = []
+    real = estimators.validate_data
+    monkeypatch.setattr(estimators, "validate_data",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    est = fo.LogisticRegression().fit(pd.DataFrame(X, columns=list("abc")), y)
+    assert calls and list(est.feature_names_in_) == list("abc")
+    calls.clear()
+    est.fit(X, y)
+    assert not calls and est.n_features_in_ == 3 and not hasattr(est, "feature_names_in_")
+    for X_other, y_other in [(X.tolist(), y), (np.asfortranarray(X), y), (X.astype(int), y),
+                             (X, y.astype(str)), (X, y.tolist())]:
+        calls.clear()
+        fo.LogisticRegression().fit(X_other, y_other)
+        assert calls, "an array validate_data would convert skipped it"
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_plain_arrays_are_still_checked_for_nan_and_inf(bad):
+    X = np.random.default_rng(0).standard_normal((40, 3))
+    y = np.arange(40) % 2
+    X[5, 1] = bad
+    for optimizer in ["newton", "auto", "adam"]:
+        with pytest.raises(ValueError, match="NaN|infinity"):
+            fo.LogisticRegression(optimizer=optimizer, standardize=False).fit(X, y)
+    y = y.astype(np.float64)
+    y[3] = bad
+    for estimator in [fo.LinearRegression(), fo.LogisticRegression()]:
+        with pytest.raises(ValueError, match="Input y contains (NaN|infinity)"):
+            estimator.fit(np.nan_to_num(X), y)
+
 # ---------------------------------------------------------------------------------------------
 # Predictions: X is checked only when a score is not finite
 
