@@ -32,8 +32,8 @@ from .reference.models import MODELS, PENALTIES, ModelSpec
 from .schedules import make_schedule
 from .reference import saga as _saga
 from .reference.models import penalty as _penalty
-from .solvers import (AUTO_GAP, SAGA_AUTO_TOL, SOLVERS, LBFGS, NewtonCG, SAGA,
-                      compiled_lbfgs)
+from .solvers import (AUTO_GAP, SAGA_AUTO_TOL, SOLVERS, LBFGS, ConjugateGradient, NewtonCG,
+                      SAGA, compiled_lbfgs)
 
 __all__ = ["Problem", "TrainingState", "FitResult", "DivergenceError", "prepare", "train",
            "solve", "result", "Monitor"]
@@ -662,13 +662,16 @@ def is_auto(optimizer):
 
 def choose_solver(problem):
     """What ``optimizer="auto"`` runs on ``problem``: L-BFGS for the smooth objectives (no
-    penalty or l2), SAGA for l1 and elasticnet (proximal: the only solver here that reaches
+    penalty or l2), conjugate gradients where that objective is a quadratic (linear
+    regression), SAGA for l1 and elasticnet (proximal: the only solver here that reaches
     their optimum). The README's "Solvers that reach the optimum" gives the measurements.
     Under ``tol="auto"`` :func:`hessian_sample_rows` may pick Newton's method with a
     subsampled Hessian first."""
     spec = problem.spec
     if spec.penalty in ("l1", "elasticnet") and spec.alpha > 0:
         return SOLVERS["saga"]()
+    if spec.model == "linear":  # a quadratic: exact steps, one pass each
+        return ConjugateGradient()
     return LBFGS()
 
 
@@ -694,8 +697,9 @@ HESSIAN_SAMPLE_MAX_SHARE = 0.1  # m at most this share of n: below, L-BFGS's pas
 def hessian_sample_rows(problem):
     """The rows of the subsampled Hessian that ``optimizer="auto"`` (with ``tol="auto"``) uses
     on ``problem``, or None where it keeps to :func:`choose_solver`'s pick: sparse X, GPU
-    arrays, linear regression (a constant Hessian: L-BFGS needs ~5 passes), no penalty
-    (separable classes have no optimum: Newton's steps would grow for all of ``epochs``), l1
+    arrays, linear regression (a constant Hessian: conjugate gradients need ~5 passes), no
+    penalty (separable classes have no optimum: Newton's steps would grow for all of
+    ``epochs``), l1
     and elasticnet, more parameters than Newton's method takes (``newton.MAX_PARAMS``), and X
     with too few rows for the sample's Hessian to cost at most
     :data:`HESSIAN_SAMPLE_MAX_COST` passes' multiply-adds, or for the sample to be a tenth of
@@ -773,7 +777,7 @@ def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epo
     if isinstance(optimizer, SAGA):
         return _solve_saga(problem, params, backend=backend, solver=optimizer, max_iter=epochs,
                            tol=tol, callback=callback, verbose=verbose, seed=seed)
-    if isinstance(optimizer, (LBFGS, NewtonCG)):
+    if isinstance(optimizer, (LBFGS, NewtonCG, ConjugateGradient)):
         return _solve_full_batch(problem, params, backend=backend, solver=optimizer,
                                  max_iter=epochs, tol=tol, callback=callback, verbose=verbose,
                                  finish=auto and tol == "auto",

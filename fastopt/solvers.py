@@ -1,9 +1,10 @@
 r"""Deterministic solvers that reach the optimum of a smooth objective: L-BFGS and truncated
-Newton (Newton-CG), both with a strong-Wolfe line search.
+Newton (Newton-CG), both with a strong-Wolfe line search, and conjugate gradients for a convex
+quadratic (exact steps, no line search).
 
 They know nothing of fastopt's models or backends: the caller hands in
 ``objective(x) -> (f, g)`` (one pass over the data, ``g`` a float64 array of ``x``'s shape) and,
-for Newton-CG, ``hvp(x, v) -> H v``. Both return a :class:`SolverResult`.
+for Newton-CG, ``hvp(x, v) -> H v``. All return a :class:`SolverResult`.
 
 Precision
 ---------
@@ -49,7 +50,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-__all__ = ["SolverResult", "lbfgs", "newton_cg", "strong_wolfe", "LineSearchResult", "Trial"]
+__all__ = ["SolverResult", "lbfgs", "newton_cg", "conjugate_gradient", "strong_wolfe",
+           "LineSearchResult", "Trial"]
 
 STATUSES = ("converged", "max_iter", "max_eval", "stopped", "precision", "line_search",
             "nonfinite")
@@ -792,6 +794,103 @@ def newton_cg(objective, hvp, x0, *, max_iter, tol=1e-5, tolerance_gap=0.0, max_
                         message, history, n_hvp)
 
 
+def conjugate_gradient(objective, x0, *, max_iter, tol=0.0, tolerance_gap=0.0, callback=None,
+                       should_stop=None):
+    r"""Minimise a convex quadratic ``objective`` (linear regression, penalty None or l2) by
+    conjugate gradients, one call of ``objective`` an iteration and no line search: the
+    gradient of a quadratic is affine, so a direction's Hessian product is ``g(x0 + q) -
+    g(x0)``, exactly, and the step along it is the exact minimiser ``r^T q / q^T H q`` (``r =
+    -g``). On a quadratic L-BFGS makes the same iterates with exact line searches; its line
+    search spent extra passes finding them (T1's ridge problem: 8 passes where this takes 5).
+
+    The residual (``-g``) and the objective follow by the recurrences ``r -= alpha H q`` and
+    ``f -= alpha r^T q / 2``, not by another pass. A direction is rounded to ``x0``'s dtype
+    about ``x0`` before it is evaluated and used as rounded, so float32 parameters give exact
+    products too; its successor is ``r + beta q`` with Polak-Ribiere's ``beta`` (clipped at
+    0), which keeps the directions conjugate where rounding perturbs them.
+
+    Converged when ``max|g| <= tol`` or when the estimated relative gap ``|r|^2 / (2
+    theta) / |f|`` is at most ``tolerance_gap``, with ``theta`` the smallest Ritz value of the
+    Lanczos matrix of the iterations so far (an upper estimate of the smallest eigenvalue of
+    H, exact when the iterations have explored H's lowest directions). ``"precision"`` when a
+    direction shows no positive curvature (rounding: for a positive semidefinite H the
+    residual has none along the null space). Other arguments and the result as for
+    :func:`lbfgs` (``step`` is ``alpha``; every iteration is one evaluation).
+    """
+    _check_common(max_iter, None)
+    dtype = _iterate_dtype(x0)
+    base = np.array(x0, dtype=dtype).ravel()
+    count = _Counter(objective, dtype, base.shape)
+    f, g0, finite = count(base)
+    if not finite:
+        return _nonfinite_start(base, count)
+    start = base.astype(np.float64)
+    x, r = start.copy(), -g0
+    p, rr = r.copy(), float(r @ r)
+    diagonal, off_diagonal = [], []  # the Lanczos matrix, from the alphas and betas
+    history = _new_history()
+    if tolerance_gap > 0:
+        history["gap"] = []
+
+    def estimated_gap():
+        between = off_diagonal[:-1]  # the last one joins the next iteration's row
+        theta = float(np.linalg.eigvalsh(
+            np.diag(diagonal) + np.diag(between, 1) + np.diag(between, -1))[0])
+        return rr / (2 * theta) / max(abs(f), np.finfo(float).tiny) if theta > 0 else np.inf
+
+    status, message = "max_iter", _max_iter_message(max_iter)
+    iteration, alpha_before, beta, gap = 0, None, 0.0, np.inf
+    while True:
+        if np.max(np.abs(r), initial=0.0) <= tol:
+            status, message = "converged", _grad_message(r, tol)
+            break
+        if gap <= tolerance_gap:
+            status, message = "converged", _gap_message(gap, tolerance_gap)
+            break
+        if iteration >= max_iter:
+            break
+        if should_stop is not None and should_stop():
+            status, message = "stopped", "should_stop() returned True"
+            break
+        started = time.perf_counter()
+        q = (start + p).astype(dtype).astype(np.float64) - start
+        _, g_q, finite = count((start + q).astype(dtype))
+        if not finite:
+            status, message = "nonfinite", ("the objective or its gradient was not finite "
+                                            "at the next direction's trial point")
+            break
+        h_q = g_q - g0
+        curvature = float(q @ h_q)
+        if not curvature > 0:
+            status, message = "precision", _Progress.MESSAGE
+            break
+        along = float(r @ q)
+        alpha = along / curvature
+        x += alpha * q
+        r_before = r
+        r = r - alpha * h_q
+        f -= 0.5 * alpha * along
+        rr_before, rr = rr, float(r @ r)
+        diagonal.append(1.0 / alpha + (beta / alpha_before if alpha_before else 0.0))
+        beta = max(0.0, float(r @ (r - r_before)) / rr_before)
+        off_diagonal.append(math.sqrt(beta) / alpha)
+        alpha_before = alpha
+        p = r + beta * q
+        iteration += 1
+        grad_max = float(np.max(np.abs(r), initial=0.0))
+        _record(history, f, grad_max, 1, 0, alpha, started)
+        info = {"iteration": iteration, "x": x.astype(dtype), "f": f, "grad": -r,
+                "grad_max": grad_max, "step": alpha, "n_evals": count.calls}
+        if tolerance_gap > 0:
+            gap = info["gap"] = estimated_gap()
+            history["gap"].append(gap)
+        if callback is not None and callback(info) is False:
+            status, message = "stopped", "callback returned False"
+            break
+    return SolverResult(x.astype(dtype), f, -r, iteration, count.calls, status == "converged",
+                        status, message, history)
+
+
 def _truncated_cg(hvp, x, g, max_iter):
     """Approximately solve ``H p = -g``; returns ``(p, products, status)`` with status "ok",
     "steepest" (``p = -g`` at once: curvature not positive) or "nonfinite"."""
@@ -885,6 +984,21 @@ class NewtonCG:
         return newton_cg(objective, hvp, x0, max_iter=max_iter, tol=grad, tolerance_gap=gap,
                          max_cg_iter=self.max_cg_iter, max_eval=self.max_eval,
                          callback=callback)
+
+
+@dataclass(frozen=True)
+class ConjugateGradient:
+    """Conjugate gradients (:func:`conjugate_gradient`) as the solver that
+    ``optimizer="auto"`` runs for linear regression (a quadratic objective);
+    ``tolerance_grad`` and ``tolerance_gap`` as for :class:`LBFGS`."""
+
+    tolerance_grad: float | None = None
+    tolerance_gap: float | None = None
+
+    def run(self, objective, hvp, x0, *, max_iter, tol, callback, curvature_floor=0.0):
+        grad, gap = _tolerances(self.tolerance_grad, self.tolerance_gap, tol)
+        return conjugate_gradient(objective, x0, max_iter=max_iter, tol=grad,
+                                  tolerance_gap=gap, callback=callback)
 
 
 def available_memory():

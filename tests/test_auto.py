@@ -73,6 +73,48 @@ def test_the_defaults_reach_the_optimum(kind):
     assert "grad_max" in ours.history_ and ours.n_iter_ < 200
 
 
+@pytest.mark.parametrize("sparse_X", [False, True], ids=["dense", "csr"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_linear_regression_takes_conjugate_gradients_to_ridge_optimum(monkeypatch, sparse_X,
+                                                                        dtype, weighted):
+    """optimizer="auto" on linear regression runs conjugate gradients (a quadratic: one pass
+    an iteration), to scikit-learn's Ridge optimum, also on sparse X, float32 and weights,
+    with a y of a large scale and offset (make_regression's)."""
+    from fastopt import engine, solvers
+    runs = []
+    real = solvers.conjugate_gradient
+    monkeypatch.setattr(solvers, "conjugate_gradient",
+                        lambda *a, **k: runs.append(1) or real(*a, **k))
+    rng = np.random.default_rng(5)
+    n, d = 4000, 30
+    X = rng.standard_normal((n, d)) * np.linspace(0.5, 2.0, d)
+    y = X @ rng.uniform(0, 100, d) + 500.0 + rng.standard_normal(n)
+    if sparse_X:
+        X = sparse.csr_matrix(X * (rng.random((n, d)) < 0.3))
+    X = X.astype(dtype)
+    weights = rng.uniform(0.5, 2.0, n) if weighted else None
+    alpha = 1.0 / n
+    ours = fo.LinearRegression(penalty="l2", alpha=alpha, standardize=False).fit(
+        X, y, sample_weight=weights)
+    assert runs and isinstance(engine.choose_solver(
+        prepare(X, y, model="linear", penalty="l2", alpha=alpha, l1_ratio=0.15,
+                fit_intercept=True, sample_weight=None, standardize=False)[0]),
+        solvers.ConjugateGradient)
+    # Ridge minimises sum s_i r_i^2 / 2 + a |w|^2 / 2: ours (mean, alpha) times sum s_i
+    s = np.ones(n) if weights is None else weights
+    dense = (X.toarray() if sparse_X else X).astype(np.float64)
+    exact = sklearn_linear.Ridge(alpha=alpha * s.sum(), solver="cholesky", tol=1e-12).fit(
+        dense, y, sample_weight=weights)
+
+    def loss(model):
+        coef = model.coef_.ravel()
+        residual = dense @ coef + model.intercept_ - y
+        return s @ residual**2 / 2 / s.sum() + alpha / 2 * coef @ coef
+    assert (loss(ours) - loss(exact)) / loss(exact) <= (1e-6 if dtype == np.float64 else 1e-5)
+    assert ours.history_["steps"][:3] == [2, 3, 4]  # one pass an iteration, after the first
+
+
 def test_sparse_input_reaches_the_optimum():
     rng = np.random.default_rng(3)
     X = sparse.random(2000, 300, density=0.05, format="csr", random_state=4)
