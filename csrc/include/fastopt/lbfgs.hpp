@@ -64,9 +64,17 @@ struct LbfgsOutcome {
 
 namespace lbfgs_detail {
 
+// Eight partial sums (i mod 8), added in a fixed order: one running sum was a chain of
+// dependent additions, and the two-loop recursion's ~30 dot products an iteration took ~15 us
+// of benchopt 200 x 500's ~45 us iterations.
 inline double dot(const std::vector<double>& a, const std::vector<double>& b) noexcept {
-    double sum = 0.0;
-    for (size_t i = 0; i < a.size(); ++i) sum += a[i] * b[i];
+    double lane[8] = {};
+    const size_t n = a.size(), whole = n - n % 8;
+    for (size_t i = 0; i < whole; i += 8)
+        for (int l = 0; l < 8; ++l) lane[l] += a[i + l] * b[i + l];
+    double sum = ((lane[0] + lane[4]) + (lane[2] + lane[6])) +
+                 ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+    for (size_t i = whole; i < n; ++i) sum += a[i] * b[i];
     return sum;
 }
 
