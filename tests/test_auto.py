@@ -115,6 +115,38 @@ def test_linear_regression_takes_conjugate_gradients_to_ridge_optimum(monkeypatc
     assert ours.history_["steps"][:3] == [2, 3, 4]  # one pass an iteration, after the first
 
 
+def test_sampled_newton_hands_over_to_lbfgs_where_its_steps_are_cut(monkeypatch):
+    """Well-separated classes: the sample's Hessian misses the rows near the boundary, the line
+    search cuts Newton's steps, and L-BFGS takes over from where they got to; the fit still
+    ends at scikit-learn's optimum, with one history of both."""
+    from fastopt import engine
+    handed = []
+    real = engine._solve_full_batch
+    monkeypatch.setattr(engine, "_solve_full_batch",
+                        lambda *a, **k: handed.append(k["solver"]) or real(*a, **k))
+    rng = np.random.default_rng(1)
+    n, d = 40_000, 50
+    X = rng.standard_normal((n, d))
+    y = np.sign(X @ rng.standard_normal(d)).astype(int)
+    alpha = 1.0 / n
+    problem_ = prepare(X, y, model="logistic", penalty="l2", alpha=alpha, l1_ratio=0.15,
+                       fit_intercept=True, sample_weight=None, standardize=False)[0]
+    assert engine.hessian_sample_rows(problem_) is not None  # the sampled route is taken
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        ours = fo.LogisticRegression(alpha=alpha, standardize=False).fit(X, y)
+    assert len(handed) == 1 and isinstance(handed[0], fo.LBFGS)
+    history = ours.history_
+    assert history["epoch"] == list(range(1, ours.n_iter_ + 1))
+    assert all(len(values) == ours.n_iter_ for values in history.values())
+    assert history["steps"] == sorted(history["steps"])
+    exact = sklearn_linear.LogisticRegression(C=1.0 / (alpha * n), tol=1e-12,
+                                              max_iter=10_000).fit(X, y)
+    best = objective(X, y, "logistic", "l2", alpha, exact.coef_, exact.intercept_)
+    reached = objective(X, y, "logistic", "l2", alpha, ours.coef_, ours.intercept_)
+    assert (reached - best) / abs(best) <= 1e-6
+
+
 def test_sparse_input_reaches_the_optimum():
     rng = np.random.default_rng(3)
     X = sparse.random(2000, 300, density=0.05, format="csr", random_state=4)
