@@ -214,7 +214,9 @@ def test_hessian_equals_the_class_pair_loop(monkeypatch, model, dtype, sparse, s
     from fastopt import _validation
     from fastopt.newton import hessian
     from fastopt.training import prepare
+    from fastopt import newton
     monkeypatch.setattr(_validation, "BLOCK_BYTES", 8 * 7 * 37)  # several blocks of rows
+    monkeypatch.setattr(newton, "HESSIAN_BLOCK_BYTES", 8 * 7 * 37)
     rng = np.random.default_rng(3)
     n, d = 150, 6
     X = (rng.standard_normal((n, d)) * rng.uniform(0.5, 3, d) + 1).astype(dtype)
