@@ -497,9 +497,10 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
     with sample weights :math:`s_i` (1 by default), the penalty :math:`P` of ``penalty``
     (never on :math:`b`), and :math:`\tilde x = (x - \mu) / \sigma` when ``standardize=True``
     (else :math:`\tilde x = x`). With the default ``optimizer="auto"`` a solver that reaches
-    the optimum runs: L-BFGS for no penalty or ``"l2"``, SAGA for ``"l1"`` and
-    ``"elasticnet"``, each stopped (``tol="auto"``) when its estimate of the relative distance
-    to the optimum is below 1e-7; ``batch_size``, ``lr``, ``schedule`` and ``shuffle`` then do
+    the optimum runs: L-BFGS for no penalty or ``"l2"`` (conjugate gradients for linear
+    regression, whose objective is quadratic; Newton's method with a sampled Hessian for tall
+    dense logistic problems), SAGA for ``"l1"`` and ``"elasticnet"``, each stopped
+    (``tol="auto"``) when its estimate of the relative distance to the optimum is below 1e-7; ``batch_size``, ``lr``, ``schedule`` and ``shuffle`` then do
     not apply, and ``partial_fit`` (or ``early_stopping=True``) trains with Adam. With a
     first-order optimizer, each epoch visits the rows in minibatches of ``batch_size``
     (a new pseudo-random order per epoch with ``shuffle=True``) and takes one step of
