@@ -138,6 +138,17 @@ def _iterate_dtype(x0):
     return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
 
 
+def _start(objective, x0):
+    """``(x, count, f, g, failed)``: ``x0`` as a 1-d array of its dtype (float32 or float64),
+    ``objective`` counted (:class:`_Counter`), its value and gradient at ``x0``, and the result
+    to return at once where they are not finite (else None)."""
+    dtype = _iterate_dtype(x0)
+    x = np.array(x0, dtype=dtype).ravel()
+    count = _Counter(objective, dtype, x.shape)
+    f, g, finite = count(x)
+    return x, count, f, g, None if finite else _nonfinite_start(x, count)
+
+
 def _cubic_minimizer(a, fa, ga, b, fb, gb):
     """Minimiser of the cubic through ``(a, fa)``, ``(b, fb)`` with slopes ``ga``, ``gb``, or
     None when it has none (Nocedal & Wright, eq. 3.59)."""
@@ -393,12 +404,9 @@ def lbfgs(objective, x0, *, max_iter, history_size=10, tolerance_grad=1e-7,
     """
     _check_line_search(line_search)
     max_eval = _lbfgs_budget(max_iter, history_size, max_eval)
-    dtype = _iterate_dtype(x0)
-    x = np.array(x0, dtype=dtype).ravel()
-    count = _Counter(objective, dtype, x.shape)
-    f, g, finite = count(x)
-    if not finite:
-        return _nonfinite_start(x, count)
+    x, count, f, g, failed = _start(objective, x0)
+    if failed:
+        return failed
     history = dict(_new_history(), gap=[]) if tolerance_gap > 0 else _new_history()
     progress = _Progress(x)
     pairs = deque(maxlen=history_size)  # (s, y, 1 / s.y)
@@ -724,18 +732,15 @@ def newton_cg(objective, hvp, x0, *, max_iter, tol=1e-5, tolerance_gap=0.0, max_
     """
     _check_common(max_iter, max_eval)
     _check_line_search(line_search)
-    dtype = _iterate_dtype(x0)
-    x = np.array(x0, dtype=dtype).ravel()
     if max_cg_iter is None:
-        max_cg_iter = max(10, min(x.size, 200))
+        max_cg_iter = max(10, min(np.size(x0), 200))
     if not isinstance(max_cg_iter, (int, np.integer)) or max_cg_iter < 1:
         raise ValueError(f"max_cg_iter must be a positive integer, got {max_cg_iter!r}")
     if max_eval is None:
         max_eval = max(1, 10 * max_iter)
-    count = _Counter(objective, dtype, x.shape)
-    f, g, finite = count(x)
-    if not finite:
-        return _nonfinite_start(x, count)
+    x, count, f, g, failed = _start(objective, x0)
+    if failed:
+        return failed
     history = _new_history()
     progress = _Progress(x)
     n_hvp = 0
@@ -818,13 +823,10 @@ def conjugate_gradient(objective, x0, *, max_iter, tol=0.0, tolerance_gap=0.0, c
     :func:`lbfgs` (``step`` is ``alpha``; every iteration is one evaluation).
     """
     _check_common(max_iter, None)
-    dtype = _iterate_dtype(x0)
-    base = np.array(x0, dtype=dtype).ravel()
-    count = _Counter(objective, dtype, base.shape)
-    f, g0, finite = count(base)
-    if not finite:
-        return _nonfinite_start(base, count)
-    start = base.astype(np.float64)
+    base, count, f, g0, failed = _start(objective, x0)
+    if failed:
+        return failed
+    dtype, start = base.dtype, base.astype(np.float64)
     x, r = start.copy(), -g0
     p, rr = r.copy(), float(r @ r)
     diagonal, off_diagonal = [], []  # the Lanczos matrix, from the alphas and betas
