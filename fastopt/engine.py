@@ -699,8 +699,8 @@ def hessian_sample_rows(problem):
     on ``problem``, or None where it keeps to :func:`choose_solver`'s pick: sparse X, GPU
     arrays, linear regression (a constant Hessian: conjugate gradients need ~5 passes), no
     penalty (separable classes have no optimum: Newton's steps would grow for all of
-    ``epochs``), l1
-    and elasticnet, more parameters than Newton's method takes (``newton.MAX_PARAMS``), and X
+    ``epochs``), l1 and elasticnet, more parameters than Newton's method takes
+    (``newton.MAX_PARAMS``), and X
     with too few rows for the sample's Hessian to cost at most
     :data:`HESSIAN_SAMPLE_MAX_COST` passes' multiply-adds, or for the sample to be a tenth of
     them."""

@@ -48,6 +48,7 @@ def _ready_arrays(X, y):
             and X.shape[1] > 0 and len(y) == X.shape[0] and y.dtype.kind in "biuf"
             and (y.dtype.kind != "f" or bool(np.isfinite(y).all())))
 
+
 # lr=None with an optimizer given by name: torch's defaults (1e-3 for SGD and Adam) are tuned
 # for neural networks and take thousands of epochs on a standardised linear model, so the
 # estimators use 0.01 (torch's own default for Adagrad and RMSprop); Adadelta's lr is a
@@ -500,8 +501,8 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
     the optimum runs: L-BFGS for no penalty or ``"l2"`` (conjugate gradients for linear
     regression, whose objective is quadratic; Newton's method with a sampled Hessian for tall
     dense logistic problems), SAGA for ``"l1"`` and ``"elasticnet"``, each stopped
-    (``tol="auto"``) when its estimate of the relative distance to the optimum is below 1e-7; ``batch_size``, ``lr``, ``schedule`` and ``shuffle`` then do
-    not apply, and ``partial_fit`` (or ``early_stopping=True``) trains with Adam. With a
+    (``tol="auto"``) when its estimate of the relative distance to the optimum is below 1e-7;
+    ``batch_size``, ``lr``, ``schedule`` and ``shuffle`` then do not apply, and ``partial_fit`` (or ``early_stopping=True``) trains with Adam. With a
     first-order optimizer, each epoch visits the rows in minibatches of ``batch_size``
     (a new pseudo-random order per epoch with ``shuffle=True``) and takes one step of
     ``optimizer`` per minibatch, at the learning rate ``schedule(t)`` where ``t`` counts the
