@@ -502,8 +502,9 @@ class LinearRegression(RegressorMixin, _FastoptLinearModel):
     regression, whose objective is quadratic; Newton's method with a sampled Hessian for tall
     dense logistic problems), SAGA for ``"l1"`` and ``"elasticnet"``, each stopped
     (``tol="auto"``) when its estimate of the relative distance to the optimum is below 1e-7;
-    ``batch_size``, ``lr``, ``schedule`` and ``shuffle`` then do not apply, and ``partial_fit`` (or ``early_stopping=True``) trains with Adam. With a
-    first-order optimizer, each epoch visits the rows in minibatches of ``batch_size``
+    ``batch_size``, ``lr``, ``schedule`` and ``shuffle`` then do not apply, and
+    ``partial_fit`` (or ``early_stopping=True``) trains with Adam. With a first-order
+    optimizer, each epoch visits the rows in minibatches of ``batch_size``
     (a new pseudo-random order per epoch with ``shuffle=True``) and takes one step of
     ``optimizer`` per minibatch, at the learning rate ``schedule(t)`` where ``t`` counts the
     updates. The whole epoch runs in one compiled call; see :func:`fastopt.fit`, which gives
