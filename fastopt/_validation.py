@@ -351,8 +351,9 @@ def check_float(name, value, low, high=np.inf, *, allow_none=False, low_open=Fal
 
 def check_random_state(random_state):
     """The ValueError of :func:`seed_from` for a bad ``random_state``, without drawing from a
-    generator that is passed."""
-    if not isinstance(random_state, (np.random.RandomState, np.random.Generator)):
+    generator that is passed, or fresh entropy for None (~10 us a fit)."""
+    if random_state is not None and not isinstance(
+            random_state, (np.random.RandomState, np.random.Generator)):
         seed_from(random_state)
 
 

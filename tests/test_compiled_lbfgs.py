@@ -141,6 +141,9 @@ def test_fits_take_the_compiled_loop_and_with_a_callback_the_reference():
                       **options)
     assert calls == [2] and seen == stepwise.history["epoch"]  # the reference loop
     assert compiled.history["epoch"] == stepwise.history["epoch"]
+    assert compiled.history.keys() == stepwise.history.keys()
+    assert all(len(values) == len(stepwise.history["epoch"])
+               for values in compiled.history.values())
     np.testing.assert_allclose(compiled.coef_, stepwise.coef_, rtol=1e-9)
     for key in ("loss", "steps", "grad_max", "gap", "lr"):
         np.testing.assert_allclose(compiled.history[key], stepwise.history[key], rtol=1e-8)
