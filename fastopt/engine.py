@@ -660,19 +660,34 @@ def is_auto(optimizer):
     return isinstance(optimizer, str) and optimizer.lower() == "auto"
 
 
-def choose_solver(problem):
+def choose_solver(problem, backend=None):
     """What ``optimizer="auto"`` runs on ``problem``: L-BFGS for the smooth objectives (no
     penalty or l2), conjugate gradients where that objective is a quadratic (linear
-    regression), SAGA for l1 and elasticnet (proximal: the only solver here that reaches
-    their optimum). The README's "Solvers that reach the optimum" gives the measurements.
-    Under ``tol="auto"`` :func:`hessian_sample_rows` may pick Newton's method with a
-    subsampled Hessian first."""
+    regression) and X has :data:`CG_MIN_ENTRIES` stored entries or ``backend`` (the fit's
+    :class:`~fastopt._backends.Backend`) has no compiled L-BFGS loop, SAGA for l1 and
+    elasticnet (proximal: the only solver here that reaches their optimum). The README's
+    "Solvers that reach the optimum" gives the measurements. Under ``tol="auto"``
+    :func:`hessian_sample_rows` may pick Newton's method with a subsampled Hessian first."""
     spec = problem.spec
     if spec.penalty in ("l1", "elasticnet") and spec.alpha > 0:
         return SOLVERS["saga"]()
-    if spec.model == "linear":  # a quadratic: exact steps, one pass each
-        return ConjugateGradient()
+    if spec.model == "linear" and (backend is None or backend.lbfgs is None
+                                   or _stored_entries(problem.X) >= CG_MIN_ENTRIES):
+        return ConjugateGradient()  # a quadratic: exact steps, one pass each
     return LBFGS()
+
+
+# Conjugate gradients run in Python (~40 us an iteration); the compiled L-BFGS loop makes a
+# pass or two more on linear regression (exact steps against its line search) but ~10 us an
+# iteration. Measured (standardised make_regression-like X, alpha = 1/n, 1 thread), CG against
+# compiled L-BFGS: 50 x 100 1.27 / 0.33 ms, 1,000 x 100 1.24 / 0.97, 10,000 x 50 2.87 / 2.62,
+# 100,000 x 20 10.6 / 11.8, 100,000 x 100 50.5 / 53.9, T1's ridge 500,000 x 100 (unscaled y,
+# where L-BFGS's first line search took 3 passes) 150-164 / 236-278.
+CG_MIN_ENTRIES = 1_000_000
+
+
+def _stored_entries(X):
+    return X.nnz if v.is_sparse(X) else int(np.prod(X.shape))
 
 
 # Newton's method with the Hessian of a fixed sample of rows (and the gradient of all of them)
@@ -770,7 +785,7 @@ def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epo
             return _solve_newton(problem, params, backend=backend, max_iter=epochs, tol=tol,
                                  callback=callback, verbose=verbose,
                                  threads=v.check_n_jobs(n_jobs), sample_rows=rows)
-        optimizer = choose_solver(problem)
+        optimizer = choose_solver(problem, backend)
     if optimizer is None:
         return _solve_newton(problem, params, backend=backend, max_iter=epochs, tol=tol,
                              callback=callback, verbose=verbose, threads=v.check_n_jobs(n_jobs))

@@ -82,6 +82,7 @@ def test_linear_regression_takes_conjugate_gradients_to_ridge_optimum(monkeypatc
     an iteration), to scikit-learn's Ridge optimum, also on sparse X, float32 and weights,
     with a y of a large scale and offset (make_regression's)."""
     from fastopt import engine, solvers
+    monkeypatch.setattr(engine, "CG_MIN_ENTRIES", 0)  # this X is small: see the next test
     runs = []
     real = solvers.conjugate_gradient
     monkeypatch.setattr(solvers, "conjugate_gradient",
@@ -113,6 +114,23 @@ def test_linear_regression_takes_conjugate_gradients_to_ridge_optimum(monkeypatc
         return s @ residual**2 / 2 / s.sum() + alpha / 2 * coef @ coef
     assert (loss(ours) - loss(exact)) / loss(exact) <= (1e-6 if dtype == np.float64 else 1e-5)
     assert ours.history_["steps"][:3] == [2, 3, 4]  # one pass an iteration, after the first
+
+
+def test_linear_regression_takes_the_compiled_lbfgs_below_a_million_entries(monkeypatch):
+    """Conjugate gradients run in Python: below CG_MIN_ENTRIES the compiled L-BFGS loop is
+    faster (cpp backend); at or above it, and on backends without that loop, CG."""
+    from fastopt import engine, solvers
+    X, y = problem("linear")  # 3000 x 12
+    prepared, _ = prepare(X, y, model="linear", penalty="l2", alpha=1e-3, l1_ratio=0.15,
+                          fit_intercept=True, sample_weight=None)
+    cpp, numpy_backend = _backends.resolve("cpp"), _backends.resolve("numpy")
+    assert isinstance(engine.choose_solver(prepared, cpp), LBFGS)
+    assert isinstance(engine.choose_solver(prepared, numpy_backend), solvers.ConjugateGradient)
+    monkeypatch.setattr(engine, "CG_MIN_ENTRIES", X.size)
+    assert isinstance(engine.choose_solver(prepared, cpp), solvers.ConjugateGradient)
+    sparse_X, _ = prepare(sparse.csr_matrix(X * (X > 1)), y, model="linear", penalty="l2",
+                          alpha=1e-3, l1_ratio=0.15, fit_intercept=True, sample_weight=None)
+    assert isinstance(engine.choose_solver(sparse_X, cpp), LBFGS)  # nnz, not n d, count
 
 
 def test_sampled_newton_hands_over_to_lbfgs_where_its_steps_are_cut(monkeypatch):
