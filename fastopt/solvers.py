@@ -842,8 +842,9 @@ def conjugate_gradient(objective, x0, *, max_iter, tol=0.0, tolerance_gap=0.0, c
 
     status, message = "max_iter", _max_iter_message(max_iter)
     iteration, alpha_before, beta, gap = 0, None, 0.0, np.inf
+    grad_max = float(np.max(np.abs(r), initial=0.0))
     while True:
-        if np.max(np.abs(r), initial=0.0) <= tol:
+        if grad_max <= tol:
             status, message = "converged", _grad_message(r, tol)
             break
         if gap <= tolerance_gap:
@@ -991,8 +992,9 @@ class NewtonCG:
 @dataclass(frozen=True)
 class ConjugateGradient:
     """Conjugate gradients (:func:`conjugate_gradient`) as the solver that
-    ``optimizer="auto"`` runs for linear regression (a quadratic objective);
-    ``tolerance_grad`` and ``tolerance_gap`` as for :class:`LBFGS`."""
+    ``optimizer="auto"`` runs for linear regression on large X (a quadratic objective; see
+    ``fastopt.engine.choose_solver``); ``tolerance_grad`` and ``tolerance_gap`` as for
+    :class:`LBFGS`."""
 
     tolerance_grad: float | None = None
     tolerance_gap: float | None = None
