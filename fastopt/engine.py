@@ -33,7 +33,7 @@ from .schedules import make_schedule
 from .reference import saga as _saga
 from .reference.models import penalty as _penalty
 from .solvers import (AUTO_GAP, SAGA_AUTO_TOL, SOLVERS, LBFGS, ConjugateGradient, NewtonCG,
-                      SAGA, compiled_lbfgs)
+                      SAGA, compiled_lbfgs, conjugate_gradient)
 
 __all__ = ["Problem", "TrainingState", "FitResult", "DivergenceError", "prepare", "train",
            "solve", "result", "Monitor"]
@@ -686,6 +686,41 @@ def choose_solver(problem, backend=None):
 CG_MIN_ENTRIES = 1_000_000
 
 
+# Conjugate gradients from the solution on every SAMPLE_START_STRIDE-th row, where that sample
+# has SAMPLE_START_MIN_ROWS_PER_PARAM rows a parameter (optimizer="auto", tol="auto", a fresh
+# fit of linear regression). The sample's solve costs a 32nd of a pass an iteration and, on a
+# well-conditioned problem, gets the first orders of the gap that plain conjugate gradients
+# pay a pass each for. Measured (standardised make_regression X, noise 10, alpha = 1/n, 1
+# thread; passes of the full problem, plain / from the sample): 500,000 x 100 4 / 3 (134 ->
+# 111 ms), 100,000 x 100 5 / 3 (29.8 -> 21.7), 1,000,000 x 20 3 / 2 (58.7 -> 45.8), 50,000 x
+# 400 7 / 5 (105 -> 81); T1's ridge (noise-free targets: the sample's solution is within 1e-8
+# of the optimum) 5 / 2 (168 -> 79). Where the sample's solve does not converge in
+# SAMPLE_START_MAX_ITER iterations (ill-conditioned: effective rank 20 of 100 took 11 passes,
+# and 13 from the sample's solution) the fit starts from zero as before, the sample's ~0.4
+# pass lost.
+SAMPLE_START_STRIDE = 32
+SAMPLE_START_MIN_ROWS_PER_PARAM = 2
+SAMPLE_START_MAX_ITER = 10
+
+
+def _sample_start(problem, params, backend, threads):
+    """``(params, passes)``: where conjugate gradients on ``problem`` start, the solution on
+    every :data:`SAMPLE_START_STRIDE`-th row when that converged, and the passes over X that
+    cost (rounded up)."""
+    n = problem.n_samples
+    rows = np.arange(0, n, SAMPLE_START_STRIDE)
+    if len(rows) < SAMPLE_START_MIN_ROWS_PER_PARAM * problem.spec.n_params:
+        return params, 0
+    sample = problem.subset(rows, backend)
+    data = backend.dataset(sample)
+    run = conjugate_gradient(lambda x: backend.objective(data, x, threads), params,
+                             max_iter=SAMPLE_START_MAX_ITER, tolerance_gap=AUTO_GAP / 100)
+    passes = math.ceil(run.n_evals * len(rows) / n)
+    if run.status != "converged":  # also a non-finite X: the full problem's start says so
+        return params, passes
+    return np.asarray(run.x, dtype=params.dtype), passes
+
+
 def _stored_entries(X):
     return X.nnz if v.is_sparse(X) else int(np.prod(X.shape))
 
@@ -786,6 +821,15 @@ def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epo
                                  callback=callback, verbose=verbose,
                                  threads=v.check_n_jobs(n_jobs), sample_rows=rows)
         optimizer = choose_solver(problem, backend)
+        if isinstance(optimizer, ConjugateGradient) and tol == "auto" and not params.any():
+            threads = v.check_n_jobs(n_jobs)
+            params, passes = _sample_start(problem, params, backend, threads)
+            solved = _solve_full_batch(problem, params, backend=backend, solver=optimizer,
+                                       max_iter=epochs, tol=tol, callback=callback,
+                                       verbose=verbose, threads=threads)
+            for i, step in enumerate(solved.history["steps"]):
+                solved.history["steps"][i] = step + passes
+            return solved
     if optimizer is None:
         return _solve_newton(problem, params, backend=backend, max_iter=epochs, tol=tol,
                              callback=callback, verbose=verbose, threads=v.check_n_jobs(n_jobs))

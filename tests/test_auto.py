@@ -83,6 +83,7 @@ def test_linear_regression_takes_conjugate_gradients_to_ridge_optimum(monkeypatc
     with a y of a large scale and offset (make_regression's)."""
     from fastopt import engine, solvers
     monkeypatch.setattr(engine, "CG_MIN_ENTRIES", 0)  # this X is small: see the next test
+    monkeypatch.setattr(engine, "SAMPLE_START_MIN_ROWS_PER_PARAM", np.inf)  # from zero
     runs = []
     real = solvers.conjugate_gradient
     monkeypatch.setattr(solvers, "conjugate_gradient",
@@ -114,6 +115,65 @@ def test_linear_regression_takes_conjugate_gradients_to_ridge_optimum(monkeypatc
         return s @ residual**2 / 2 / s.sum() + alpha / 2 * coef @ coef
     assert (loss(ours) - loss(exact)) / loss(exact) <= (1e-6 if dtype == np.float64 else 1e-5)
     assert ours.history_["steps"][:3] == [2, 3, 4]  # one pass an iteration, after the first
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_conjugate_gradients_start_from_a_samples_solution(monkeypatch, dtype):
+    """A fresh fit of linear regression under optimizer="auto" starts conjugate gradients
+    from the solution on every 32nd row: the optimum in fewer passes over all of X, the
+    sample's passes counted in ``steps``; a continued fit (warm_start) starts where it is."""
+    from fastopt import engine
+    monkeypatch.setattr(engine, "CG_MIN_ENTRIES", 0)
+    samples = []
+    real = engine.conjugate_gradient
+    monkeypatch.setattr(engine, "conjugate_gradient",
+                        lambda *a, **k: samples.append(1) or real(*a, **k))
+    rng = np.random.default_rng(8)
+    n, d = 20_000, 20
+    X = standardized(rng.standard_normal((n, d)) * np.linspace(0.5, 2.0, d)).astype(dtype)
+    y = X @ rng.uniform(-50, 50, d) + 100.0 + 0.1 * rng.standard_normal(n)
+    alpha = 1.0 / n
+
+    def fit(**options):
+        return fo.LinearRegression(penalty="l2", alpha=alpha, standardize=False,
+                                   **options).fit(X, y)
+    ours = fit()
+    assert samples == [1]
+    monkeypatch.setattr(engine, "SAMPLE_START_MIN_ROWS_PER_PARAM", np.inf)
+    from_zero = fit()
+    assert samples == [1]
+    exact = sklearn_linear.Ridge(alpha=alpha * n, solver="cholesky").fit(
+        X.astype(np.float64), y)
+    X64 = X.astype(np.float64)
+    best = objective(X64, y, "linear", "l2", alpha, exact.coef_, exact.intercept_)
+    reached = objective(X64, y, "linear", "l2", alpha, ours.coef_, ours.intercept_)
+    assert (reached - best) / abs(best) <= (1e-6 if dtype == np.float64 else 1e-5)
+    # the sample's solve: 1 pass (rounded up), then fewer of the full problem's
+    assert ours.history_["steps"][-1] < from_zero.history_["steps"][-1]
+    assert len(ours.history_["steps"]) < len(from_zero.history_["steps"])
+    assert ours.history_["steps"][0] == 3  # the sample's pass, the gradient, one iteration
+    monkeypatch.setattr(engine, "SAMPLE_START_MIN_ROWS_PER_PARAM", 0)
+    ours.set_params(warm_start=True).fit(X, y)
+    assert samples == [1]
+
+
+def test_a_sample_solve_that_does_not_converge_is_not_the_start(monkeypatch):
+    """Where the sample's conjugate gradients stop short of their tolerance (an
+    ill-conditioned problem), the fit starts from zero: the same iterates as without the
+    sample, one pass more in ``steps``."""
+    from fastopt import engine
+    monkeypatch.setattr(engine, "CG_MIN_ENTRIES", 0)
+    monkeypatch.setattr(engine, "SAMPLE_START_MAX_ITER", 2)
+    rng = np.random.default_rng(9)
+    n, d = 20_000, 20
+    X = standardized(rng.standard_normal((n, 4)) @ rng.standard_normal((4, d))
+                     + 1e-2 * rng.standard_normal((n, d)))
+    y = X @ rng.standard_normal(d) + rng.standard_normal(n)
+    short = fo.LinearRegression(penalty="l2", alpha=1e-6, standardize=False).fit(X, y)
+    monkeypatch.setattr(engine, "SAMPLE_START_MIN_ROWS_PER_PARAM", np.inf)
+    from_zero = fo.LinearRegression(penalty="l2", alpha=1e-6, standardize=False).fit(X, y)
+    np.testing.assert_array_equal(short.coef_, from_zero.coef_)
+    assert short.history_["steps"] == [step + 1 for step in from_zero.history_["steps"]]
 
 
 def test_linear_regression_takes_the_compiled_lbfgs_below_a_million_entries(monkeypatch):
