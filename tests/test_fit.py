@@ -210,6 +210,16 @@ def test_same_random_state_same_result_and_different_seeds_differ():
     assert not np.array_equal(a.coef_, c.coef_)
 
 
+def test_random_state_none_draws_fresh_shuffles():
+    """random_state=None: a fresh 64-bit seed each fit, so two fits shuffle differently."""
+    from fastopt._validation import seed_from
+    seeds = {seed_from(None) for _ in range(4)}
+    assert len(seeds) == 4 and all(0 <= seed < 2**64 for seed in seeds)
+    X, y = make_data("logistic")
+    kwargs = dict(model="logistic", epochs=2, tol=None, batch_size=16, optimizer="sgd")
+    assert not np.array_equal(fo.fit(X, y, **kwargs).coef_, fo.fit(X, y, **kwargs).coef_)
+
+
 def test_standardize_matches_fitting_standardized_data():
     X, y = make_data("linear")
     scaled = (X - X.mean(0)) / X.std(0)
