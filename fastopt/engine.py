@@ -27,6 +27,7 @@ from . import _validation as v
 from . import _scaling
 from ._scaling import target_units
 from .newton import MAX_PARAMS as NEWTON_MAX_PARAMS, SampledHessian, newton_fit
+from .newton import hessian as newton_hessian
 from .optim import Optimizer, make_optimizer
 from .reference.models import MODELS, PENALTIES, ModelSpec
 from .schedules import make_schedule
@@ -881,7 +882,9 @@ def _solve_newton(problem, params, *, backend, max_iter, tol, callback, verbose,
         sample = problem.subset(picked, backend)
         sample.check_finite_now()
         keep = _sample_hessian_cost(problem.spec, sample_rows, problem.n_samples) > 0.5
-        direction_of, gap, tol = SampledHessian(sample, keep=keep), AUTO_GAP, 0.0
+        direction_of = SampledHessian(sample, keep=keep,
+                                      hessian_of=_hessian_of(backend, backend.dataset(sample)))
+        gap, tol = AUTO_GAP, 0.0
 
     def objective(_, x):
         value, grad = backend.objective(data, x, threads)
@@ -903,7 +906,7 @@ def _solve_newton(problem, params, *, backend, max_iter, tol, callback, verbose,
     params, history, converged = newton_fit(
         problem, params, max_iter=max_iter, tol=tol, gap=gap,
         callback=callback if sample_rows is None else watch, verbose=verbose,
-        objective=objective, direction_of=direction_of)
+        objective=objective, direction_of=direction_of, hessian_of=_hessian_of(backend, data))
     history["loss"] = [loss * problem.loss_scale for loss in history["loss"]]
     if handed_over:
         rest = _solve_full_batch(problem, params, backend=backend, solver=LBFGS(),
@@ -1045,7 +1048,7 @@ def _newton_finish(problem, data, backend, x, start, monitor, passes):
     params, history, converged = newton_fit(
         problem, x, max_iter=FINISH_STEPS, tol=0.0, gap=AUTO_GAP, start=start,
         objective=lambda _, w: backend.objective(data, w),
-        direction_of=SampledHessian(problem))
+        direction_of=SampledHessian(problem, hessian_of=_hessian_of(backend, data)))
     for i, loss in enumerate(history["loss"]):
         # The Hessian (a read of X) and one or more objectives for the step: two passes.
         monitor.history["epoch"].append(first + 1 + i)
@@ -1059,6 +1062,15 @@ def _newton_finish(problem, data, backend, x, start, monitor, passes):
                 else monitor.history["grad_max"][-1])
     # A step that finds no decrease left (precision) ends early, at the optimum.
     return params, grad_max, converged or len(history["loss"]) < FINISH_STEPS
+
+
+def _hessian_of(backend, data):
+    """``(problem, params) -> H`` on ``data`` (the problem's dataset): the backend's compiled
+    Hessian where it has one for the problem, else :func:`fastopt.newton.hessian`."""
+    def hessian_of(problem, params):
+        H = backend.hessian(problem, data, params) if backend.hessian else None
+        return newton_hessian(problem, params) if H is None else H
+    return hessian_of
 
 
 def _solve_saga(problem, params, *, backend, solver, max_iter, tol, callback, verbose, seed):

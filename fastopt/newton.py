@@ -217,16 +217,17 @@ class SampledHessian:
     to it. A solve that fails or gives no descent direction falls back to least squares.
     """
 
-    def __init__(self, sample, keep=False):
+    def __init__(self, sample, keep=False, hessian_of=None):
         self.sample = sample
         self.keep = keep
+        self.hessian_of = hessian_of or hessian
         self.iterations = 0
         self.H = None
 
     def __call__(self, problem, params, grad):
         if (self.H is None or not self.keep or self.iterations < 2
                 or self.iterations % 2 == 0):
-            self.H = self._invertible(hessian(self.sample, params))
+            self.H = self._invertible(self.hessian_of(self.sample, params))
         self.iterations += 1
         try:
             direction = np.linalg.solve(self.H, grad)

@@ -136,3 +136,63 @@ def test_newton_cg_fits_use_the_backends_products(monkeypatch):
     fitted = fastopt.fit(prob.X, prob.y, model="softmax", optimizer="newton-cg", penalty="l2",
                          alpha=0.1, tol=1e-8, backend="cpp")
     assert fitted.converged
+
+
+@needs_core
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("standardize", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("model", ["linear", "logistic"])
+def test_compiled_hessian_matches_the_reference(model, dtype, standardize, fit_intercept):
+    """``Backend.hessian`` of the compiled backend (``_core.hessian``, rows four at a time, the
+    upper triangle mirrored) against NumPy's ``fastopt.newton.hessian``; 5,003 rows: the last
+    block has three."""
+    from fastopt.newton import hessian
+    prob = problem(model, "dense", dtype, standardize, weights=not standardize,
+                   penalty="l2" if fit_intercept else None, n=5003, d=9,
+                   fit_intercept=fit_intercept)
+    x = 0.3 * np.random.default_rng(2).standard_normal(prob.spec.n_params)
+    cpp = _backends.resolve("cpp")
+    got = cpp.hessian(prob, cpp.dataset(prob), x)
+    expected = hessian(prob, x)
+    assert got.shape == expected.shape == (prob.spec.n_params,) * 2
+    np.testing.assert_array_equal(got, got.T)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-13 * np.abs(expected).max())
+
+
+@needs_core
+def test_compiled_hessian_leaves_what_it_has_no_kernel_for_to_numpy():
+    """None (``fastopt.newton.hessian`` then) for sparse X, softmax and more columns than
+    ``COMPILED_HESSIAN_MAX_FEATURES``; ``_core.hessian`` itself refuses sparse X and l1."""
+    from fastopt import _core
+    from fastopt._backends import cpp as cpp_module
+    cpp = _backends.resolve("cpp")
+    for prob in [problem("logistic", "csr"), problem("softmax"),
+                 problem("linear", d=cpp_module.COMPILED_HESSIAN_MAX_FEATURES + 1, n=300)]:
+        assert cpp.hessian(prob, cpp.dataset(prob), np.zeros(prob.spec.n_params)) is None
+    sparse_prob = problem("logistic", "csr")
+    with pytest.raises(ValueError, match="dense X"):
+        _core.hessian(cpp.dataset(sparse_prob), np.zeros(sparse_prob.spec.n_params))
+    l1 = problem("logistic", penalty="l1")
+    with pytest.raises(ValueError, match="smooth"):
+        _core.hessian(cpp.dataset(l1), np.zeros(l1.spec.n_params))
+
+
+@needs_core
+def test_newton_checks_use_the_compiled_hessian(monkeypatch):
+    """optimizer="newton" and the Newton check after L-BFGS take the backend's Hessian."""
+    import fastopt as fo
+    from fastopt._backends import cpp as cpp_module
+    calls = []
+    real = cpp_module.hessian
+    monkeypatch.setattr(cpp_module, "hessian",
+                        lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(_backends, "_record", _backends._record.__wrapped__)
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((500, 6))
+    y = (X @ rng.standard_normal(6) + rng.logistic(size=500) > 0).astype(int)
+    fo.LogisticRegression(optimizer="newton", backend="cpp").fit(X, y)
+    assert calls
+    calls.clear()
+    fo.LogisticRegression(backend="cpp").fit(X, y)
+    assert calls

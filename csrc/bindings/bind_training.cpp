@@ -439,6 +439,40 @@ py::tuple objective(const CheckedDataset& ds, const py::handle& params_obj, int6
     return py::make_tuple(value, grad);
 }
 
+// The Hessian (float64, p x p) of linear or logistic regression on a dense Dataset at float64
+// params (objective.hpp dense_hessian), one thread.
+template <class T>
+void dense_hessian_impl(const CheckedDataset& ds, const double* w, double* H) {
+    const Dataset<T> data = ds.view<T>();
+    std::vector<double> rows(size_t(4 * ds.spec.n_features));
+    StopCheck stop;
+    stop.poll = &poll_signals;
+    {
+        py::gil_scoped_release release;
+        dispatch::kernels().of<T>().dense_hessian(ds.spec, data, w, H, rows.data(), stop);
+    }
+    raise_if_stopped(stop.stopped);
+}
+
+py::array_t<double> hessian(const CheckedDataset& ds, const py::handle& params_obj) {
+    const ModelSpec& s = ds.spec;
+    if (ds.sparse || s.n_outputs != 1 || s.model == Model::softmax)
+        throw py::value_error("hessian takes dense X and one output (linear or logistic "
+                              "regression)");
+    if ((s.penalty == Penalty::l1 || s.penalty == Penalty::elasticnet) && s.alpha > 0)
+        throw py::value_error("the Hessian needs a smooth objective: penalty none or l2, "
+                              "not l1 or elasticnet");
+    const int64_t p = n_params(s);
+    py::array params = require_vector(params_obj, "params", p);
+    py::array_t<double> H({p, p});
+    double* out = H.mutable_data();
+    std::fill(out, out + p * p, 0.0);
+    const double* w = static_cast<const double*>(params.data());
+    if (ds.f32) dense_hessian_impl<float>(ds, w, out);
+    else dense_hessian_impl<double>(ds, w, out);
+    return H;
+}
+
 // A float64 array of `size` elements, C-contiguous and writeable: SAGA's state, written in
 // place.
 py::array saga_array(const py::handle& obj, const std::string& what, int64_t size) {
@@ -736,6 +770,9 @@ void register_training(py::module_& m) {
           "Full objective over all rows of a Dataset and its float64 gradient: rows in blocks "
           "of a fixed size, `threads` threads, partial sums added in block order (the same "
           "bits for any `threads`).");
+    m.def("hessian", &hessian, py::arg("data"), py::arg("params"),
+          "The Hessian (float64, p x p) of the objective of a dense Dataset of linear or "
+          "logistic regression at float64 params: rows four at a time, one thread.");
     m.def("lbfgs", &lbfgs_fit, py::arg("data"), py::arg("x0"), py::arg("threads"),
           py::arg("max_iter"), py::arg("history_size"), py::arg("max_eval"),
           py::arg("tolerance_grad"), py::arg("tolerance_change"), py::arg("tolerance_gap"),

@@ -31,6 +31,11 @@ using HessianProduct = bool (*)(const ModelSpec&, const Dataset<T>&, const doubl
                                 const double*, double*, double*, double*, int64_t,
                                 StopCheck&) noexcept;
 
+// objective.hpp: dense_hessian.
+template <class T>
+using DenseHessian = bool (*)(const ModelSpec&, const Dataset<T>&, const double*, double*,
+                              double*, StopCheck&) noexcept;
+
 template <class T>
 using SagaEpoch = EpochOutcome (*)(const ModelSpec&, const Dataset<T>&, const SagaSpec&,
                                    SagaArrays&, StopCheck&) noexcept;
@@ -54,6 +59,7 @@ struct TypedKernels {
     HessianProduct<T> hessian_product;
     RunManyEpoch<T> run_many_epoch;
     ManyObjective<T> many_objective;
+    DenseHessian<T> dense_hessian;
 };
 
 struct KernelTable {

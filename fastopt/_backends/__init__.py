@@ -86,6 +86,10 @@ class Backend(NamedTuple):
     #: ``(data, [params]) -> [L(params)]``: ``objective``'s values for several parameter
     #: vectors, in one pass over X where the backend can (``fastopt compare``'s curves).
     many_objective: Callable | None = None
+    #: ``(problem, data, params) -> H``: the objective's Hessian (float64, ``n_params`` square)
+    #: at float64 ``params``, or None where the backend has no kernel for ``problem`` (then
+    #: :func:`fastopt.newton.hessian` computes it).
+    hessian: Callable | None = None
 
 
 _warned_fallback = False
@@ -189,7 +193,8 @@ def _record(name):
         return Backend("cpp", cpp.optimizer_step, cpp.dataset, cpp.epoch, cpp.objective,
                        cpp.hvp, cpp.column_scaling, _scaling.take_rows, checks_finite=True,
                        saga_epoch=cpp.saga_epoch, many_epoch=cpp.many_epoch,
-                       lbfgs=cpp.lbfgs, many_objective=cpp.many_objective)
+                       lbfgs=cpp.lbfgs, many_objective=cpp.many_objective,
+                       hessian=cpp.hessian)
     if name == "numba":
         jit = _numba()
         return Backend("numba", jit.optimizer_step,
