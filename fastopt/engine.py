@@ -812,8 +812,9 @@ def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epo
     :mod:`fastopt.solvers` (SAGA shuffles with ``seed``), or first-order
     epochs on ``state`` (made from ``params`` when None), on a held-out split with
     ``early_stopping`` (then the best parameters are kept, in ``state`` too), or
-    ``optimizer="auto"`` (:func:`choose_solver`). Returns a :class:`Solved`; its ``grad_max``
-    is over the rows trained on."""
+    ``optimizer="auto"`` (:func:`choose_solver`; a fresh fit's conjugate gradients start at
+    :func:`_sample_start`'s point, its passes counted in ``steps``). Returns a
+    :class:`Solved`; its ``grad_max`` is over the rows trained on."""
     auto = is_auto(optimizer)
     if auto:
         rows = hessian_sample_rows(problem) if tol == "auto" else None
@@ -822,15 +823,10 @@ def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epo
                                  callback=callback, verbose=verbose,
                                  threads=v.check_n_jobs(n_jobs), sample_rows=rows)
         optimizer = choose_solver(problem, backend)
-        if isinstance(optimizer, ConjugateGradient) and tol == "auto" and not params.any():
-            threads = v.check_n_jobs(n_jobs)
-            params, passes = _sample_start(problem, params, backend, threads)
-            solved = _solve_full_batch(problem, params, backend=backend, solver=optimizer,
-                                       max_iter=epochs, tol=tol, callback=callback,
-                                       verbose=verbose, threads=threads)
-            for i, step in enumerate(solved.history["steps"]):
-                solved.history["steps"][i] = step + passes
-            return solved
+    sample_passes = 0
+    if (auto and isinstance(optimizer, ConjugateGradient) and tol == "auto"
+            and not params.any()):
+        params, sample_passes = _sample_start(problem, params, backend, v.check_n_jobs(n_jobs))
     if optimizer is None:
         return _solve_newton(problem, params, backend=backend, max_iter=epochs, tol=tol,
                              callback=callback, verbose=verbose, threads=v.check_n_jobs(n_jobs))
@@ -838,10 +834,12 @@ def solve(problem, params, *, backend, optimizer, state=None, schedule=None, epo
         return _solve_saga(problem, params, backend=backend, solver=optimizer, max_iter=epochs,
                            tol=tol, callback=callback, verbose=verbose, seed=seed)
     if isinstance(optimizer, (LBFGS, NewtonCG, ConjugateGradient)):
-        return _solve_full_batch(problem, params, backend=backend, solver=optimizer,
-                                 max_iter=epochs, tol=tol, callback=callback, verbose=verbose,
-                                 finish=auto and tol == "auto",
-                                 threads=v.check_n_jobs(n_jobs))
+        solved = _solve_full_batch(problem, params, backend=backend, solver=optimizer,
+                                   max_iter=epochs, tol=tol, callback=callback, verbose=verbose,
+                                   finish=auto and tol == "auto",
+                                   threads=v.check_n_jobs(n_jobs))
+        solved.history["steps"] = [step + sample_passes for step in solved.history["steps"]]
+        return solved
     if state is None:
         state = new_state(optimizer, params, 0)
     tol = stall_tol(tol)
