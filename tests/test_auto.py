@@ -40,6 +40,13 @@ def problem(kind, seed=0):
     return X, (X @ w + rng.logistic(size=n) > 0).astype(int)
 
 
+def counted(monkeypatch, module, name):
+    """A list that gets a 1 for each call of ``module.name`` from now on."""
+    calls, real = [], getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+    return calls
+
+
 def objective(X, y, model, penalty, alpha, coef, intercept):
     """The training objective at ``coef``/``intercept`` (no standardisation), compiled."""
     spec_problem, _ = prepare(X, y, model=model, penalty=penalty, alpha=alpha, l1_ratio=0.15,
@@ -84,10 +91,7 @@ def test_linear_regression_takes_conjugate_gradients_to_ridge_optimum(monkeypatc
     from fastopt import engine, solvers
     monkeypatch.setattr(engine, "CG_MIN_ENTRIES", 0)  # this X is small: see the next test
     monkeypatch.setattr(engine, "SAMPLE_START_MIN_ROWS_PER_PARAM", np.inf)  # from zero
-    runs = []
-    real = solvers.conjugate_gradient
-    monkeypatch.setattr(solvers, "conjugate_gradient",
-                        lambda *a, **k: runs.append(1) or real(*a, **k))
+    runs = counted(monkeypatch, solvers, "conjugate_gradient")
     rng = np.random.default_rng(5)
     n, d = 4000, 30
     X = rng.standard_normal((n, d)) * np.linspace(0.5, 2.0, d)
@@ -124,10 +128,7 @@ def test_conjugate_gradients_start_from_a_samples_solution(monkeypatch, dtype):
     sample's passes counted in ``steps``; a continued fit (warm_start) starts where it is."""
     from fastopt import engine
     monkeypatch.setattr(engine, "CG_MIN_ENTRIES", 0)
-    samples = []
-    real = engine.conjugate_gradient
-    monkeypatch.setattr(engine, "conjugate_gradient",
-                        lambda *a, **k: samples.append(1) or real(*a, **k))
+    samples = counted(monkeypatch, engine, "conjugate_gradient")  # the sample's solve
     rng = np.random.default_rng(8)
     n, d = 20_000, 20
     X = standardized(rng.standard_normal((n, d)) * np.linspace(0.5, 2.0, d)).astype(dtype)
