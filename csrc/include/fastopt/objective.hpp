@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdint>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "fastopt/config.hpp"
@@ -634,10 +635,11 @@ bool hessian_product(const ModelSpec& s, const Dataset<T>& data, const double* c
 // l2 strength on the coefficients' diagonal; c_i is the row's weight times its loss's curvature
 // (1, or sigma (1 - sigma) at the row's score). Rows four at a time: each of H's first d rows
 // gets the four rows' x scaled by c_i x_ij in one axpy_rows from its diagonal on (the lower
-// triangle is mirrored at the end), the intercept's row by c_i. For
-// the small problems that Newton's method and its check after L-BFGS see (1,000 x 10: 72 us in
-// NumPy, a pass ~20 us); BLAS is faster where d is large (fastopt.newton.COMPILED_HESSIAN_MAX
-// _FEATURES). `row`: 4 d doubles, the standardised rows. Returns false when stopped.
+// triangle is mirrored at the end), the intercept's row by c_i. For the small problems that
+// Newton's method and its check after L-BFGS see (1,000 x 10: 66 us in NumPy, 37 here, a pass
+// ~20); NumPy's BLAS products are faster where d is large (COMPILED_HESSIAN_MAX_FEATURES in
+// fastopt/_backends/cpp.py). `row`: 4 d doubles, the standardised rows. Returns false when
+// stopped.
 template <class T>
 bool dense_hessian(const ModelSpec& s, const Dataset<T>& data, const double* w, double* H,
                    double* row, StopCheck& stop) noexcept {
@@ -649,8 +651,7 @@ bool dense_hessian(const ModelSpec& s, const Dataset<T>& data, const double* w, 
         for (int64_t j = 0; j < d; ++j) {
             for (int64_t q = 0; q < rows; ++q) a[q] = c[q] * double(x[q][j]);
             // the upper triangle, from the diagonal: mirrored at the end
-            using Row = std::remove_cv_t<std::remove_pointer_t<
-                std::remove_cv_t<std::remove_pointer_t<decltype(x)>>>>;
+            using Row = std::decay_t<decltype(x[0][0])>;
             const Row* from[block];
             for (int64_t q = 0; q < rows; ++q) from[q] = x[q] + j;
             if (rows == block) {
