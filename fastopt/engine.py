@@ -694,8 +694,8 @@ CG_MIN_ENTRIES = 1_000_000
 # pay a pass each for. Measured (standardised make_regression X, noise 10, alpha = 1/n, 1
 # thread; passes of the full problem, plain / from the sample): 500,000 x 100 4 / 3 (134 ->
 # 111 ms), 100,000 x 100 5 / 3 (29.8 -> 21.7), 1,000,000 x 20 3 / 2 (58.7 -> 45.8), 50,000 x
-# 400 7 / 5 (105 -> 81); T1's ridge (noise-free targets: the sample's solution is within 1e-8
-# of the optimum) 5 / 2 (168 -> 79). Where the sample's solve does not converge in
+# 400 7 / 5 (105 -> 81); T1's ridge (noise-free targets: the sample's solution is 1.3e-8 from
+# the optimum) 5 / 2 (168 -> 79). Where the sample's solve does not converge in
 # SAMPLE_START_MAX_ITER iterations (ill-conditioned: effective rank 20 of 100 took 11 passes,
 # and 13 from the sample's solution) the fit starts from zero as before, the sample's ~0.4
 # pass lost.
