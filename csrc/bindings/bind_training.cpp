@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -38,9 +39,31 @@ void raise_if_stopped(bool stopped) {
     throw py::error_already_set();
 }
 
+// Memory the kernels load four doubles at a time from: on 64-byte boundaries (glibc gives
+// 16), so that with a row length that is a multiple of 4 no 32-byte load straddles two cache
+// lines; objective.hpp's PassLayout carves the pass memory on such boundaries too. Softmax,
+// 5 classes, 300,000 x 100: the pass 126 -> 115 ns a row (the same bits).
+template <class T>
+struct CacheAligned {
+    using value_type = T;
+    CacheAligned() = default;
+    template <class U>
+    CacheAligned(const CacheAligned<U>&) noexcept {}
+    T* allocate(size_t count) {
+        return static_cast<T*>(::operator new(count * sizeof(T), std::align_val_t{64}));
+    }
+    void deallocate(T* p, size_t) noexcept { ::operator delete(p, std::align_val_t{64}); }
+    template <class U>
+    bool operator==(const CacheAligned<U>&) const noexcept { return true; }
+    template <class U>
+    bool operator!=(const CacheAligned<U>&) const noexcept { return false; }
+};
+using AlignedDoubles = std::vector<double, CacheAligned<double>>;
+
 template <class T>
 struct Scratch {
-    std::vector<double> params, grad, scores, row, center, residual_sum;
+    AlignedDoubles params, grad, row;
+    std::vector<double> scores, center, residual_sum;
     std::vector<T> grad_t;
     std::vector<uint32_t> order;
     Workspace<T> ws;
@@ -48,7 +71,7 @@ struct Scratch {
     // `order_rows`: n for a shuffled epoch (the visiting order), else 0.
     explicit Scratch(const ModelSpec& s, int64_t order_rows = 0)
         : params(n_params(s)), grad(n_params(s)),
-          scores(s.n_outputs), row(size_t(standardized_rows(s.n_features) * s.n_features)),
+          row(size_t(standardized_rows(s.n_features) * s.n_features)), scores(s.n_outputs),
           center(s.n_outputs), residual_sum(s.n_outputs), grad_t(n_params(s)),
           order(size_t(order_rows)),
           ws{params.data(), grad.data(), grad_t.data(), scores.data(), row.data(), order.data(),
@@ -134,8 +157,8 @@ int64_t checked_threads(const CheckedDataset& ds, int64_t threads) {
 
 // The memory of a full pass on `threads` threads (objective.hpp PassLayout), allocated here,
 // where a failure is a MemoryError, not inside the GIL-free kernels.
-std::vector<double> pass_memory(const CheckedDataset& ds, int64_t threads) {
-    return std::vector<double>(size_t(pass_layout(ds).doubles(threads)));
+AlignedDoubles pass_memory(const CheckedDataset& ds, int64_t threads) {
+    return AlignedDoubles(size_t(pass_layout(ds).doubles(threads)));
 }
 
 // The scratch of one objective pass (Scratch and pass_memory, ~9 p doubles): the dataset's
@@ -166,7 +189,7 @@ class KeptScratch {
     struct Held {
         explicit Held(const ModelSpec& s) : scratch(s) {}
         Scratch<T> scratch;
-        std::vector<double> lanes;
+        AlignedDoubles lanes;
     };
     std::unique_lock<std::mutex> lock_;
     std::unique_ptr<Held> own_;
@@ -600,7 +623,8 @@ class HessianOperator {
     py::object data_;  // keeps the Dataset (and its arrays) alive
     const CheckedDataset& ds_;
     int64_t threads_ = 1;
-    std::vector<double> lanes_, center_, curvature_;
+    AlignedDoubles lanes_;
+    std::vector<double> center_, curvature_;
 };
 
 py::array_t<uint32_t> shuffled_order(int64_t n, uint64_t seed, uint64_t epoch,
