@@ -155,7 +155,13 @@ inline void output_dots(const double* __restrict w, int64_t d, const T* const* x
         __m256d row[R];
         for (int r = 0; r < R; ++r) row[r] = load4(x[r] + j);
         for (int g = 0; g < G; ++g) {
-            const __m256d wg = _mm256_loadu_pd(w + g * d + j);
+            __m256d wg = _mm256_loadu_pd(w + g * d + j);
+            // Opaque to the compiler, so wg stays in a register: GCC folded the load into each
+            // row's multiply-add, 12 loads where 7 do (dots of 2 rows x 5 outputs with X in
+            // cache: 28.3 -> 24.5 ns a row).
+#if defined(__GNUC__)
+            if (R > 1) __asm__("" : "+x"(wg));
+#endif
             for (int r = 0; r < R; ++r) acc[r][g] = _mm256_fmadd_pd(wg, row[r], acc[r][g]);
         }
     }
