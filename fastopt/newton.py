@@ -202,12 +202,16 @@ class SampledHessian:
     :func:`newton_fit`.
 
     With ``keep`` (a Hessian that costs more than half a pass), ``H_s`` is computed at the
-    first two iterates and then at every second one, the last kept in between: near the
-    optimum it changes little, and less than the sample's own error. On 300,000 x 100, 5
-    classes (4,040 rows, 505 parameters, 1 thread) that kept the 7 steps and cut the fit from
-    547 to 440 ms (8 Hessians of ~25 ms to 5); on two classes, where the Hessian costs a
-    tenth to a quarter of a pass, it cost steps (near-collinear 100,000 x 100: 11 to 14), so
-    there it is computed at every iterate.
+    first two iterates and then at every third one (iterations 0, 1, 3, 6, ...), the last
+    kept in between: near the optimum it changes little, and less than the sample's own
+    error. On 300,000 x 100, 5 classes (4,040 rows, 505 parameters, 1 thread) that kept the 7
+    steps: every iterate 547 ms (8 Hessians of ~25 ms), every second one 440 (5), every third
+    one 404 -> 377 ms (4) in a later, side-by-side run; every third against every second on
+    softmax problems that keep it, ms (iterations): 200,000 x 100, 3 classes 321 (13) -> 314
+    (14); 300,000 x 100, 4 classes 347 -> 325 (8); 150,000 x 50, 5 classes 133 -> 126 (7);
+    250,000 x 60, 7 classes 289 -> 270 (6); the first two only: 5 classes 472 ms (11). On two
+    classes, where the Hessian costs a tenth to a quarter of a pass, keeping it cost steps
+    (near-collinear 100,000 x 100: 11 to 14), so there it is computed at every iterate.
 
     The solve is LU (``np.linalg.solve``: 3 ms at 505 parameters, least squares took 31). For
     softmax with intercepts the Hessian is singular along the shift of every intercept by the
@@ -226,7 +230,7 @@ class SampledHessian:
 
     def __call__(self, problem, params, grad):
         if (self.H is None or not self.keep or self.iterations < 2
-                or self.iterations % 2 == 0):
+                or self.iterations % 3 == 0):
             self.H = self._invertible(self.hessian_of(self.sample, params))
         self.iterations += 1
         try:
