@@ -204,12 +204,12 @@ class SampledHessian:
     With ``keep`` (a Hessian that costs more than half a pass), ``H_s`` is computed at the
     first two iterates and then at every third one (iterations 0, 1, 3, 6, ...), the last
     kept in between: near the optimum it changes little, and less than the sample's own
-    error. On 300,000 x 100, 5 classes (4,040 rows, 505 parameters, 1 thread) that kept the 7
-    steps: every iterate 547 ms (8 Hessians of ~25 ms), every second one 440 (5), every third
-    one 404 -> 377 ms (4) in a later, side-by-side run; every third against every second on
-    softmax problems that keep it, ms (iterations): 200,000 x 100, 3 classes 321 (13) -> 314
-    (14); 300,000 x 100, 4 classes 347 -> 325 (8); 150,000 x 50, 5 classes 133 -> 126 (7);
-    250,000 x 60, 7 classes 289 -> 270 (6); the first two only: 5 classes 472 ms (11). On two
+    error. On 300,000 x 100, 5 classes (4,040 rows, 505 parameters, 1 thread) the fit keeps
+    its 7 steps: 547 ms with a Hessian at every iterate (8 of ~25 ms), 440 at every second
+    (5); every third (4) against every second, side by side: 377 against 404 ms. On other
+    softmax problems that keep it, ms (steps): 200,000 x 100, 3 classes 314 (14) against 321
+    (13); 300,000 x 100, 4 classes 325 against 347 (8); 150,000 x 50, 5 classes 126 against
+    133 (7); 250,000 x 60, 7 classes 270 against 289 (6). The first two only: 472 ms (11). On two
     classes, where the Hessian costs a tenth to a quarter of a pass, keeping it cost steps
     (near-collinear 100,000 x 100: 11 to 14), so there it is computed at every iterate.
 

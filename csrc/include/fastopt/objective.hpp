@@ -259,8 +259,7 @@ template <class T>
 inline const char* rows_ahead(const Dataset<T>& data, int64_t pos, int64_t d) noexcept {
     const int64_t at = pos + data.prefetch_rows;
     if (data.prefetch_rows <= 0 || at + 1 >= data.n) return nullptr;
-    FASTOPT_PREFETCH(data.y + at, 0, 3);
-    if (data.sample_weight) FASTOPT_PREFETCH(data.sample_weight + at, 0, 3);
+    prefetch_labels(data, at);
     return reinterpret_cast<const char*>(data.X + at * d);
 }
 

@@ -182,6 +182,13 @@ inline double accumulate_row(const ModelSpec& s, const Dataset<T>& data, int64_t
     return weight * loss;
 }
 
+// Row r's label and weight.
+template <class T>
+inline void prefetch_labels(const Dataset<T>& data, int64_t r) noexcept {
+    FASTOPT_PREFETCH(data.y + r, 0, 3);
+    if (data.sample_weight) FASTOPT_PREFETCH(data.sample_weight + r, 0, 3);
+}
+
 // The entries of sparse row r (a separate function from the dense case: with both paths in
 // one function the compiler scheduled the dense prefetches far worse, an epoch 2x slower).
 template <class T>
@@ -191,15 +198,13 @@ inline void prefetch_sparse_sample(const Dataset<T>& data, int64_t r) noexcept {
     FASTOPT_PREFETCH(data.csr.values + begin, 0, 3);
     if (data.csr.indices64) FASTOPT_PREFETCH(data.csr.indices64 + begin, 0, 3);
     else FASTOPT_PREFETCH(data.csr.indices32 + begin, 0, 3);
-    FASTOPT_PREFETCH(data.y + r, 0, 3);
-    if (data.sample_weight) FASTOPT_PREFETCH(data.sample_weight + r, 0, 3);
+    prefetch_labels(data, r);
 }
 
 template <class T>
 inline void prefetch_sample(const Dataset<T>& data, int64_t r, int64_t d) noexcept {
     prefetch_row(data.X, r, d);
-    FASTOPT_PREFETCH(data.y + r, 0, 3);
-    if (data.sample_weight) FASTOPT_PREFETCH(data.sample_weight + r, 0, 3);
+    prefetch_labels(data, r);
 }
 
 // The gradient mean and penalty of a minibatch of m rows whose sum is in grad (standardised
