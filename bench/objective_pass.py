@@ -1,8 +1,8 @@
 """T2: one fused loss+gradient pass (``_core.objective``) against the fastest single-thread read
 of the same bytes, and ``n_jobs=2`` against 1 for a whole L-BFGS fit (issue 18).
 
-Problems as bench/optimum.py's T1 (``make_classification``, float64, standardised): binary
-n=200,000 d=50 and 5 classes n=300,000 d=100. Contenders run interleaved, one call each per
+Problems as bench/optimum.py's T1 (float64, standardised): ``make_classification`` binary
+n=200,000 d=50 and 5 classes n=300,000 d=100, and benchopt's n=100,000 d=400 (binary). Contenders run interleaved, one call each per
 round, ``--rounds`` rounds (default 7); the medians are reported with the load average. BLAS
 runs on 1 thread (threadpoolctl).
 
@@ -36,10 +36,12 @@ from fastopt.engine import prepare
 
 
 def problems(quick):
-    """T1's two make_classification problems (bench/optimum.py), X standardised."""
+    """T1's two make_classification problems and its widest dense one, benchopt's 100,000 x 400
+    (bench/optimum.py), X standardised."""
     from optimum import problems as t1_problems  # bench/ is on sys.path when run as a script
-    return [(p.name.removeprefix("T1 "), np.ascontiguousarray(p.X), p.y)
-            for p in t1_problems(quick)[:2]]
+    t1 = t1_problems(quick)
+    chosen = t1[:2] + [p for p in t1 if "benchopt" in p.name and p.X.shape[1] == 400]
+    return [(p.name.removeprefix("T1 "), np.ascontiguousarray(p.X), p.y) for p in chosen]
 
 
 def timed(fn):

@@ -151,7 +151,7 @@ def test_tuning_variables_are_read_at_construction(monkeypatch):
     monkeypatch.delenv("FASTOPT_ROW_CHUNK")
     monkeypatch.delenv("FASTOPT_PREFETCH_ROWS")
     assert _core.Dataset(spec_of(), X, y).tuning == {
-        "prefetch_rows": 4, "prefetch_l2_rows": 1536, "row_blocks": True, "row_chunk": 16}
+        "prefetch_rows": 4, "prefetch_l2_rows": 1536, "row_blocks": True, "row_chunk": 8}
 
 
 def test_unique_columns_is_found_in_the_index_check():

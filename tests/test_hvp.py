@@ -101,6 +101,27 @@ def test_threads_change_no_bit_of_the_objective_or_the_products(model, layout):
     np.testing.assert_array_equal(numba.hvp(prob, numba_data, x)(v), product)
 
 
+@needs_core
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("standardize", [False, True])
+@pytest.mark.parametrize("d", [9, 700])
+@pytest.mark.parametrize("model", ["linear", "logistic"])
+def test_rows_requested_in_order_change_no_bit_of_the_objective(monkeypatch, model, d,
+                                                                standardize, dtype):
+    # X larger than cache (FASTOPT_ROW_BLOCKS=0 forces it) is read row by row, in order, with
+    # the bytes stream_ahead_bytes on requested during each dot product, up to the end of X
+    # (2048 bytes: 29 rows of 9 float64, within one row of 700): the Numba loop's sums, which
+    # request nothing.
+    monkeypatch.setenv("FASTOPT_ROW_BLOCKS", "0")
+    prob = problem(model, dtype=dtype, standardize=standardize, weights=True, n=301, d=d)
+    x, _ = point(prob)
+    cpp, numba = _backends.resolve("cpp"), _backends.resolve("numba")
+    value, grad = cpp.objective(cpp.dataset(prob), x)
+    numba_value, numba_grad = numba.objective(numba.dataset(prob), x)
+    assert value == numba_value
+    np.testing.assert_array_equal(grad, numba_grad)
+
+
 @pytest.mark.parametrize("backend", COMPILED)
 def test_products_refuse_a_nonsmooth_penalty_and_a_wrong_vector(backend):
     record = _backends.resolve(backend)

@@ -63,9 +63,10 @@ inline bool row_blocks(int64_t x_bytes) {
 }
 
 // Rows whose gradient updates wait for their dot products in dense row-by-row epochs:
-// FASTOPT_ROW_CHUNK (0: none, at most 64), default 16 (W1, W2: 8-32 all ~1.05-1.1x faster
-// than 0, 64 less; bench/README.md).
-inline int64_t row_chunk() { return knob("FASTOPT_ROW_CHUNK", 16, 0, 64); }
+// FASTOPT_ROW_CHUNK (0: none, at most 64), default 8 (W1, W2: 8-32 all ~1.05-1.1x faster
+// than 0, 64 less; bench/README.md; in-order passes with rows requested stream_ahead_bytes
+// ahead: 8 against 16 ~1.08x faster at d = 50 and 400, the same at 100 and 1000).
+inline int64_t row_chunk() { return knob("FASTOPT_ROW_CHUNK", 8, 0, 64); }
 
 inline ModelSpec checked_spec(ModelSpec spec) {
     if (spec.n_features < 1 || spec.n_outputs < 1)

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+
+#include "fastopt/portable.hpp"
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #endif
@@ -53,14 +55,21 @@ inline __m256d load4(const double* x) noexcept { return _mm256_loadu_pd(x); }
 inline __m256d load4(const float* x) noexcept { return _mm256_cvtps_pd(_mm_loadu_ps(x)); }
 #endif
 
+// `ahead` (or null): d * sizeof(T) bytes from there requested, a cache line per 64 bytes of x
+// read (rows in order: row_loops.hpp).
 template <class T>
-inline double dot(const double* __restrict w, const T* __restrict x, int64_t d) noexcept {
+inline double dot(const double* __restrict w, const T* __restrict x, int64_t d,
+                  const char* ahead = nullptr) noexcept {
     // 16 lanes: four independent chains hide the latency of the multiply-adds.
     double acc[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     int64_t j = 0;
 #if defined(__AVX2__) && defined(__FMA__)
     __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
     for (; j + 16 <= d; j += 16) {
+        if (ahead) {
+            FASTOPT_PREFETCH(ahead + j * int64_t(sizeof(T)), 0, 3);
+            if (sizeof(T) == 8) FASTOPT_PREFETCH(ahead + j * int64_t(sizeof(T)) + 64, 0, 3);
+        }
         a0 = _mm256_fmadd_pd(_mm256_loadu_pd(w + j), load4(x + j), a0);
         a1 = _mm256_fmadd_pd(_mm256_loadu_pd(w + j + 4), load4(x + j + 4), a1);
         a2 = _mm256_fmadd_pd(_mm256_loadu_pd(w + j + 8), load4(x + j + 8), a2);
@@ -74,6 +83,9 @@ inline double dot(const double* __restrict w, const T* __restrict x, int64_t d) 
     for (; j + 16 <= d; j += 16)
         for (int l = 0; l < 16; ++l) acc[l] = madd(w[j + l], double(x[j + l]), acc[l]);
 #endif
+    if (ahead)
+        for (int64_t at = j * int64_t(sizeof(T)); at < d * int64_t(sizeof(T)); at += 64)
+            FASTOPT_PREFETCH(ahead + at, 0, 3);
     double tail = 0.0;
     for (; j < d; ++j) tail = madd(w[j], double(x[j]), tail);
     for (int l = 0; l < 8; ++l) acc[l] += acc[l + 8];
