@@ -435,7 +435,8 @@ double full_objective(const ModelSpec& s, const Dataset<T>& data, const T* w, Wo
 }
 
 // The scores x~ . W_c (+ b_c) of row r into f; for dense X returns the row as the sums read it
-// (its standardised copy in `row` when standardising), null for sparse X.
+// (its standardised copy in `row` when standardising), null for sparse X. Its callers read the
+// rows in order: one output requests X's bytes ahead (stream_ahead).
 template <class T>
 inline const void* row_scores(const ModelSpec& s, const Dataset<T>& data, int64_t r,
                               const double* w, bool intercept, const double* center, double* f,
@@ -470,7 +471,8 @@ inline const void* row_scores(const ModelSpec& s, const Dataset<T>& data, int64_
                 f[c0 + c] = intercept ? a[0][c] + w[k * d + c0 + c] : a[0][c];
         }
     } else {
-        const double score = xs ? dot<double>(w, xs, d) : dot<T>(w, x, d);
+        const char* ahead = stream_ahead(data, r, d);
+        const double score = xs ? dot<double>(w, xs, d, ahead) : dot<T>(w, x, d, ahead);
         f[0] = intercept ? score + w[d] : score;
     }
     return xs ? static_cast<const void*>(xs) : static_cast<const void*>(x);

@@ -21,20 +21,11 @@
 namespace fastopt {
 namespace FASTOPT_ISA {
 
-// Rows in order (full passes, unshuffled epochs) are requested this many bytes ahead of the
-// row being read, a cache line per 64 bytes read, wherever the rows begin and end: whole rows
-// `near` rows ahead were too close for narrow rows and, as bursts of requests, too far for
-// wide ones. One-output passes (1 thread, 256 MB of X, against a dot product over the same
-// bytes, `python -m bench.objective_pass`): d = 50 1.46 -> 1.27x the read, 100 1.40 -> 1.27,
-// 400 1.62 -> 1.22, 1000 1.72 -> 1.37; 1,536 and 3,072 bytes within noise of 2,048, 4,096
-// worse. The hardware prefetcher alone: 1.5-1.8x.
-constexpr int64_t stream_ahead_bytes = 2048;
-
 // sum_rows for dense, unstandardised X and one output (linear and logistic regression), the
 // common case, written lean: the same operations in the same order as accumulate_row, with the
 // loop invariants in registers, the intercept's gradient summed on the side and every row
 // requested twice ahead (into L2 `far` positions ahead, into L1 `near` ahead; -1: not at all;
-// in order, stream_ahead_bytes instead).
+// in order, stream_ahead instead: rows.hpp).
 // Fewer instructions per row let the core keep more rows on their way from memory: W1 ran
 // ~1.15x faster than through accumulate_row (C++ driver, interleaved runs).
 //
@@ -56,7 +47,6 @@ double sum_dense_rows_one_output(const ModelSpec& s, const Dataset<T>& data,
     const bool logistic = s.model == Model::logistic, intercept = s.fit_intercept;
     const double b = intercept ? w[d] : 0.0;
     const bool in_order = !rows.shuffled();
-    const int64_t row_bytes = d * int64_t(sizeof(T)), x_bytes = data.n * row_bytes;
     if (in_order) near = -1;
     auto position = [&](int64_t ahead) {  // -1: past the rows this loop may request
         const int64_t at = ahead < hi ? ahead : next_lo + (ahead - hi);
@@ -121,14 +111,10 @@ double sum_dense_rows_one_output(const ModelSpec& s, const Dataset<T>& data,
             x = standardize_row(data, X + r * d, d, row_scratch + (chunk > 0 ? pending : 0) * d);
         else
             x = X + r * d;
-        // In order: X's bytes stream_ahead_bytes on, requested a cache line at a time by the
-        // dot product (a standardised row's: requested during the standardisation, d = 50 and
-        // 100 were 5-10% slower than with the rows 4 ahead; during the dot product of the copy,
-        // 3-8% faster; a float32 X's lines are then requested twice, harmlessly).
-        const char* ahead = nullptr;
-        if (in_order && (r + 1) * row_bytes + stream_ahead_bytes <= x_bytes)
-            ahead = reinterpret_cast<const char*>(X + r * d) + stream_ahead_bytes;
-        const double score = dot<Row>(w, x, d, ahead);
+        // In order, the dot product requests X's bytes ahead (a standardised row's: requested
+        // during the standardisation, d = 50 and 100 were 5-10% slower than with the rows 4
+        // ahead; during the dot product of the copy, 3-8% faster).
+        const double score = dot<Row>(w, x, d, in_order ? stream_ahead(data, r, d) : nullptr);
         const double f = intercept ? score + b : score;
         if (defer_losses) {
             pending_f[pending] = f;
