@@ -2,9 +2,9 @@
 of the same bytes, and ``n_jobs=2`` against 1 for a whole L-BFGS fit (issue 18).
 
 Problems as bench/optimum.py's T1 (float64, standardised): ``make_classification`` binary
-n=200,000 d=50 and 5 classes n=300,000 d=100, and benchopt's n=100,000 d=400 (binary). Contenders run interleaved, one call each per
-round, ``--rounds`` rounds (default 7); the medians are reported with the load average. BLAS
-runs on 1 thread (threadpoolctl).
+n=200,000 d=50 and 5 classes n=300,000 d=100, and benchopt's binary n=100,000 d=400.
+Contenders run interleaved, one call each per round, ``--rounds`` rounds (default 7); the
+medians are reported with the load average. BLAS runs on 1 thread (threadpoolctl).
 
     python bench/objective_pass.py [--rounds 7] [--fits 3] [--quick] [--passes-only]
     python bench/objective_pass.py --sparse [--rounds 51] [--fits 5]

@@ -108,10 +108,10 @@ def test_threads_change_no_bit_of_the_objective_or_the_products(model, layout):
 @pytest.mark.parametrize("model", ["linear", "logistic"])
 def test_rows_requested_in_order_change_no_bit_of_the_objective(monkeypatch, model, d,
                                                                 standardize, dtype):
-    # X larger than cache (FASTOPT_ROW_BLOCKS=0 forces it) is read row by row, in order, with
-    # the bytes stream_ahead_bytes on requested during each dot product, up to the end of X
-    # (2048 bytes: 29 rows of 9 float64, within one row of 700): the Numba loop's sums, which
-    # request nothing.
+    # X larger than cache (FASTOPT_ROW_BLOCKS=0 forces it) is read row by row, in order, each
+    # dot product requesting the bytes stream_ahead_bytes (2048) on: ~28 rows ahead for 9
+    # float64 columns, within the next row for 700; none for the rows that near X's end. The
+    # same sums as the Numba loop's, which requests nothing.
     monkeypatch.setenv("FASTOPT_ROW_BLOCKS", "0")
     prob = problem(model, dtype=dtype, standardize=standardize, weights=True, n=301, d=d)
     x, _ = point(prob)

@@ -56,7 +56,7 @@ inline __m256d load4(const float* x) noexcept { return _mm256_cvtps_pd(_mm_loadu
 #endif
 
 // `ahead` (or null): d * sizeof(T) bytes from there requested, a cache line per 64 bytes of x
-// read (rows in order: row_loops.hpp).
+// read (rows read in order: stream_ahead in rows.hpp).
 template <class T>
 inline double dot(const double* __restrict w, const T* __restrict x, int64_t d,
                   const char* ahead = nullptr) noexcept {
