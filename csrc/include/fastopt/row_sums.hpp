@@ -147,7 +147,8 @@ double sum_rows(const ModelSpec& s, const Dataset<T>& data, const RowStream& row
     constexpr int64_t poll_every = 512;
     const int64_t d = s.n_features, k = s.n_outputs;
     // Dense rows are requested ahead in order too: the hardware prefetcher alone kept epochs
-    // in order slower than shuffled blocks of rows with these requests (bench/README.md). The
+    // in order slower than shuffled blocks of rows with these requests (bench/README.md); the
+    // one-output loop requests them by bytes instead (stream_ahead, rows.hpp). The
     // far requests (into L2) only for shuffled rows: in order the L2 streamer has them on its
     // way already, and the requests cost the objective's full pass over 500,000 x 100 ~10%.
     const int64_t lookahead = rows.shuffled() || !sparse ? data.prefetch_rows : -1;
